@@ -1,0 +1,88 @@
+# epollcr: plain GNU make.  `make` builds build/libepollcr.so and
+# build/epollcr; `make check` runs every test; SAN=address,undefined or
+# SAN=thread builds everything under those sanitizers.
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+SAN ?=
+O ?= 2
+BUILD ?= build
+PKG_CONFIG ?= pkg-config
+VERSION := $(shell sed -n 's/^#define EPOLLCR_VERSION_STRING "\(.*\)"/\1/p' include/epollcr.h)
+SOMAJOR := $(shell sed -n 's/^#define EPOLLCR_VERSION_MAJOR \(.*\)/\1/p' include/epollcr.h)
+
+ifneq ($(SAN),)
+BUILD := build-$(subst $(comma),-,$(SAN))
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+O := 1
+endif
+comma := ,
+
+UNWIND_CFLAGS := $(shell $(PKG_CONFIG) --cflags libunwind 2>/dev/null)
+UNWIND_LIBS := $(shell $(PKG_CONFIG) --libs libunwind 2>/dev/null || echo -lunwind)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter
+CFLAGS_BASE := -std=gnu11 -O$(O) -g -fPIC -fvisibility=hidden $(WARN) \
+	-D_GNU_SOURCE -Iinclude -Icommon -Ishim -Irecorder -Ireplayer \
+	$(UNWIND_CFLAGS) $(SANFLAGS) -MMD -MP
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+LDLIBS_CORE := $(UNWIND_LIBS) -ldl -lpthread
+
+# The core: everything that is not an interposed libc name.
+CORE_SRC := $(wildcard common/*.c) $(wildcard recorder/*.c) \
+	$(wildcard replayer/*.c) shim/registry.c shim/backtrace.c
+# The wrappers: only in the preloaded library.
+SHIM_SRC := $(filter-out shim/registry.c shim/backtrace.c,$(wildcard shim/*.c))
+CLI_SRC := $(wildcard cli/*.c)
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+LIB := $(BUILD)/libepollcr.so
+CORE_A := $(BUILD)/libepollcr-core.a
+CLI := $(BUILD)/epollcr
+
+.PHONY: all check unit integration demo bench fuzz clean deps format lint \
+	install uninstall
+all: $(LIB) $(CLI)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE_A): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB): $(SHIM_OBJ) $(CORE_A) shim/libepollcr.map
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libepollcr.so.$(SOMAJOR) \
+		-Wl,--version-script=shim/libepollcr.map -Wl,-z,defs \
+		-o $@ $(SHIM_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
+
+$(CLI): $(CLI_OBJ) $(CORE_A)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
+
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+include test/test.mk
+include bench/bench.mk
+
+deps:
+	@tools/deps.sh build
+
+demo: deps all
+	@tools/demo.sh $(BUILD)
+
+clean:
+	rm -rf build build-*
+
+format:
+	clang-format -i $(wildcard */*.c */*.h test/*/*.c bench/*.c)
+
+lint:
+	clang-tidy --quiet $(CORE_SRC) $(SHIM_SRC) $(CLI_SRC) -- $(CFLAGS_BASE)
+	cppcheck --quiet --error-exitcode=1 --inline-suppr \
+		--suppress=missingIncludeSystem -Iinclude -Icommon -Ishim \
+		-Irecorder -Ireplayer common shim recorder replayer cli

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/* The in-memory image model: growth helpers shared by recorder and replayer. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epollcr_image.h"
+
+void image_init(struct image *img)
+{
+	memset(img, 0, sizeof(*img));
+}
+
+static void backtrace_free(struct image_backtrace *bt)
+{
+	for (uint32_t i = 0; i < bt->nframes; i++)
+		free(bt->frames[i].symbol);
+	free(bt->frames);
+}
+
+void image_free(struct image *img)
+{
+	free(img->proc.exe);
+	free(img->proc.comm);
+	free(img->proc.version);
+	for (uint32_t i = 0; i < img->nmodules; i++)
+		free(img->modules[i].path);
+	free(img->modules);
+	for (uint32_t i = 0; i < img->nbacktraces; i++)
+		backtrace_free(&img->backtraces[i]);
+	free(img->backtraces);
+	for (uint32_t i = 0; i < img->ntargets; i++)
+		free(img->targets[i].path);
+	free(img->targets);
+	free(img->fds);
+	free(img->watches);
+	for (uint32_t i = 0; i < img->ndiags; i++) {
+		free(img->diags[i].path);
+		free(img->diags[i].message);
+	}
+	free(img->diags);
+	image_init(img);
+}
+
+/*
+ * Make room for one more element of elem_size bytes in *array, which holds
+ * *count elements in room for *cap.  Returns a pointer to the new, zeroed
+ * element, or NULL when max_count is reached or memory runs out.
+ */
+static void *grow(void **array, uint32_t *count, uint32_t *cap,
+		  size_t elem_size, uint32_t max_count)
+{
+	if (*count >= max_count)
+		return NULL;
+	if (*count == *cap) {
+		uint32_t ncap = *cap ? *cap * 2 : 16;
+		if (ncap > max_count)
+			ncap = max_count;
+		void *n = realloc(*array, (size_t)ncap * elem_size);
+		if (!n)
+			return NULL;
+		*array = n;
+		*cap = ncap;
+	}
+	char *elem = (char *)*array + (size_t)*count * elem_size;
+	memset(elem, 0, elem_size);
+	(*count)++;
+	return elem;
+}
+
+#define GROW(img, name, max)                                                  \
+	grow((void **)&(img)->name, &(img)->n##name, &(img)->cap_##name,     \
+	     sizeof(*(img)->name), (max))
+
+struct image_target *image_add_target(struct image *img, uint32_t kind)
+{
+	struct image_target *t = GROW(img, targets, IMAGE_MAX_TARGETS);
+	if (t) {
+		t->id = img->ntargets;
+		t->kind = kind;
+	}
+	return t;
+}
+
+struct image_fd *image_add_fd(struct image *img)
+{
+	return GROW(img, fds, IMAGE_MAX_FDS);
+}
+
+struct image_watch *image_add_watch(struct image *img)
+{
+	struct image_watch *w = GROW(img, watches, IMAGE_MAX_WATCHES);
+	if (w)
+		w->open_fd = -1;
+	return w;
+}
+
+struct image_module *image_add_module(struct image *img)
+{
+	struct image_module *m = GROW(img, modules, IMAGE_MAX_MODULES);
+	if (m)
+		m->id = img->nmodules;
+	return m;
+}
+
+struct image_backtrace *image_add_backtrace(struct image *img)
+{
+	struct image_backtrace *b =
+		GROW(img, backtraces, IMAGE_MAX_BACKTRACES);
+	if (b)
+		b->id = img->nbacktraces;
+	return b;
+}
+
+int image_add_diag(struct image *img, uint32_t severity, uint32_t code,
+		   int epfd, int tfd, const char *path, uint32_t bt,
+		   const char *fmt, ...)
+{
+	char *msg = NULL, *path_copy = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	if (path && !(path_copy = strdup(path)))
+		goto err_free_msg;
+	struct image_diag *d = GROW(img, diags, IMAGE_MAX_DIAGS);
+	if (!d)
+		goto err_free_path;
+	d->severity = severity;
+	d->code = code;
+	d->epfd = epfd;
+	d->tfd = tfd;
+	d->path = path_copy;
+	d->message = msg;
+	d->bt = bt;
+	return 0;
+
+err_free_path:
+	free(path_copy);
+err_free_msg:
+	free(msg);
+	return -ENOMEM;
+}
+
+struct image_target *image_target_by_id(const struct image *img, uint32_t id)
+{
+	if (id == IMAGE_NONE || id > img->ntargets)
+		return NULL;
+	return &img->targets[id - 1];
+}
+
+const char *image_kind_name(uint32_t kind)
+{
+	static const char *const names[IMAGE_KIND_COUNT] = {
+		[IMAGE_KIND_OTHER] = "other",	  [IMAGE_KIND_SOCKET] = "socket",
+		[IMAGE_KIND_PIPE] = "pipe",	  [IMAGE_KIND_EVENTFD] = "eventfd",
+		[IMAGE_KIND_TIMERFD] = "timerfd", [IMAGE_KIND_SIGNALFD] = "signalfd",
+		[IMAGE_KIND_EPOLL] = "epoll",
+	};
+	return kind < IMAGE_KIND_COUNT ? names[kind] : "other";
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and writing image files (format in include/epollcr_image.h and
+ * docs/image-format.md).
+ */
+#ifndef EPOLLCR_IMAGE_IO_H
+#define EPOLLCR_IMAGE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epollcr_image.h"
+
+/*
+ * Serialise img to fd as one complete image (header, records in the order
+ * the format requires, END with checksum), streaming through a bounded
+ * buffer of at most 128 KiB whatever the image's size.  Returns 0 or -errno.
+ */
+int image_write_fd(const struct image *img, int fd);
+
+/*
+ * Write img atomically to path: a temporary file (mode 0600) in path's
+ * directory, fsync, rename over path, fsync of the directory.  A crash at
+ * any point leaves either the old file or the new one under path, and no
+ * temporary file behind when the process survives.  Returns 0 or -errno.
+ */
+int image_write_file(const struct image *img, const char *path);
+
+/*
+ * Read and validate a whole image from fd into img (initialised by the
+ * call).  Every check of docs/image-format.md is made; memory grows only with
+ * the records actually present, never with counts the image claims.
+ * Returns 0, or -1 with one line in err ("offset N: what is wrong") and img
+ * left empty.
+ */
+int image_read_fd(int fd, struct image *img, char *err, size_t err_len);
+
+/* image_read_fd() on the file at path (opened O_RDONLY|O_CLOEXEC). */
+int image_read_file(const char *path, struct image *img, char *err,
+		    size_t err_len);
+
+/* The same on a buffer in memory (used by the fuzz target). */
+int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
+		   size_t err_len);
+
+/* CRC-32C (Castagnoli) of len bytes, continuing from crc (start with 0). */
+uint32_t image_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * epollcr image format, version 1, and the in-memory model that both the
+ * recorder (which fills it from the kernel and the shadow registry, then
+ * writes it) and the replayer (which reads it, validates it and rebuilds it)
+ * share.  docs/image-format.md is the prose version of this header; the two
+ * must agree.
+ *
+ * On disk:
+ *   file   := header record* end-record
+ *   header := 32 bytes, see struct image_file_header
+ *   record := u32 type, u32 payload_len (little endian), payload
+ * A payload is a sequence of fields.  Every integer field is an unsigned
+ * LEB128 varint (at most 10 bytes; a value that does not fit its field is an
+ * error); a string is a varint length followed by that many bytes, no NUL.
+ * Records come in this order: PROCESS, MODULE*, BACKTRACE*, TARGET*, FD*,
+ * WATCHES*, DIAG*, END.  A record may only refer to ids defined by earlier
+ * records, so one pass validates every reference.
+ */
+#ifndef EPOLLCR_IMAGE_H
+#define EPOLLCR_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define IMAGE_MAGIC "EPOLLCR\0"		/* 8 bytes at offset 0 */
+#define IMAGE_MAGIC_LEN 8
+#define IMAGE_VERSION 1			/* this header's format version */
+#define IMAGE_HEADER_LEN 32		/* bytes of struct image_file_header */
+#define IMAGE_BYTE_ORDER 0x01020304u	/* stored little endian */
+
+/* Record types. */
+enum image_record_type {
+	IMAGE_REC_PROCESS = 1,	 /* who was dumped; exactly one, first */
+	IMAGE_REC_MODULE = 2,	 /* a loaded object named by backtraces */
+	IMAGE_REC_BACKTRACE = 3, /* one distinct call stack */
+	IMAGE_REC_TARGET = 4,	 /* a batch of open file descriptions */
+	IMAGE_REC_FD = 5,	 /* a batch of fd -> target bindings */
+	IMAGE_REC_WATCHES = 6,	 /* a batch of watches of one epoll set */
+	IMAGE_REC_DIAG = 7,	 /* one diagnostic */
+	IMAGE_REC_END = 8,	 /* counts and checksum; exactly one, last */
+};
+
+/*
+ * Largest payload, in bytes, that a record of each type may have.  Batches
+ * (TARGET, FD, WATCHES) are cut by the writer so that no payload exceeds
+ * IMAGE_MAX_BATCH_PAYLOAD; the reader rejects any record whose payload_len is
+ * above its type's limit before reading the payload.
+ */
+#define IMAGE_MAX_PROCESS_PAYLOAD 16384
+#define IMAGE_MAX_MODULE_PAYLOAD 8192
+#define IMAGE_MAX_BACKTRACE_PAYLOAD 8192
+#define IMAGE_MAX_BATCH_PAYLOAD 65536
+#define IMAGE_MAX_DIAG_PAYLOAD 8192
+#define IMAGE_END_PAYLOAD_MAX 80 /* END holds at most 8 varints */
+
+/* Whole-image limits the reader enforces, whatever the counts claim. */
+#define IMAGE_MAX_STRING 4096	      /* bytes of one string field */
+#define IMAGE_MAX_FRAMES 64	      /* frames of one backtrace */
+#define IMAGE_MAX_TARGETS (1u << 24)  /* targets in one image */
+#define IMAGE_MAX_FDS (1u << 24)      /* fd bindings in one image */
+#define IMAGE_MAX_WATCHES (1u << 24)  /* watches in one image */
+#define IMAGE_MAX_BACKTRACES (1u << 20) /* distinct backtraces */
+#define IMAGE_MAX_MODULES 4096	      /* distinct modules */
+#define IMAGE_MAX_DIAGS (1u << 20)    /* diagnostics */
+#define IMAGE_MAX_NEST_DEPTH 5	      /* sets in one chain: EP_MAX_NESTS + 1 */
+#define IMAGE_NONE 0		      /* id 0 names nothing in references */
+
+/* The 32-byte file header. All fields little endian. */
+struct image_file_header {
+	char magic[IMAGE_MAGIC_LEN];	/* IMAGE_MAGIC */
+	uint16_t version;		/* IMAGE_VERSION */
+	uint16_t header_len;		/* IMAGE_HEADER_LEN */
+	uint32_t byte_order;		/* IMAGE_BYTE_ORDER */
+	uint32_t flags;			/* IMAGE_F_* */
+	uint32_t reserved0;		/* zero */
+	uint64_t reserved1;		/* zero */
+};
+
+/* image flags (header and struct image) */
+#define IMAGE_F_COMPLETE 0x1	   /* nothing was lost while recording */
+#define IMAGE_F_KERNEL_VIEW 0x2	   /* /proc/self/fdinfo was read */
+#define IMAGE_F_SHADOW_VIEW 0x4	   /* the shim's registry contributed */
+#define IMAGE_F_ALL (IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW | IMAGE_F_SHADOW_VIEW)
+
+/* Kinds of target.  The numbering is part of the format. */
+enum image_kind {
+	IMAGE_KIND_OTHER = 0,	 /* anything else: tty, inotify, device... */
+	IMAGE_KIND_SOCKET = 1,	 /* socket(2), accept(2), socketpair(2) */
+	IMAGE_KIND_PIPE = 2,	 /* one end of pipe(2) or a FIFO */
+	IMAGE_KIND_EVENTFD = 3,	 /* eventfd(2) */
+	IMAGE_KIND_TIMERFD = 4,	 /* timerfd_create(2) */
+	IMAGE_KIND_SIGNALFD = 5, /* signalfd(2) */
+	IMAGE_KIND_EPOLL = 6,	 /* epoll_create(2) */
+	IMAGE_KIND_COUNT = 7,
+};
+
+/* Where a target's description came from (image_target.origin bits). */
+#define IMAGE_ORIGIN_KERNEL 0x1	/* described from the kernel's view */
+#define IMAGE_ORIGIN_SHADOW 0x2	/* the shim saw it being created */
+
+/* socket target */
+struct image_socket {
+	uint32_t domain;	/* AF_* (SO_DOMAIN) */
+	uint32_t type;		/* SOCK_STREAM... without flags (SO_TYPE) */
+	uint32_t protocol;	/* SO_PROTOCOL */
+	uint32_t flags;		/* IMAGE_SOCK_* */
+	int32_t backlog;	/* listen() backlog, -1 when unknown */
+	uint32_t addr_len;	/* bytes of addr, 0 when unbound/unknown */
+	struct sockaddr_storage addr; /* getsockname() */
+	uint32_t peer_len;	/* bytes of peer, 0 when not connected */
+	struct sockaddr_storage peer; /* getpeername(), for diagnostics */
+};
+#define IMAGE_SOCK_LISTENING 0x01 /* SO_ACCEPTCONN */
+#define IMAGE_SOCK_CONNECTED 0x02 /* has a peer: not restorable unprivileged */
+#define IMAGE_SOCK_REUSEADDR 0x04 /* SO_REUSEADDR */
+#define IMAGE_SOCK_REUSEPORT 0x08 /* SO_REUSEPORT */
+#define IMAGE_SOCK_BOUND 0x10	  /* bound to addr (explicitly or by listen) */
+#define IMAGE_SOCK_V6ONLY 0x20	  /* IPV6_V6ONLY */
+#define IMAGE_SOCK_PAIR 0x40	  /* one end of a socketpair in this image */
+#define IMAGE_SOCK_FLAGS_ALL 0x7f
+
+/* pipe target */
+struct image_pipe {
+	uint32_t write_end;	/* 1: write end, 0: read end */
+	uint64_t ino;		/* pipefs inode, to pair the ends */
+	uint32_t peer;		/* target id of the other end, IMAGE_NONE */
+	uint32_t pending;	/* bytes queued (FIONREAD on the read end) */
+};
+
+/* eventfd target */
+struct image_eventfd {
+	uint64_t count;		/* eventfd-count */
+	uint32_t semaphore;	/* EFD_SEMAPHORE was given */
+};
+
+/* timerfd target; times in nanoseconds */
+struct image_timerfd {
+	uint32_t clockid;	/* CLOCK_* */
+	uint32_t settime_flags;	/* TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET */
+	uint64_t value_ns;	/* it_value as fdinfo shows it (0: disarmed) */
+	uint64_t interval_ns;	/* it_interval */
+	uint64_t ticks;		/* expirations not yet read */
+};
+
+/* signalfd target */
+struct image_signalfd {
+	uint64_t mask;		/* bit (n - 1) set for signal n */
+};
+
+/* epoll target */
+struct image_epoll {
+	uint32_t nwatches;	/* watches this set holds in the image */
+};
+
+/*
+ * One open file description: what epoll keys a watch on.  Several fds may
+ * refer to one target (dup), and a target may have no fd at all (a watched
+ * file whose every fd was closed while a dup elsewhere kept it alive: only
+ * the set still knows it).
+ */
+struct image_target {
+	uint32_t id;		/* 1..n, unique, increasing in the image */
+	uint32_t kind;		/* enum image_kind */
+	uint32_t origin;	/* IMAGE_ORIGIN_* */
+	uint32_t file_flags;	/* O_NONBLOCK | O_RDWR... (F_GETFL) */
+	char *path;		/* readlink of /proc/PID/fd/N, or NULL */
+	union {
+		struct image_socket sock;
+		struct image_pipe pipe;
+		struct image_eventfd efd;
+		struct image_timerfd tfd;
+		struct image_signalfd sfd;
+		struct image_epoll ep;
+	} u;
+};
+
+/* One descriptor: fd number -> target. */
+struct image_fd {
+	int32_t fd;		/* the number in the dumped process */
+	uint32_t target;	/* target id */
+	uint32_t fd_flags;	/* FD_CLOEXEC */
+};
+
+/* One watch of one epoll set, keyed like the kernel: (target, tfd). */
+struct image_watch {
+	uint32_t set;		/* target id of the epoll set */
+	int32_t tfd;		/* fd number given to EPOLL_CTL_ADD */
+	uint32_t events;	/* as /proc/PID/fdinfo shows (EPOLLERR|HUP in) */
+	uint64_t data;		/* epoll_data as fdinfo shows */
+	uint32_t target;	/* target id of the watched file, or IMAGE_NONE */
+	int32_t open_fd;	/* an fd holding the file at dump time, or -1 */
+	uint32_t flags;		/* IMAGE_W_* */
+	uint32_t bt_add;	/* backtrace id of the ADD, or IMAGE_NONE */
+	uint32_t bt_mod;	/* backtrace id of the last MOD, or IMAGE_NONE */
+};
+#define IMAGE_W_SHADOW 0x1	/* the shim saw this watch being added */
+#define IMAGE_W_KERNEL 0x2	/* the kernel listed this watch */
+#define IMAGE_W_DISARMED 0x4	/* fired EPOLLONESHOT: events has no poll bits */
+#define IMAGE_W_STALE 0x8	/* tfd no longer holds the watched file */
+#define IMAGE_W_FLAGS_ALL 0xf
+
+/* A loaded object that backtrace frames point into. */
+struct image_module {
+	uint32_t id;		/* 1..n */
+	char *path;		/* as the dynamic loader named it */
+	uint64_t base;		/* load address at dump time (diagnostic only) */
+};
+
+struct image_frame {
+	uint32_t module;	/* module id, IMAGE_NONE when unknown */
+	uint64_t offset;	/* from the module's load address (or absolute) */
+	char *symbol;		/* nearest symbol, or NULL */
+	uint64_t symbol_offset;	/* offset from that symbol */
+};
+
+struct image_backtrace {
+	uint32_t id;		/* 1..n */
+	uint32_t nframes;	/* <= IMAGE_MAX_FRAMES */
+	struct image_frame *frames;
+};
+
+enum image_severity {
+	IMAGE_SEV_INFO = 0,
+	IMAGE_SEV_WARNING = 1,
+	IMAGE_SEV_ERROR = 2,
+};
+
+/* Diagnostic codes: what kind of discrepancy, for tools. */
+enum image_diag_code {
+	IMAGE_DIAG_GENERIC = 0,		/* free text only */
+	IMAGE_DIAG_UNSEEN_WATCH = 1,	/* kernel has it, the shim never saw it */
+	IMAGE_DIAG_PHANTOM_WATCH = 2,	/* the shim has it, the kernel does not */
+	IMAGE_DIAG_STALE_TFD = 3,	/* tfd holds another file or none */
+	IMAGE_DIAG_MISMATCH = 4,	/* events/data differ shim vs kernel */
+	IMAGE_DIAG_NO_PROC = 5,		/* /proc could not be read */
+	IMAGE_DIAG_INCOMPLETE = 6,	/* the registry lost something */
+	IMAGE_DIAG_UNRESTORABLE = 7,	/* target cannot be recreated unprivileged */
+	IMAGE_DIAG_CODE_MAX = 7,
+};
+
+struct image_diag {
+	uint32_t severity;	/* enum image_severity */
+	uint32_t code;		/* enum image_diag_code */
+	int32_t epfd;		/* epoll fd concerned, or -1 */
+	int32_t tfd;		/* watch's tfd concerned, or -1 */
+	char *path;		/* target path, or NULL */
+	char *message;		/* one line, no trailing newline */
+	uint32_t bt;		/* registration backtrace, or IMAGE_NONE */
+};
+
+/* Identity of the dumped process. */
+struct image_process {
+	int32_t pid;
+	uint32_t uid;
+	uint64_t time_sec;	/* CLOCK_REALTIME at dump */
+	uint32_t time_nsec;
+	uint32_t nofile_limit;	/* RLIMIT_NOFILE soft limit at dump */
+	char *exe;		/* readlink /proc/self/exe */
+	char *comm;		/* /proc/self/comm */
+	char *version;		/* epollcr version that wrote the image */
+};
+
+/*
+ * The whole model.  Arrays are owned by the struct; ids are indexes + 1, so
+ * targets[id - 1].id == id (likewise modules, backtraces).  Watches are
+ * grouped by set, in the order the set's fdinfo lists them.
+ */
+struct image {
+	uint32_t flags;		/* IMAGE_F_* */
+	struct image_process proc;
+	struct image_module *modules;
+	uint32_t nmodules;
+	struct image_backtrace *backtraces;
+	uint32_t nbacktraces;
+	struct image_target *targets;
+	uint32_t ntargets;
+	struct image_fd *fds;
+	uint32_t nfds;
+	struct image_watch *watches;
+	uint32_t nwatches;
+	struct image_diag *diags;
+	uint32_t ndiags;
+	/* capacities of the arrays above, for the image_add_* helpers */
+	uint32_t cap_modules, cap_backtraces, cap_targets, cap_fds, cap_watches,
+		cap_diags;
+};
+
+/* Initialise an empty image. */
+void image_init(struct image *img);
+
+/* Free everything an image owns and leave it empty. */
+void image_free(struct image *img);
+
+/*
+ * Append an element and return a pointer to it, zeroed, with its id set where
+ * it has one; NULL when memory runs out or a limit (IMAGE_MAX_*) is reached.
+ * The pointer is valid until the next append of the same kind.
+ */
+struct image_target *image_add_target(struct image *img, uint32_t kind);
+struct image_fd *image_add_fd(struct image *img);
+struct image_watch *image_add_watch(struct image *img);
+struct image_module *image_add_module(struct image *img);
+struct image_backtrace *image_add_backtrace(struct image *img);
+
+/*
+ * Append a diagnostic whose message is formatted printf-style; path is
+ * copied (may be NULL).  Returns 0 or -ENOMEM.
+ */
+int image_add_diag(struct image *img, uint32_t severity, uint32_t code,
+		   int epfd, int tfd, const char *path, uint32_t bt,
+		   const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
+/* The target with this id, or NULL when the id names none. */
+struct image_target *image_target_by_id(const struct image *img, uint32_t id);
+
+/* Lower-case name of a kind ("socket"...), "other" for unknown values. */
+const char *image_kind_name(uint32_t kind);
+
+#endif

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The recorder: an image of the calling process's epoll state, the kernel's
+ * view (kview.h) enriched with the shadow registry and reconciled with it.
+ */
+#ifndef EPOLLCR_RECORDER_H
+#define EPOLLCR_RECORDER_H
+
+#include <stdint.h>
+
+#include "epollcr_image.h"
+
+/* The value a dump request carries in sigqueue(): magic | 24-bit nonce. */
+#define RECORDER_REQ_MAGIC 0x45000000u /* 'E' in the top byte */
+#define RECORDER_REQ_MASK 0xff000000u
+#define RECORDER_NONCE_MASK 0x00ffffffu
+
+/* The default checkpoint signal: SIGRTMAX - 3 (see docs/recorder.md). */
+#define RECORDER_DEFAULT_SIGNAL_FROM_RTMAX 3
+
+/*
+ * Abstract unix socket name on which `epollcr dump` waits for the image of
+ * pid, for a request with this nonce: "\0epollcr-dump-PID-NONCE".  Writes
+ * at most len bytes into name (len >= 64) and returns the name's length
+ * including the leading NUL.
+ */
+int recorder_socket_name(char *name, size_t len, int pid, uint32_t nonce);
+
+/* Flags of recorder_build_image(). */
+#define RECORDER_F_FULL_KCMP 0x1 /* resolve every watch through kcmp */
+#define RECORDER_F_NO_PROC 0x2	 /* pretend /proc is unreadable (tests) */
+
+/*
+ * Build the image of the calling process into img (initialised by the
+ * call): the kernel's view, the shadow's enrichment (kinds, backlog,
+ * backtraces), a diagnostic for every discrepancy.  While it reads the
+ * kernel, every registered set is locked, so no epoll_ctl of the program
+ * completes on it: a consistent cut.  Returns 0 or -errno (img is then
+ * freed).
+ */
+int recorder_build_image(struct image *img, unsigned flags);
+
+/*
+ * Build the image and write it to fd (a stream) or, with path, atomically
+ * to a file.  Return 0 or -errno.
+ */
+int recorder_dump_fd(int fd, unsigned flags);
+int recorder_dump_file(const char *path, unsigned flags);
+
+/*
+ * The image directory for this process: dir_env when not empty (EPOLLCR_DIR),
+ * else $XDG_RUNTIME_DIR/epollcr, else TMPDIR (or /tmp)/epollcr-UID; created
+ * 0700 when missing, refused when it is a symlink, not a directory, or owned
+ * by another user, or group/world writable.  Writes the path into out (len
+ * bytes).  Returns 0 or -errno with a reason in why.
+ */
+int recorder_image_dir(const char *dir_env, char *out, size_t len, char *why,
+		       size_t why_len);
+
+#endif

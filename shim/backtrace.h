@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Interned call-site backtraces (raw return addresses). */
+#ifndef EPOLLCR_BACKTRACE_H
+#define EPOLLCR_BACKTRACE_H
+
+#include <stdint.h>
+
+#define BACKTRACE_MAX_DEPTH 32	   /* frames kept per stack */
+#define BACKTRACE_DEFAULT_DEPTH 8  /* EPOLLCR_BACKTRACE when unset */
+
+/*
+ * Capture the calling thread's stack, dropping the innermost `skip` frames
+ * and keeping at most `depth` (capped at BACKTRACE_MAX_DEPTH), and return
+ * the id of the interned copy: 0 when depth is 0 or anything failed.
+ */
+uint32_t backtrace_capture(unsigned skip, unsigned depth);
+
+/* Intern nframes addresses; the same stack always gets the same id. */
+uint32_t backtrace_intern(const uintptr_t *frames, unsigned nframes);
+
+/*
+ * The frames of id (innermost first) through *frames; returns their count,
+ * 0 when id names no stack.  The storage lives as long as the process.
+ */
+unsigned backtrace_frames(uint32_t id, const uintptr_t **frames);
+
+/* How many distinct stacks were interned. */
+uint32_t backtrace_count(void);
+
+/* Fork handlers: no stripe lock stays held in the child. */
+void backtrace_fork_prepare(void);
+void backtrace_fork_parent(void);
+void backtrace_fork_child(void);
+
+#endif

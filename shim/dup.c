@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+/*
+ * dup, dup2, dup3, fcntl(F_DUPFD, F_DUPFD_CLOEXEC).  The new number refers
+ * to the same file; whatever it held before was closed implicitly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "registry.h"
+#include "shim.h"
+
+static int duplicated(int oldfd, int newfd)
+{
+	if (newfd >= 0 && newfd != oldfd && !shim_busy) {
+		int saved_errno = errno;
+		registry_fd_dup(oldfd, newfd);
+		if (newfd == log_get_fd())
+			log_fd_closed(newfd);
+		errno = saved_errno;
+	}
+	return newfd;
+}
+
+SHIM_API int dup(int oldfd)
+{
+	return duplicated(oldfd, REAL(dup)(oldfd));
+}
+
+SHIM_API int dup2(int oldfd, int newfd)
+{
+	return duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+}
+
+SHIM_API int dup3(int oldfd, int newfd, int flags)
+{
+	return duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+}
+
+/* fcntl's third argument is an int, a long or a pointer: pass a word. */
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
+			va_list ap)
+{
+	void *arg = va_arg(ap, void *);
+	int ret = real(fd, cmd, arg);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		duplicated(fd, ret);
+	return ret;
+}
+
+SHIM_API int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int ret = fcntl_common(REAL(fcntl), fd, cmd, ap);
+	va_end(ap);
+	return ret;
+}
+
+SHIM_API int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int ret = fcntl_common(REAL(fcntl64), fd, cmd, ap);
+	va_end(ap);
+	return ret;
+}

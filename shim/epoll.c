@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+/*
+ * epoll_create, epoll_create1, epoll_ctl.  The set's lock is held across
+ * the real epoll_ctl and its bookkeeping, so that a dump, which reads the
+ * kernel's view under the same lock, sees each set as a consistent cut.
+ * The kernel serialises control operations on one set anyway (ep->mtx).
+ */
+#include <errno.h>
+
+#include "registry.h"
+#include "shim.h"
+
+static int created(int epfd, int flags)
+{
+	if (epfd >= 0 && shim_enter()) {
+		int saved_errno = errno;
+		registry_set_created(epfd, flags);
+		shim_recorder_need();
+		errno = saved_errno;
+		shim_leave();
+	}
+	return epfd;
+}
+
+SHIM_API int epoll_create(int size)
+{
+	return created(REAL(epoll_create)(size), 0);
+}
+
+SHIM_API int epoll_create1(int flags)
+{
+	return created(REAL(epoll_create1)(flags), flags);
+}
+
+SHIM_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	if (!shim_enter())
+		return REAL(epoll_ctl)(epfd, op, fd, event);
+
+	uint32_t bt = 0;
+	if (op != EPOLL_CTL_DEL && shim_config.backtrace_depth)
+		bt = shim_backtrace();
+	struct reg_set *set = registry_set_lock(epfd);
+	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
+	if (ret == 0) {
+		int saved_errno = errno;
+		registry_ctl_locked(set, epfd, op, fd, event, bt);
+		errno = saved_errno;
+	}
+	registry_set_unlock(set);
+	shim_leave();
+	return ret;
+}

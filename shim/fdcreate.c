@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The other calls that create pollable descriptors: pipe, pipe2, eventfd,
+ * timerfd_create, signalfd, inotify_init, inotify_init1.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "shim.h"
+
+static int created(int fd, uint32_t kind, const struct reg_create *c)
+{
+	if (fd >= 0 && !shim_busy) {
+		int saved_errno = errno;
+		registry_fd_created(fd, kind, c);
+		errno = saved_errno;
+	}
+	return fd;
+}
+
+static int pipe_created(int ret, int fds[2], int flags)
+{
+	if (ret == 0) {
+		struct reg_create r = { .flags = flags, .backlog = -1,
+					.pipe_end = 0, .peer_fd = fds[1] };
+		struct reg_create w = { .flags = flags, .backlog = -1,
+					.pipe_end = 1, .peer_fd = fds[0] };
+		created(fds[0], IMAGE_KIND_PIPE, &r);
+		created(fds[1], IMAGE_KIND_PIPE, &w);
+	}
+	return ret;
+}
+
+SHIM_API int pipe(int fds[2])
+{
+	return pipe_created(REAL(pipe)(fds), fds, 0);
+}
+
+SHIM_API int pipe2(int fds[2], int flags)
+{
+	return pipe_created(REAL(pipe2)(fds, flags), fds, flags);
+}
+
+SHIM_API int eventfd(unsigned int count, int flags)
+{
+	struct reg_create c = { .flags = flags, .backlog = -1 };
+	return created(REAL(eventfd)(count, flags), IMAGE_KIND_EVENTFD, &c);
+}
+
+SHIM_API int timerfd_create(int clockid, int flags)
+{
+	struct reg_create c = { .flags = flags, .clockid = clockid,
+				.backlog = -1 };
+	return created(REAL(timerfd_create)(clockid, flags),
+		       IMAGE_KIND_TIMERFD, &c);
+}
+
+/* The signals of a sigset_t as a bit mask, bit n-1 for signal n. */
+static uint64_t sigmask_bits(const sigset_t *mask)
+{
+	uint64_t bits = 0;
+	for (int sig = 1; sig <= 64 && mask; sig++)
+		if (sigismember(mask, sig) == 1)
+			bits |= 1ull << (sig - 1);
+	return bits;
+}
+
+SHIM_API int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	int ret = REAL(signalfd)(fd, mask, flags);
+	if (ret >= 0 && !shim_busy) {
+		int saved_errno = errno;
+		if (fd == -1) {
+			struct reg_create c = { .flags = flags, .backlog = -1,
+						.sigmask = sigmask_bits(mask) };
+			registry_fd_created(ret, IMAGE_KIND_SIGNALFD, &c);
+		} else {
+			registry_signalfd_mask(ret, sigmask_bits(mask));
+		}
+		errno = saved_errno;
+	}
+	return ret;
+}
+
+SHIM_API int inotify_init(void)
+{
+	return created(REAL(inotify_init)(), IMAGE_KIND_OTHER, NULL);
+}
+
+SHIM_API int inotify_init1(int flags)
+{
+	struct reg_create c = { .flags = flags, .backlog = -1 };
+	return created(REAL(inotify_init1)(flags), IMAGE_KIND_OTHER, &c);
+}

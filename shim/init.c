@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Load-time set-up: read the configuration once (nginx clears its
+ * environment, memcached changes user: nothing is read later), register the
+ * fork handlers, adopt epoll sets inherited across exec.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backtrace.h"
+#include "kview.h"
+#define LOG_PREFIX "shim"
+#include "log.h"
+#include "registry.h"
+#include "shim.h"
+
+
+struct shim_config shim_config = {
+	.backtrace_depth = BACKTRACE_DEFAULT_DEPTH,
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Frames to drop: backtrace_capture, shim_backtrace, the wrapper. */
+#define BT_SKIP 3
+
+__attribute__((noinline)) uint32_t shim_backtrace(void)
+{
+	return backtrace_capture(BT_SKIP, shim_config.backtrace_depth);
+}
+
+static void read_config(void)
+{
+	const char *v = getenv("EPOLLCR_BACKTRACE");
+	if (v && *v) {
+		char *end;
+		unsigned long depth = strtoul(v, &end, 10);
+		if (*end || depth > BACKTRACE_MAX_DEPTH)
+			log_warn("EPOLLCR_BACKTRACE=%s is not a depth from 0 to %d; using %lu", v, BACKTRACE_MAX_DEPTH,
+				 depth > BACKTRACE_MAX_DEPTH ? (unsigned long)BACKTRACE_MAX_DEPTH : depth);
+		shim_config.backtrace_depth = depth > BACKTRACE_MAX_DEPTH ? BACKTRACE_MAX_DEPTH : (unsigned)depth;
+	}
+	v = getenv("EPOLLCR_DIR");
+	if (v && strlen(v) < sizeof(shim_config.dir))
+		strcpy(shim_config.dir, v);
+	v = getenv("EPOLLCR_LOG");
+	if (v && *v)
+		log_setup(2, (enum log_level)atoi(v));
+}
+
+static void fork_prepare(void)
+{
+	backtrace_fork_prepare();
+	registry_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	registry_fork_parent();
+	backtrace_fork_parent();
+}
+
+static void fork_child(void)
+{
+	registry_fork_child();
+	backtrace_fork_child();
+	shim_recorder_fork_child();
+}
+
+struct adopt_ctx {
+	int epfd;
+};
+
+static int adopt_one(void *ctx, const struct fdinfo_watch *w)
+{
+	struct adopt_ctx *a = ctx;
+	registry_adopt_watch(a->epfd, w->tfd, w->events, w->data);
+	return 0;
+}
+
+/* Adopt the epoll fd epfd found open at load time. */
+static void adopt_set(int fdinfo_dir, int epfd)
+{
+	char name[16], buf[65536];
+	snprintf(name, sizeof(name), "%d", epfd);
+	int fd = openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	registry_adopt_set(epfd);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	/* A set too large for one buffer is adopted partly: still shared. */
+	if (n > 0) {
+		struct adopt_ctx a = { .epfd = epfd };
+		buf[n] = '\0';
+		fdinfo_parse_epoll(buf, (size_t)n, NULL, adopt_one, &a);
+	}
+	shim_real.close(fd);
+}
+
+/*
+ * Epoll fds inherited across exec: the previous program's shadow is gone,
+ * the kernel still has the sets.  The directory fd is closed before main(),
+ * so the program's first open() gets the same number as without the shim.
+ */
+static void adopt_inherited(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	int fdinfo_dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	char path[64], link[64];
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		int fd = atoi(de->d_name);
+		if (fd == dirfd(dir) || fd == fdinfo_dir)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strstr(link, "eventpoll") && fdinfo_dir >= 0)
+			adopt_set(fdinfo_dir, fd);
+	}
+	if (fdinfo_dir >= 0)
+		shim_real.close(fdinfo_dir);
+	closedir(dir);
+}
+
+static void init_once_fn(void)
+{
+	shim_resolve();
+	shim_busy = 1;
+	read_config();
+	registry_init();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	adopt_inherited();
+	shim_signal_init();
+	shim_busy = 0;
+}
+
+void shim_init(void)
+{
+	pthread_once(&init_once, init_once_fn);
+}
+
+__attribute__((constructor)) static void shim_constructor(void)
+{
+	shim_init();
+}
+
+/* _Fork runs no atfork handlers: do their work around it. */
+SHIM_API pid_t _Fork(void)
+{
+	fork_prepare();
+	pid_t pid = REAL(fork_)();
+	int saved_errno = errno;
+	if (pid == 0)
+		fork_child();
+	else
+		fork_parent();
+	errno = saved_errno;
+	return pid;
+}

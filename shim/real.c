@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The real functions behind the wrappers, resolved with dlsym(RTLD_NEXT),
+ * once, from the constructor or from the first wrapper that runs before it.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include "shim.h"
+
+struct shim_real shim_real;
+__thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+
+#define RESOLVE(field, sym) \
+	*(void **)&shim_real.field = dlsym(RTLD_NEXT, sym)
+
+static void resolve_all(void)
+{
+	RESOLVE(epoll_create, "epoll_create");
+	RESOLVE(epoll_create1, "epoll_create1");
+	RESOLVE(epoll_ctl, "epoll_ctl");
+	RESOLVE(socket, "socket");
+	RESOLVE(socketpair, "socketpair");
+	RESOLVE(accept, "accept");
+	RESOLVE(accept4, "accept4");
+	RESOLVE(bind, "bind");
+	RESOLVE(listen, "listen");
+	RESOLVE(recvmsg, "recvmsg");
+	RESOLVE(close, "close");
+	RESOLVE(close_range, "close_range");
+	RESOLVE(dup, "dup");
+	RESOLVE(dup2, "dup2");
+	RESOLVE(dup3, "dup3");
+	RESOLVE(fcntl, "fcntl");
+	RESOLVE(fcntl64, "fcntl64");
+	RESOLVE(pipe, "pipe");
+	RESOLVE(pipe2, "pipe2");
+	RESOLVE(eventfd, "eventfd");
+	RESOLVE(timerfd_create, "timerfd_create");
+	RESOLVE(signalfd, "signalfd");
+	RESOLVE(inotify_init, "inotify_init");
+	RESOLVE(inotify_init1, "inotify_init1");
+	RESOLVE(fork_, "_Fork");
+	RESOLVE(sigaction, "sigaction");
+	RESOLVE(signal, "signal");
+	if (!shim_real.fcntl64)
+		shim_real.fcntl64 = shim_real.fcntl;
+}
+
+void shim_resolve(void)
+{
+	pthread_once(&resolve_once, resolve_all);
+}

@@ -1,0 +1,970 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The shadow registry (see registry.h for the model).
+ *
+ * Locks, in the order they may be taken:
+ *   sets_lock (the list of sets) -> one set's lock -> free_lock (file reuse).
+ * The fd table is lock-free: slots change with atomic exchange and
+ * compare-and-swap, so a close() racing another thread's open of the same
+ * number cannot drop the newcomer.  File and set objects are never returned
+ * to malloc while the process lives (they are reused), so a pointer read
+ * from the fd table stays a valid object even when the program races a
+ * close against an epoll_ctl of the same fd.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry.h"
+
+/* fd table: 2^19 leaves of 2^12 slots cover every int fd number. */
+#define FDT_LEAF_BITS 12
+#define FDT_LEAF_SIZE (1u << FDT_LEAF_BITS)
+#define FDT_TOP_SIZE (1u << (31 - FDT_LEAF_BITS))
+
+#define SLAB_WATCHES 127 /* watches per slab: 8 + 127 * 40 = 5088 bytes */
+#define MIN_BUCKETS 16
+
+struct fdt_leaf {
+	struct reg_file *slot[FDT_LEAF_SIZE];
+};
+
+struct reg_slab {
+	struct reg_slab *next;
+	struct reg_watch w[SLAB_WATCHES];
+};
+
+struct reg_set {
+	pthread_mutex_t lock;
+	struct reg_file *file;	/* the set's own file; NULL once destroyed */
+	struct reg_watch **buckets;
+	uint32_t nbuckets;	/* 0 or a power of two */
+	uint32_t nwatch;
+	struct reg_watch *free_watches;
+	struct reg_slab *slabs;
+	int flags;		/* epoll_create1 flags */
+	bool shared;		/* another process may change it (fork, exec) */
+	struct reg_set *next, *prev; /* live sets, under sets_lock */
+	struct reg_set *next_free;   /* reuse list, under free_lock */
+};
+
+static struct fdt_leaf *fdt_top[FDT_TOP_SIZE];
+static int fdt_max = -1;
+
+static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg_set *sets_head;
+
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg_file *free_files;
+static struct reg_set *free_sets;
+
+static bool lost_something;
+static size_t watch_bytes;
+
+static unsigned fail_after, fail_count;
+
+/* Allocation with failure injection; failures mark the registry. */
+static void *reg_calloc(size_t n, size_t size)
+{
+	if (__atomic_load_n(&fail_count, __ATOMIC_RELAXED)) {
+		if (__atomic_load_n(&fail_after, __ATOMIC_RELAXED) == 0) {
+			__atomic_sub_fetch(&fail_count, 1, __ATOMIC_RELAXED);
+			registry_mark_incomplete();
+			return NULL;
+		}
+		__atomic_sub_fetch(&fail_after, 1, __ATOMIC_RELAXED);
+	}
+	void *p = calloc(n, size);
+	if (!p)
+		registry_mark_incomplete();
+	return p;
+}
+
+static void account(ssize_t delta)
+{
+	__atomic_add_fetch(&watch_bytes, (size_t)delta, __ATOMIC_RELAXED);
+}
+
+void registry_fail_alloc(unsigned after, unsigned count)
+{
+	__atomic_store_n(&fail_after, after, __ATOMIC_RELAXED);
+	__atomic_store_n(&fail_count, count, __ATOMIC_RELAXED);
+}
+
+bool registry_incomplete(void)
+{
+	return __atomic_load_n(&lost_something, __ATOMIC_RELAXED);
+}
+
+void registry_mark_incomplete(void)
+{
+	__atomic_store_n(&lost_something, true, __ATOMIC_RELAXED);
+}
+
+size_t registry_watch_bytes(void)
+{
+	return __atomic_load_n(&watch_bytes, __ATOMIC_RELAXED);
+}
+
+int registry_init(void)
+{
+	return 0;
+}
+
+/* ---- fd table ---------------------------------------------------------- */
+
+/* The slot of fd, creating its leaf when create is set; NULL otherwise. */
+static struct reg_file **fdt_slot(int fd, bool create)
+{
+	if (fd < 0)
+		return NULL;
+	unsigned top = (unsigned)fd >> FDT_LEAF_BITS;
+	struct fdt_leaf *leaf = __atomic_load_n(&fdt_top[top], __ATOMIC_ACQUIRE);
+	if (!leaf) {
+		if (!create)
+			return NULL;
+		struct fdt_leaf *fresh = reg_calloc(1, sizeof(*fresh));
+		if (!fresh)
+			return NULL;
+		if (__atomic_compare_exchange_n(&fdt_top[top], &leaf, fresh,
+						false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			leaf = fresh;
+		else
+			free(fresh);
+	}
+	int max = __atomic_load_n(&fdt_max, __ATOMIC_RELAXED);
+	while (create && fd > max &&
+	       !__atomic_compare_exchange_n(&fdt_max, &max, fd, true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	return &leaf->slot[fd & (FDT_LEAF_SIZE - 1)];
+}
+
+static struct reg_file *fdt_get(int fd)
+{
+	struct reg_file **slot = fdt_slot(fd, false);
+	return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
+}
+
+int registry_max_fd(void)
+{
+	return __atomic_load_n(&fdt_max, __ATOMIC_RELAXED);
+}
+
+const struct reg_file *registry_file_at(int fd)
+{
+	return fdt_get(fd);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static inline uint8_t file_flags(const struct reg_file *f)
+{
+	return __atomic_load_n(&f->flags, __ATOMIC_RELAXED);
+}
+
+static inline uint8_t file_kind(const struct reg_file *f)
+{
+	return __atomic_load_n(&f->kind, __ATOMIC_RELAXED);
+}
+
+static struct reg_file *file_new(uint32_t kind, uint8_t flags,
+				 const struct reg_create *c)
+{
+	struct reg_file *f = NULL;
+
+	pthread_mutex_lock(&free_lock);
+	if (free_files) {
+		f = free_files;
+		free_files = f->next_free;
+	}
+	pthread_mutex_unlock(&free_lock);
+	if (f)
+		memset(f, 0, sizeof(*f));
+	else if (!(f = reg_calloc(1, sizeof(*f))))
+		return NULL;
+	f->refs = 1;
+	f->kind = (uint8_t)kind;
+	f->flags = flags;
+	f->hint_tfd = -1;
+	if (c)
+		f->create = *c;
+	else
+		f->create.backlog = -1;
+	return f;
+}
+
+/* Recycle f when nothing refers to it any more. */
+static void file_maybe_free(struct reg_file *f)
+{
+	pthread_mutex_lock(&free_lock);
+	if (!(file_flags(f) & REG_FILE_DEAD) &&
+	    __atomic_load_n(&f->refs, __ATOMIC_ACQUIRE) == 0 &&
+	    __atomic_load_n(&f->nwatch, __ATOMIC_ACQUIRE) == 0 && !f->set) {
+		__atomic_or_fetch(&f->flags, REG_FILE_DEAD, __ATOMIC_RELAXED);
+		f->next_free = free_files;
+		free_files = f;
+	}
+	pthread_mutex_unlock(&free_lock);
+}
+
+static void file_last_ref(struct reg_file *f);
+
+static void file_get(struct reg_file *f)
+{
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void file_put(struct reg_file *f)
+{
+	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		file_last_ref(f);
+}
+
+/* Install f (whose reference the caller hands over) at fd. */
+static void fdt_install(int fd, struct reg_file *f)
+{
+	struct reg_file **slot = fdt_slot(fd, true);
+	if (!slot) {
+		if (f)
+			file_put(f);
+		return;
+	}
+	struct reg_file *old = __atomic_exchange_n(slot, f, __ATOMIC_ACQ_REL);
+	if (old)
+		file_put(old);
+}
+
+void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c)
+{
+	struct reg_file *f = file_new(kind, 0, c);
+	/* Even without memory, the number's previous occupant is gone. */
+	fdt_install(fd, f);
+}
+
+void registry_fd_unknown(int fd)
+{
+	fdt_install(fd, NULL);
+}
+
+void registry_fd_dup(int oldfd, int newfd)
+{
+	if (oldfd == newfd)
+		return;
+	struct reg_file *f = fdt_get(oldfd);
+	if (f)
+		file_get(f);
+	if (f || fdt_get(newfd))
+		fdt_install(newfd, f);
+}
+
+struct reg_file *registry_fd_peek(int fd)
+{
+	return fdt_get(fd);
+}
+
+void registry_fd_closed(int fd, struct reg_file *seen)
+{
+	struct reg_file **slot = fdt_slot(fd, false);
+	if (!slot || !seen)
+		return;
+	if (__atomic_compare_exchange_n(slot, &seen, NULL, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		file_put(seen);
+}
+
+void registry_fd_closed_range(unsigned int first, unsigned int last)
+{
+	int max = registry_max_fd();
+	if (max < 0 || first > (unsigned)max)
+		return;
+	if (last > (unsigned)max)
+		last = (unsigned)max;
+	for (unsigned fd = first; fd <= last; fd++) {
+		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+				     __ATOMIC_ACQUIRE)) {
+			fd += FDT_LEAF_SIZE - 1; /* a whole empty leaf */
+			continue;
+		}
+		struct reg_file *f = fdt_get((int)fd);
+		if (f)
+			registry_fd_closed((int)fd, f);
+	}
+}
+
+void registry_socket_listen(int fd, int backlog)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (f)
+		__atomic_store_n(&f->create.backlog, backlog, __ATOMIC_RELAXED);
+}
+
+void registry_socket_bound(int fd)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (f)
+		__atomic_or_fetch(&f->flags, REG_FILE_BOUND, __ATOMIC_RELAXED);
+}
+
+void registry_signalfd_mask(int fd, uint64_t mask)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (f && file_kind(f) == IMAGE_KIND_SIGNALFD)
+		__atomic_store_n(&f->create.sigmask, mask, __ATOMIC_RELAXED);
+}
+
+unsigned registry_fds_of(const struct reg_file *file,
+			 void (*fn)(void *ctx, int fd), void *ctx,
+			 unsigned max_calls)
+{
+	unsigned calls = 0;
+	int max = registry_max_fd();
+	for (int fd = 0; fd <= max && calls < max_calls; fd++) {
+		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+				     __ATOMIC_ACQUIRE)) {
+			fd += FDT_LEAF_SIZE - 1;
+			continue;
+		}
+		if (fdt_get(fd) == file) {
+			fn(ctx, fd);
+			calls++;
+		}
+	}
+	return calls;
+}
+
+/* ---- watches within a locked set --------------------------------------- */
+
+static inline uint32_t bucket_of(const struct reg_set *s, int tfd)
+{
+	return (uint32_t)tfd & (s->nbuckets - 1);
+}
+
+static struct reg_watch *watch_find(struct reg_set *s,
+				    const struct reg_file *file, int tfd)
+{
+	if (!s->nbuckets)
+		return NULL;
+	for (struct reg_watch *w = s->buckets[bucket_of(s, tfd)]; w;
+	     w = w->next)
+		if (w->tfd == tfd && w->file == file)
+			return w;
+	return NULL;
+}
+
+/* Double the buckets when the load passes 1; on failure keep chains. */
+static void set_grow(struct reg_set *s)
+{
+	uint32_t n = s->nbuckets ? s->nbuckets * 2 : MIN_BUCKETS;
+	struct reg_watch **b = reg_calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (uint32_t i = 0; i < s->nbuckets; i++) {
+		struct reg_watch *w = s->buckets[i], *next;
+		for (; w; w = next) {
+			next = w->next;
+			uint32_t h = (uint32_t)w->tfd & (n - 1);
+			w->next = b[h];
+			b[h] = w;
+		}
+	}
+	account((ssize_t)(n - s->nbuckets) * (ssize_t)sizeof(*b));
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+}
+
+static struct reg_watch *watch_alloc(struct reg_set *s)
+{
+	if (!s->free_watches) {
+		struct reg_slab *slab = reg_calloc(1, sizeof(*slab));
+		if (!slab)
+			return NULL;
+		account(sizeof(*slab));
+		slab->next = s->slabs;
+		s->slabs = slab;
+		for (int i = SLAB_WATCHES - 1; i >= 0; i--) {
+			slab->w[i].next = s->free_watches;
+			s->free_watches = &slab->w[i];
+		}
+	}
+	struct reg_watch *w = s->free_watches;
+	s->free_watches = w->next;
+	memset(w, 0, sizeof(*w));
+	return w;
+}
+
+static struct reg_watch *watch_insert(struct reg_set *s,
+				      struct reg_file *file, int tfd)
+{
+	if (s->nwatch >= s->nbuckets)
+		set_grow(s);
+	if (!s->nbuckets)
+		return NULL;
+	struct reg_watch *w = watch_alloc(s);
+	if (!w)
+		return NULL;
+	w->file = file;
+	w->tfd = tfd;
+	uint32_t h = bucket_of(s, tfd);
+	w->next = s->buckets[h];
+	s->buckets[h] = w;
+	s->nwatch++;
+	__atomic_add_fetch(&file->nwatch, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&file->hint_set, s, __ATOMIC_RELAXED);
+	__atomic_store_n(&file->hint_tfd, tfd, __ATOMIC_RELAXED);
+	return w;
+}
+
+/* Unlink w from s; the caller decides what becomes of w->file. */
+static void watch_unlink(struct reg_set *s, struct reg_watch *w)
+{
+	struct reg_watch **pp = &s->buckets[bucket_of(s, w->tfd)];
+	while (*pp && *pp != w)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = w->next;
+	w->next = s->free_watches;
+	s->free_watches = w;
+	s->nwatch--;
+}
+
+/* Unlink w and drop its file's watch count (recycling the file if due). */
+static void watch_remove(struct reg_set *s, struct reg_watch *w)
+{
+	struct reg_file *f = w->file;
+	watch_unlink(s, w);
+	if (__atomic_sub_fetch(&f->nwatch, 1, __ATOMIC_ACQ_REL) == 0 &&
+	    __atomic_load_n(&f->refs, __ATOMIC_ACQUIRE) == 0)
+		file_maybe_free(f);
+}
+
+/* ---- sets -------------------------------------------------------------- */
+
+static struct reg_set *set_new(struct reg_file *file, int flags, bool shared)
+{
+	struct reg_set *s = NULL;
+
+	pthread_mutex_lock(&free_lock);
+	if (free_sets) {
+		s = free_sets;
+		free_sets = s->next_free;
+	}
+	pthread_mutex_unlock(&free_lock);
+	if (!s) {
+		s = reg_calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		pthread_mutex_init(&s->lock, NULL);
+		account(sizeof(*s));
+	}
+	s->file = file;
+	s->flags = flags;
+	s->shared = shared;
+	pthread_mutex_lock(&sets_lock);
+	s->prev = NULL;
+	s->next = sets_head;
+	if (sets_head)
+		sets_head->prev = s;
+	sets_head = s;
+	pthread_mutex_unlock(&sets_lock);
+	return s;
+}
+
+/*
+ * The set's file lost its last reference: the kernel frees the set and all
+ * its watches.  Unlink it first so no walker finds it, then empty it.
+ */
+static void set_destroy(struct reg_set *s)
+{
+	pthread_mutex_lock(&sets_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (sets_head == s)
+		sets_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	pthread_mutex_unlock(&sets_lock);
+
+	pthread_mutex_lock(&s->lock);
+	for (uint32_t i = 0; i < s->nbuckets; i++) {
+		while (s->buckets[i])
+			watch_remove(s, s->buckets[i]);
+	}
+	account(-(ssize_t)(s->nbuckets * sizeof(*s->buckets)));
+	free(s->buckets);
+	s->buckets = NULL;
+	s->nbuckets = 0;
+	while (s->slabs) {
+		struct reg_slab *next = s->slabs->next;
+		free(s->slabs);
+		account(-(ssize_t)sizeof(struct reg_slab));
+		s->slabs = next;
+	}
+	s->free_watches = NULL;
+	s->file = NULL;
+	pthread_mutex_unlock(&s->lock);
+
+	pthread_mutex_lock(&free_lock);
+	s->next_free = free_sets;
+	free_sets = s;
+	pthread_mutex_unlock(&free_lock);
+}
+
+/*
+ * f lost its last known descriptor.  For an exactly counted file the kernel
+ * released it: its watches go.  For a shared one the kernel may keep it:
+ * its watches become uncertain.
+ */
+static void file_forget_watches(struct reg_file *f)
+{
+	bool drop = !(file_flags(f) & REG_FILE_SHARED);
+	struct reg_set *hint = __atomic_load_n(&f->hint_set, __ATOMIC_RELAXED);
+	int hint_tfd = __atomic_load_n(&f->hint_tfd, __ATOMIC_RELAXED);
+
+	/* Fast path: the set and number of its latest watch. */
+	if (hint) {
+		pthread_mutex_lock(&hint->lock);
+		struct reg_watch *w = watch_find(hint, f, hint_tfd);
+		if (w && drop)
+			watch_remove(hint, w);
+		else if (w)
+			w->uncertain = 1;
+		pthread_mutex_unlock(&hint->lock);
+	}
+	if (drop && __atomic_load_n(&f->nwatch, __ATOMIC_ACQUIRE) == 0)
+		return;
+	/* Slow path: every set, every bucket. */
+	pthread_mutex_lock(&sets_lock);
+	for (struct reg_set *s = sets_head; s; s = s->next) {
+		pthread_mutex_lock(&s->lock);
+		for (uint32_t i = 0; i < s->nbuckets; i++) {
+			struct reg_watch *w = s->buckets[i], *next;
+			for (; w; w = next) {
+				next = w->next;
+				if (w->file != f)
+					continue;
+				if (drop)
+					watch_remove(s, w);
+				else
+					w->uncertain = 1;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&sets_lock);
+}
+
+static void file_last_ref(struct reg_file *f)
+{
+	if (file_kind(f) == IMAGE_KIND_EPOLL && f->set &&
+	    !(file_flags(f) & REG_FILE_SHARED)) {
+		struct reg_set *s = f->set;
+		f->set = NULL;
+		set_destroy(s);
+	}
+	if (__atomic_load_n(&f->nwatch, __ATOMIC_ACQUIRE))
+		file_forget_watches(f);
+	file_maybe_free(f);
+}
+
+struct reg_set *registry_set_lock(int epfd)
+{
+	struct reg_file *f = fdt_get(epfd);
+	if (!f || file_kind(f) != IMAGE_KIND_EPOLL)
+		return NULL;
+	struct reg_set *s = __atomic_load_n(&f->set, __ATOMIC_ACQUIRE);
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->file != f) { /* destroyed (and maybe reused) meanwhile */
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	return s;
+}
+
+void registry_set_unlock(struct reg_set *set)
+{
+	if (set)
+		pthread_mutex_unlock(&set->lock);
+}
+
+/*
+ * epfd is an epoll fd the shim did not see created (raw syscall, inherited,
+ * or created while memory ran out): adopt it, shared, and return it locked.
+ */
+static struct reg_set *set_adopt(int epfd)
+{
+	struct reg_file *f = fdt_get(epfd);
+	if (!f) {
+		f = file_new(IMAGE_KIND_EPOLL, REG_FILE_SHARED, NULL);
+		if (!f)
+			return NULL;
+		struct reg_file **slot = fdt_slot(epfd, true);
+		struct reg_file *expected = NULL;
+		if (!slot || !__atomic_compare_exchange_n(
+				     slot, &expected, f, false,
+				     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&f->refs, 0, __ATOMIC_RELAXED);
+			file_maybe_free(f);
+			return registry_set_lock(epfd);
+		}
+	}
+	if (file_kind(f) != IMAGE_KIND_EPOLL && file_kind(f) != IMAGE_KIND_OTHER)
+		return NULL;
+	__atomic_store_n(&f->kind, IMAGE_KIND_EPOLL, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&f->set, __ATOMIC_ACQUIRE)) {
+		struct reg_set *s = set_new(f, 0, true);
+		struct reg_set *none = NULL;
+		if (!s)
+			return NULL;
+		if (!__atomic_compare_exchange_n(&f->set, &none, s, false,
+						 __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE)) {
+			s->file = f; /* lost a race: give the spare back */
+			set_destroy(s);
+		}
+	}
+	return registry_set_lock(epfd);
+}
+
+/* The file at fd, creating a shared one of unknown kind if none. */
+static struct reg_file *file_at_or_adopt(int fd)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (f)
+		return f;
+	f = file_new(IMAGE_KIND_OTHER, REG_FILE_SHARED, NULL);
+	if (!f)
+		return NULL;
+	struct reg_file **slot = fdt_slot(fd, true);
+	struct reg_file *expected = NULL;
+	if (slot && __atomic_compare_exchange_n(slot, &expected, f, false,
+						__ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+		return f;
+	__atomic_store_n(&f->refs, 0, __ATOMIC_RELAXED);
+	file_maybe_free(f);
+	return expected;
+}
+
+void registry_ctl_locked(struct reg_set *set, int epfd, int op, int fd,
+			 const struct epoll_event *ev, uint32_t bt)
+{
+	bool adopted = false;
+	if (!set) {
+		set = set_adopt(epfd);
+		if (!set) {
+			registry_mark_incomplete();
+			return;
+		}
+		adopted = true;
+	}
+	struct reg_file *f = file_at_or_adopt(fd);
+	if (!f) {
+		set->shared = true; /* a watch is missing: trust the kernel */
+		goto out;
+	}
+	struct reg_watch *w = watch_find(set, f, fd);
+	switch (op) {
+	case EPOLL_CTL_ADD:
+	case EPOLL_CTL_MOD:
+		if (!w)
+			w = watch_insert(set, f, fd);
+		if (!w) {
+			set->shared = true;
+			break;
+		}
+		w->events = ev->events;
+		w->data = ev->data.u64;
+		w->uncertain = 0;
+		if (op == EPOLL_CTL_ADD) {
+			w->bt_add = bt;
+			w->bt_mod = 0;
+		} else {
+			w->bt_mod = bt & 0x7fffffffu;
+		}
+		break;
+	case EPOLL_CTL_DEL:
+		if (w)
+			watch_remove(set, w);
+		break;
+	}
+out:
+	if (adopted)
+		registry_set_unlock(set);
+}
+
+void registry_adopt_set(int epfd)
+{
+	registry_set_unlock(set_adopt(epfd));
+}
+
+void registry_adopt_watch(int epfd, int tfd, uint32_t events, uint64_t data)
+{
+	struct reg_set *set = set_adopt(epfd);
+	if (!set)
+		return;
+	struct reg_file *f = file_at_or_adopt(tfd);
+	struct reg_watch *w = f ? watch_find(set, f, tfd) : NULL;
+	if (f && !w)
+		w = watch_insert(set, f, tfd);
+	if (w) {
+		w->events = events;
+		w->data = data;
+		w->uncertain = 1;
+	} else {
+		set->shared = true;
+	}
+	registry_set_unlock(set);
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+void registry_fork_prepare(void)
+{
+	registry_lock_all();
+	pthread_mutex_lock(&free_lock);
+}
+
+/* After fork every file and set is shared by two processes. */
+static void mark_all_shared(void)
+{
+	int max = registry_max_fd();
+	for (int fd = 0; fd <= max; fd++) {
+		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+				     __ATOMIC_ACQUIRE)) {
+			fd += FDT_LEAF_SIZE - 1;
+			continue;
+		}
+		struct reg_file *f = fdt_get(fd);
+		if (f)
+			__atomic_or_fetch(&f->flags, REG_FILE_SHARED,
+					  __ATOMIC_RELAXED);
+	}
+	for (struct reg_set *s = sets_head; s; s = s->next)
+		s->shared = true;
+}
+
+void registry_fork_parent(void)
+{
+	mark_all_shared();
+	pthread_mutex_unlock(&free_lock);
+	for (struct reg_set *s = sets_head; s; s = s->next)
+		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&sets_lock);
+}
+
+void registry_fork_child(void)
+{
+	mark_all_shared();
+	pthread_mutex_init(&free_lock, NULL);
+	for (struct reg_set *s = sets_head; s; s = s->next)
+		pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&sets_lock, NULL);
+}
+
+/* ---- walks ------------------------------------------------------------- */
+
+void registry_lock_all(void)
+{
+	pthread_mutex_lock(&sets_lock);
+	for (struct reg_set *s = sets_head; s; s = s->next)
+		pthread_mutex_lock(&s->lock);
+}
+
+void registry_unlock_all(void)
+{
+	for (struct reg_set *s = sets_head; s; s = s->next)
+		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&sets_lock);
+}
+
+int registry_walk_sets_locked(registry_set_fn fn, void *ctx)
+{
+	int ret = 0;
+	for (struct reg_set *s = sets_head; s && !ret; s = s->next)
+		if (s->file)
+			ret = fn(ctx, s, s->file);
+	return ret;
+}
+
+int registry_walk_sets(registry_set_fn fn, void *ctx)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&sets_lock);
+	for (struct reg_set *s = sets_head; s && !ret; s = s->next) {
+		pthread_mutex_lock(&s->lock);
+		if (s->file)
+			ret = fn(ctx, s, s->file);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&sets_lock);
+	return ret;
+}
+
+int registry_walk_watches(struct reg_set *set, registry_watch_fn fn,
+			  void *ctx)
+{
+	for (uint32_t i = 0; i < set->nbuckets; i++) {
+		for (struct reg_watch *w = set->buckets[i]; w; w = w->next) {
+			struct reg_watch_view v = {
+				.tfd = w->tfd,
+				.events = w->events,
+				.data = w->data,
+				.uncertain = w->uncertain,
+				.file = w->file,
+				.bt_add = w->bt_add,
+				.bt_mod = w->bt_mod,
+			};
+			int ret = fn(ctx, &v);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+const struct reg_watch *registry_find_watch(struct reg_set *set,
+					    const struct reg_file *file,
+					    int tfd)
+{
+	return watch_find(set, file, tfd);
+}
+
+uint32_t registry_set_nwatch(const struct reg_set *set)
+{
+	return set->nwatch;
+}
+
+int registry_set_flags(const struct reg_set *set)
+{
+	return set->flags;
+}
+
+bool registry_set_shared(const struct reg_set *set)
+{
+	return set->shared;
+}
+
+/* ---- creation of sets -------------------------------------------------- */
+
+void registry_set_created(int epfd, int flags)
+{
+	struct reg_create c = { .flags = flags, .backlog = -1 };
+	struct reg_file *f = file_new(IMAGE_KIND_EPOLL, 0, &c);
+	if (f) {
+		f->set = set_new(f, flags, false);
+		if (!f->set)
+			f->flags |= REG_FILE_SHARED; /* not published yet */
+	}
+	fdt_install(epfd, f);
+}
+
+struct reg_set *registry_set_of(const struct reg_file *file)
+{
+	if (!file || file_kind(file) != IMAGE_KIND_EPOLL)
+		return NULL;
+	return __atomic_load_n(&file->set, __ATOMIC_ACQUIRE);
+}
+
+/* Collect, from locked set s, the sets its watches target (deduplicated). */
+static int nested_children(struct reg_set *s, struct reg_set **queue,
+			   unsigned *nqueue, unsigned max_sets)
+{
+	for (uint32_t i = 0; i < s->nbuckets; i++) {
+		for (struct reg_watch *w = s->buckets[i]; w; w = w->next) {
+			struct reg_set *child = registry_set_of(w->file);
+			if (!child)
+				continue;
+			unsigned j = 0;
+			while (j < *nqueue && queue[j] != child)
+				j++;
+			if (j < *nqueue)
+				continue; /* seen: cycles end here */
+			if (*nqueue >= max_sets)
+				return 0;
+			queue[(*nqueue)++] = child;
+		}
+	}
+	return 0;
+}
+
+int registry_walk_nested(struct reg_set *root,
+			 int (*fn)(void *ctx, struct reg_set *set,
+				   unsigned depth),
+			 void *ctx, unsigned max_sets)
+{
+	if (!root || !max_sets)
+		return 0;
+	struct reg_set **queue = calloc(max_sets, sizeof(*queue));
+	unsigned *depth = calloc(max_sets, sizeof(*depth));
+	int ret = 0;
+	if (!queue || !depth) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	unsigned nqueue = 1;
+	queue[0] = root;
+	for (unsigned head = 0; head < nqueue && !ret; head++) {
+		struct reg_set *s = queue[head];
+		unsigned before = nqueue;
+		pthread_mutex_lock(&s->lock);
+		if (s->file) {
+			ret = fn(ctx, s, depth[head]);
+			if (!ret)
+				nested_children(s, queue, &nqueue, max_sets);
+		}
+		pthread_mutex_unlock(&s->lock);
+		for (unsigned j = before; j < nqueue; j++)
+			depth[j] = depth[head] + 1;
+	}
+out_free:
+	free(queue);
+	free(depth);
+	return ret;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+void registry_reset(void)
+{
+	int max = registry_max_fd();
+	for (int fd = 0; fd <= max; fd++) {
+		struct reg_file *f = fdt_get(fd);
+		if (f)
+			registry_fd_closed(fd, f);
+	}
+	while (sets_head) {
+		struct reg_set *s = sets_head;
+		if (s->file)
+			s->file->set = NULL;
+		set_destroy(s);
+	}
+	for (unsigned i = 0; i < FDT_TOP_SIZE; i++) {
+		free(fdt_top[i]);
+		fdt_top[i] = NULL;
+	}
+	while (free_files) {
+		struct reg_file *f = free_files;
+		free_files = f->next_free;
+		free(f);
+	}
+	while (free_sets) {
+		struct reg_set *s = free_sets;
+		free_sets = s->next_free;
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+	}
+	fdt_max = -1;
+	lost_something = false;
+	watch_bytes = 0;
+	fail_after = fail_count = 0;
+}

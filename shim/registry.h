@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shadow registry: what the shim knows of the process's epoll state,
+ * modelled on the kernel, not on the API.
+ *
+ * - A file (struct reg_file) is an open file description the shim saw being
+ *   created or duplicated; the fd table maps fd numbers to files and counts
+ *   the references, so close() drops a file's watches only when its last
+ *   descriptor goes, as the kernel does.
+ * - A watch is keyed like an epitem: (file, fd number given to ADD).
+ * - A file whose references the shim cannot count exactly (inherited,
+ *   shared with a forked process, first seen at ADD) is "shared": losing its
+ *   last known descriptor marks its watches uncertain instead of dropping
+ *   them, and the recorder asks the kernel.
+ *
+ * Nothing here calls an interposed libc function: this file is unit-tested
+ * without LD_PRELOAD.  Every entry point is thread-safe; the epoll_ctl path
+ * takes only the lock of the set concerned.  Allocation failures never
+ * propagate: the registry marks itself incomplete and carries on.
+ */
+#ifndef EPOLLCR_REGISTRY_H
+#define EPOLLCR_REGISTRY_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#include "epollcr_image.h"
+
+/* reg_file.flags */
+#define REG_FILE_SHARED 0x1 /* references may exist that the shim never saw */
+#define REG_FILE_DEAD 0x2   /* released; the object waits for reuse */
+#define REG_FILE_BOUND 0x4  /* the program called bind() on it */
+
+/* How a file was created, as far as recreating it needs. */
+struct reg_create {
+	int32_t flags;	  /* SOCK_/EFD_/TFD_/SFD_/O_/EPOLL_ flags given */
+	int32_t domain;	  /* socket: AF_* */
+	int32_t type;	  /* socket: SOCK_* without the flags */
+	int32_t protocol; /* socket: protocol */
+	int32_t clockid;  /* timerfd: CLOCK_* */
+	int32_t backlog;  /* socket: listen() backlog, -1 before listen() */
+	int32_t pipe_end; /* pipe: 0 read end, 1 write end; socketpair: 0/1 */
+	int32_t peer_fd;  /* pipe, socketpair: the other end's fd at creation */
+	uint64_t sigmask; /* signalfd: bit n-1 for signal n */
+};
+
+struct reg_set;
+
+struct reg_file {
+	uint32_t refs;		/* fds of this process known to refer to it */
+	uint32_t nwatch;	/* watches keyed on it, in every set */
+	uint8_t kind;		/* enum image_kind; OTHER when not known */
+	uint8_t flags;		/* REG_FILE_* */
+	uint16_t bt_create;	/* unused, reserved */
+	int32_t hint_tfd;	/* tfd of its most recent watch */
+	struct reg_set *hint_set; /* set of its most recent watch */
+	struct reg_set *set;	/* the set itself, when kind is EPOLL */
+	struct reg_file *next_free; /* free list link */
+	struct reg_create create;
+};
+
+/* One watch, as the shim saw it registered. 40 bytes. */
+struct reg_watch {
+	struct reg_watch *next;	/* hash chain (or free list) in its set */
+	struct reg_file *file;	/* the watched file (key, with tfd) */
+	uint64_t data;		/* epoll_data as passed */
+	int32_t tfd;		/* fd number given to ADD (key, with file) */
+	uint32_t events;	/* events as passed to the last ADD/MOD */
+	uint32_t bt_add;	/* backtrace id of the ADD, 0 when none */
+	uint32_t bt_mod : 31;	/* backtrace id of the last MOD, 0 when none */
+	uint32_t uncertain : 1;	/* the file may be gone: ask the kernel */
+};
+
+/* A read-only view of a watch, handed to walkers. */
+struct reg_watch_view {
+	int32_t tfd;
+	uint32_t events;	/* as passed */
+	uint64_t data;
+	bool uncertain;
+	const struct reg_file *file; /* stable during the walk */
+	uint32_t bt_add, bt_mod;
+};
+
+/*
+ * Per-set walk callback, called with the set locked: the set does not change
+ * (no epoll_ctl of the program completes on it) until it returns.  set_file
+ * is the set's own file; fds/nfds every fd number known to refer to it.
+ * Return 0 to go on, anything else to stop the walk with that value.
+ */
+typedef int (*registry_set_fn)(void *ctx, struct reg_set *set,
+			       const struct reg_file *set_file);
+typedef int (*registry_watch_fn)(void *ctx, const struct reg_watch_view *w);
+
+/* Make the registry usable; idempotent and thread-safe. Returns 0/-ENOMEM. */
+int registry_init(void);
+
+/* An epoll set was created at epfd with epoll_create1 flags. */
+void registry_set_created(int epfd, int flags);
+
+/*
+ * Walk the sets reachable from root through nested watches (root first),
+ * breadth first, each set visited once and locked while fn runs, at most
+ * max_sets sets: terminates on any shadow, cyclic ones included.  fn gets
+ * the depth (0 for root).  Returns 0, -ENOMEM, or fn's first non-zero value.
+ */
+int registry_walk_nested(struct reg_set *root,
+			 int (*fn)(void *ctx, struct reg_set *set,
+				   unsigned depth),
+			 void *ctx, unsigned max_sets);
+
+/* The set of a file of kind EPOLL, or NULL. */
+struct reg_set *registry_set_of(const struct reg_file *file);
+
+/* A file was created at fd with kind and parameters (copied). */
+void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c);
+
+/*
+ * newfd now refers to what oldfd refers to (dup, dup2, dup3, F_DUPFD);
+ * whatever newfd referred to before lost that reference.
+ */
+void registry_fd_dup(int oldfd, int newfd);
+
+/*
+ * The file fd refers to, for a caller about to close fd, or NULL.  Pass it
+ * to registry_fd_closed() afterwards: a number reused by another thread in
+ * between is then left alone.
+ */
+struct reg_file *registry_fd_peek(int fd);
+
+/* fd was closed; seen is what registry_fd_peek() returned before. */
+void registry_fd_closed(int fd, struct reg_file *seen);
+
+/* Every fd in [first, last] was closed (close_range without CLOEXEC). */
+void registry_fd_closed_range(unsigned int first, unsigned int last);
+
+/* fd holds a number the shim did not see being created (recvmsg...). */
+void registry_fd_unknown(int fd);
+
+/* bind(fd, ...) succeeded. */
+void registry_socket_bound(int fd);
+
+/* listen(fd, backlog) succeeded. */
+void registry_socket_listen(int fd, int backlog);
+
+/* signalfd(fd, mask) changed an existing signalfd's mask. */
+void registry_signalfd_mask(int fd, uint64_t mask);
+
+/*
+ * The set that fd refers to, locked, or NULL when fd is not a known epoll
+ * fd.  Callers hold it across the real epoll_ctl and registry_ctl_locked(),
+ * so that a dump sees each set as a consistent cut; then unlock it.
+ */
+struct reg_set *registry_set_lock(int epfd);
+void registry_set_unlock(struct reg_set *set);
+
+/*
+ * Record a successful epoll_ctl(epfd, op, fd, ev) on set (locked, from
+ * registry_set_lock(), or NULL when epfd was not known: the set is then
+ * adopted).  bt is the call site's backtrace id (0: none).
+ */
+void registry_ctl_locked(struct reg_set *set, int epfd, int op, int fd,
+			 const struct epoll_event *ev, uint32_t bt);
+
+/*
+ * Adopt an epoll set that exists without the shim having seen it created
+ * (inherited across exec): the set, and a watch for each of its fdinfo
+ * lines, all marked shared/uncertain so that the recorder asks the kernel.
+ */
+void registry_adopt_set(int epfd);
+void registry_adopt_watch(int epfd, int tfd, uint32_t events, uint64_t data);
+
+/*
+ * Lock every set (and the list of sets) so that no epoll_ctl of the program
+ * completes until registry_unlock_all(): the recorder's consistent cut.
+ * While they are held, registry_walk_sets_locked() walks without locking.
+ */
+void registry_lock_all(void);
+void registry_unlock_all(void);
+int registry_walk_sets_locked(registry_set_fn fn, void *ctx);
+
+/* Fork handlers: no lock stays held in the child; files become shared. */
+void registry_fork_prepare(void);
+void registry_fork_parent(void);
+void registry_fork_child(void);
+
+/*
+ * Walk every set (each locked in turn while fn runs).  Returns 0, or the
+ * first non-zero value fn returned.
+ */
+int registry_walk_sets(registry_set_fn fn, void *ctx);
+
+/*
+ * Walk the watches of a set from within a registry_set_fn (the set is
+ * locked).  Visits every watch exactly once, whatever the hash state.
+ */
+int registry_walk_watches(struct reg_set *set, registry_watch_fn fn,
+			  void *ctx);
+
+/* Find, in a locked set, the watch keyed (file, tfd); NULL when none. */
+const struct reg_watch *registry_find_watch(struct reg_set *set,
+					    const struct reg_file *file,
+					    int tfd);
+
+/* The file at fd (no reference taken: valid while the fd stays), or NULL. */
+const struct reg_file *registry_file_at(int fd);
+
+/*
+ * Call fn(ctx, fd) for every fd known to refer to file, in increasing
+ * order, at most max_calls times.  Returns how many calls were made.
+ */
+unsigned registry_fds_of(const struct reg_file *file,
+			 void (*fn)(void *ctx, int fd), void *ctx,
+			 unsigned max_calls);
+
+/* Highest fd number the registry has seen, or -1. */
+int registry_max_fd(void);
+
+/* Facts about a set, for the recorder and tests. */
+uint32_t registry_set_nwatch(const struct reg_set *set);
+int registry_set_flags(const struct reg_set *set);
+bool registry_set_shared(const struct reg_set *set);
+
+/* True once any allocation failed: the shadow is not complete. */
+bool registry_incomplete(void);
+/* Mark the registry incomplete (a failure elsewhere lost something). */
+void registry_mark_incomplete(void);
+
+/*
+ * Allocation failure injection for tests: after `after` more successful
+ * allocations, the next `count` fail.  count 0 disables.
+ */
+void registry_fail_alloc(unsigned after, unsigned count);
+
+/* Bytes the registry holds for sets, watches and hash tables (not files). */
+size_t registry_watch_bytes(void);
+
+/*
+ * Forget everything (tests only): not thread-safe, frees all memory.
+ */
+void registry_reset(void);
+
+#endif

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the shim's wrapper files: the real libc functions,
+ * the per-thread guard, configuration read once at load.
+ */
+#ifndef EPOLLCR_SHIM_H
+#define EPOLLCR_SHIM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#define SHIM_API __attribute__((visibility("default")))
+
+/* Pointers to the next definitions (libc's) of every wrapped function. */
+struct shim_real {
+	int (*epoll_create)(int);
+	int (*epoll_create1)(int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*socket)(int, int, int);
+	int (*socketpair)(int, int, int, int[2]);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*close)(int);
+	int (*close_range)(unsigned int, unsigned int, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	int (*pipe)(int[2]);
+	int (*pipe2)(int[2], int);
+	int (*eventfd)(unsigned int, int);
+	int (*timerfd_create)(int, int);
+	int (*signalfd)(int, const sigset_t *, int);
+	int (*inotify_init)(void);
+	int (*inotify_init1)(int);
+	pid_t (*fork_)(void); /* _Fork */
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);
+};
+
+extern struct shim_real shim_real;
+
+/* Resolve every real function once (thread-safe; any wrapper may call). */
+void shim_resolve(void);
+
+/* shim_real.NAME, resolved first if the constructor has not run yet. */
+#define REAL(name)                                                            \
+	(__builtin_expect(shim_real.name != NULL, 1)                          \
+		 ? shim_real.name                                             \
+		 : (shim_resolve(), shim_real.name))
+
+/* Configuration, read once at load (the environment may vanish later). */
+struct shim_config {
+	unsigned backtrace_depth; /* EPOLLCR_BACKTRACE, 0: off */
+	int signal;		  /* EPOLLCR_SIGNAL */
+	char dir[4096];		  /* EPOLLCR_DIR, or "" for the default */
+};
+extern struct shim_config shim_config;
+
+/*
+ * The per-thread guard: set while the shim itself calls libc, so that
+ * wrappers reached from inside the shim (libunwind, the recorder) pass
+ * straight through without bookkeeping.
+ */
+extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+static inline bool shim_enter(void)
+{
+	if (shim_busy)
+		return false;
+	shim_busy = 1;
+	return true;
+}
+
+static inline void shim_leave(void)
+{
+	shim_busy = 0;
+}
+
+/* Load-time set-up: configuration, atfork handlers, inherited sets. */
+void shim_init(void);
+
+/* A backtrace of the caller of a wrapper, interned; 0 when off/failed. */
+uint32_t shim_backtrace(void);
+
+/* Recorder hooks (recorder/): start the thread when the first set exists. */
+void shim_recorder_need(void);
+void shim_recorder_fork_child(void);
+
+/* Signal handling of the checkpoint signal (shim/signal.c). */
+void shim_signal_init(void);
+
+#endif

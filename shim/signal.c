@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The checkpoint signal and the recorder thread.
+ *
+ * The handler does async-signal-safe work only: it notes the request and
+ * posts a semaphore.  The recorder thread, started when the process first
+ * has an epoll set (and again in a forked child, at its first epoll call),
+ * waits on the semaphore and writes the image.  sigaction() and signal()
+ * are wrapped so that a program installing its own handler for the
+ * checkpoint signal keeps dumps working and still receives every signal
+ * that is not a dump request, and sees its own handler when it asks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "shim"
+#include "log.h"
+#include "recorder.h"
+#include "registry.h"
+#include "shim.h"
+
+
+#define PENDING_SLOTS 8 /* distinct requests remembered between two dumps */
+
+static int ckpt_signal;
+static struct sigaction prog_action; /* what the program asked for */
+static bool prog_action_set;
+static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static sem_t dump_sem;
+static uint32_t pending[PENDING_SLOTS]; /* nonce + 1; 0 = free */
+static int plain_pending;		/* kill(2) requests */
+static int thread_state;		/* 0 none, 1 starting/running */
+static pid_t thread_pid;		/* process that owns the thread */
+
+/* Parse "SIGRTMIN+2", "RTMAX-3", "USR2", "44". Returns 0 when invalid. */
+static int parse_signal(const char *s)
+{
+	char *end;
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	if (*s >= '0' && *s <= '9') {
+		long n = strtol(s, &end, 10);
+		return (!*end && n > 0 && n < NSIG) ? (int)n : 0;
+	}
+	int base = 0;
+	if (!strncmp(s, "RTMIN", 5))
+		base = SIGRTMIN;
+	else if (!strncmp(s, "RTMAX", 5))
+		base = SIGRTMAX;
+	if (base) {
+		long off = s[5] ? strtol(s + 5, &end, 10) : 0;
+		if (s[5] && *end)
+			return 0;
+		int n = base + (int)off;
+		return (n >= SIGRTMIN && n <= SIGRTMAX) ? n : 0;
+	}
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = { { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+		      { "PWR", SIGPWR },   { "WINCH", SIGWINCH },
+		      { "URG", SIGURG },   { "SYS", SIGSYS } };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].sig;
+	return 0;
+}
+
+/* Run what the program wanted for a signal that is not a dump request. */
+static void forward(int sig, siginfo_t *info, void *uctx)
+{
+	struct sigaction act = prog_action; /* racy copy: best effort */
+	if (!prog_action_set || act.sa_handler == SIG_DFL) {
+		/* Default action of a real-time signal: terminate. */
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		shim_real.sigaction(sig, &dfl, NULL);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		raise(sig);
+		return;
+	}
+	if (act.sa_handler == SIG_IGN)
+		return;
+	if (act.sa_flags & SA_SIGINFO)
+		act.sa_sigaction(sig, info, uctx);
+	else
+		act.sa_handler(sig);
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uctx)
+{
+	int saved_errno = errno;
+	bool queued = info && info->si_code == SI_QUEUE &&
+		      ((uint32_t)info->si_value.sival_int & RECORDER_REQ_MASK) ==
+			      RECORDER_REQ_MAGIC;
+	bool plain = info && info->si_code == SI_USER &&
+		     (!prog_action_set || prog_action.sa_handler == SIG_DFL);
+	if (queued) {
+		uint32_t v = ((uint32_t)info->si_value.sival_int &
+			      RECORDER_NONCE_MASK) + 1;
+		for (int i = 0; i < PENDING_SLOTS; i++) {
+			uint32_t free_slot = 0;
+			if (__atomic_compare_exchange_n(&pending[i], &free_slot,
+							v, false,
+							__ATOMIC_ACQ_REL,
+							__ATOMIC_RELAXED))
+				break;
+		}
+		sem_post(&dump_sem);
+	} else if (plain) {
+		__atomic_store_n(&plain_pending, 1, __ATOMIC_RELEASE);
+		sem_post(&dump_sem);
+	} else {
+		forward(sig, info, uctx);
+	}
+	errno = saved_errno;
+}
+
+/* Move fd above the numbers programs use; returns the new fd or fd. */
+static int fd_high(int fd)
+{
+	struct rlimit rl;
+	int base = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256 &&
+	    rl.rlim_cur != RLIM_INFINITY)
+		base = (int)(rl.rlim_cur - 64 > 1024 ? rl.rlim_cur - 64 : rl.rlim_cur / 2);
+	int high = shim_real.fcntl(fd, F_DUPFD_CLOEXEC, base);
+	if (high < 0)
+		return fd;
+	shim_real.close(fd);
+	return high;
+}
+
+/* Stream an image to the `epollcr dump` waiting for nonce. */
+static void serve_request(uint32_t nonce)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int len = recorder_socket_name(sa.sun_path, sizeof(sa.sun_path),
+				       (int)getpid(), nonce);
+	int fd = shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("cannot create the dump socket: %s", strerror(errno));
+		return;
+	}
+	fd = fd_high(fd);
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
+		log_error("dump request %u: cannot reach epollcr dump: %s",
+			  nonce, strerror(errno));
+	} else {
+		int ret = recorder_dump_fd(fd, 0);
+		if (ret < 0)
+			log_error("dump request %u failed: %s", nonce,
+				  strerror(-ret));
+	}
+	shim_real.close(fd);
+}
+
+/* A plain kill(2): write the image into the image directory. */
+static void serve_plain(void)
+{
+	char dir[4096], why[256], path[4200];
+	if (recorder_image_dir(shim_config.dir, dir, sizeof(dir), why,
+			       sizeof(why)) < 0) {
+		log_error("no image directory: %s", why);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)getpid());
+	int ret = recorder_dump_file(path, 0);
+	if (ret < 0)
+		log_error("dump to %s failed: %s", path, strerror(-ret));
+	else
+		log_info("image written to %s", path);
+}
+
+static void *recorder_thread(void *arg)
+{
+	(void)arg;
+	shim_busy = 1; /* the thread's own libc calls are not the program's */
+	for (;;) {
+		while (sem_wait(&dump_sem) < 0 && errno == EINTR)
+			;
+		for (int i = 0; i < PENDING_SLOTS; i++) {
+			uint32_t v = __atomic_exchange_n(&pending[i], 0,
+							 __ATOMIC_ACQ_REL);
+			if (v)
+				serve_request(v - 1);
+		}
+		if (__atomic_exchange_n(&plain_pending, 0, __ATOMIC_ACQ_REL))
+			serve_plain();
+	}
+	return NULL;
+}
+
+void shim_recorder_need(void)
+{
+	pid_t me = getpid();
+	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) == me)
+		return;
+	static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&start_lock);
+	if (thread_pid != me) {
+		sigset_t all, old;
+		pthread_t tid;
+		pthread_attr_t attr;
+		sigfillset(&all);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (pthread_create(&tid, &attr, recorder_thread, NULL) == 0) {
+			pthread_setname_np(tid, "epollcr-rec");
+			__atomic_store_n(&thread_pid, me, __ATOMIC_RELEASE);
+		} else {
+			log_error("cannot start the recorder thread: dumps of pid %d will time out", (int)me);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&start_lock);
+}
+
+void shim_recorder_fork_child(void)
+{
+	/* The thread did not survive fork; the next epoll call restarts it. */
+	sem_init(&dump_sem, 0, 0);
+	memset(pending, 0, sizeof(pending));
+	plain_pending = 0;
+	pthread_mutex_init(&action_lock, NULL);
+	(void)thread_state;
+}
+
+void shim_signal_init(void)
+{
+	const char *v = getenv("EPOLLCR_SIGNAL");
+	ckpt_signal = SIGRTMAX - RECORDER_DEFAULT_SIGNAL_FROM_RTMAX;
+	if (v && *v) {
+		int sig = parse_signal(v);
+		if (sig && sig != SIGKILL && sig != SIGSTOP)
+			ckpt_signal = sig;
+		else
+			log_error("EPOLLCR_SIGNAL=%s is not a usable signal; using %d", v, ckpt_signal);
+	}
+	shim_config.signal = ckpt_signal;
+	sem_init(&dump_sem, 0, 0);
+	struct sigaction sa = { .sa_sigaction = on_signal,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	/* Keep what the program inherited (an ignored signal stays ignored). */
+	struct sigaction old;
+	if (shim_real.sigaction(ckpt_signal, NULL, &old) == 0 &&
+	    old.sa_handler == SIG_IGN) {
+		prog_action = old;
+		prog_action_set = true;
+	}
+	shim_real.sigaction(ckpt_signal, &sa, NULL);
+}
+
+SHIM_API int sigaction(int sig, const struct sigaction *act,
+		       struct sigaction *oldact)
+{
+	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
+		return REAL(sigaction)(sig, act, oldact);
+	pthread_mutex_lock(&action_lock);
+	struct sigaction prev = prog_action;
+	if (!prog_action_set) {
+		memset(&prev, 0, sizeof(prev));
+		prev.sa_handler = SIG_DFL;
+	}
+	if (act) {
+		prog_action = *act;
+		prog_action_set = true;
+	}
+	pthread_mutex_unlock(&action_lock);
+	if (oldact)
+		*oldact = prev;
+	return 0;
+}
+
+SHIM_API sighandler_t signal(int sig, sighandler_t handler)
+{
+	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
+		return REAL(signal)(sig, handler);
+	struct sigaction act = { .sa_handler = handler,
+				 .sa_flags = SA_RESTART }, old;
+	sigemptyset(&act.sa_mask);
+	sigaction(sig, &act, &old);
+	return old.sa_handler;
+}

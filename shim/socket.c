@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/*
+ * socket, socketpair, accept, accept4, bind, listen, recvmsg.  What a
+ * restore needs that the kernel does not keep (the listen backlog) is
+ * recorded here; the rest (addresses, options) is read from the kernel at
+ * dump time.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "registry.h"
+#include "shim.h"
+
+#define SOCK_FLAG_MASK (SOCK_NONBLOCK | SOCK_CLOEXEC)
+
+static void socket_created(int fd, int domain, int type, int protocol,
+			   int end, int peer_fd)
+{
+	struct reg_create c = {
+		.flags = type & SOCK_FLAG_MASK,
+		.domain = domain,
+		.type = type & ~SOCK_FLAG_MASK,
+		.protocol = protocol,
+		.backlog = -1,
+		.pipe_end = end,
+		.peer_fd = peer_fd,
+	};
+	registry_fd_created(fd, IMAGE_KIND_SOCKET, &c);
+}
+
+SHIM_API int socket(int domain, int type, int protocol)
+{
+	int fd = REAL(socket)(domain, type, protocol);
+	if (fd >= 0 && !shim_busy) {
+		int saved_errno = errno;
+		socket_created(fd, domain, type, protocol, -1, -1);
+		errno = saved_errno;
+	}
+	return fd;
+}
+
+SHIM_API int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	int ret = REAL(socketpair)(domain, type, protocol, sv);
+	if (ret == 0 && !shim_busy) {
+		int saved_errno = errno;
+		socket_created(sv[0], domain, type, protocol, 0, sv[1]);
+		socket_created(sv[1], domain, type, protocol, 1, sv[0]);
+		errno = saved_errno;
+	}
+	return ret;
+}
+
+/* An accepted socket is of its listener's domain, type and protocol. */
+static int accepted(int listen_fd, int fd, int flags)
+{
+	if (fd < 0 || shim_busy)
+		return fd;
+	int saved_errno = errno;
+	const struct reg_file *l = registry_file_at(listen_fd);
+	if (l && l->kind == IMAGE_KIND_SOCKET)
+		socket_created(fd, l->create.domain, l->create.type | flags,
+			       l->create.protocol, -1, -1);
+	else
+		socket_created(fd, -1, -1 | flags, -1, -1, -1);
+	errno = saved_errno;
+	return fd;
+}
+
+SHIM_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	return accepted(fd, REAL(accept)(fd, addr, len), 0);
+}
+
+SHIM_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	return accepted(fd, REAL(accept4)(fd, addr, len, flags),
+			flags & SOCK_FLAG_MASK);
+}
+
+SHIM_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int ret = REAL(bind)(fd, addr, len);
+	if (ret == 0 && !shim_busy) {
+		int saved_errno = errno;
+		registry_socket_bound(fd);
+		errno = saved_errno;
+	}
+	return ret;
+}
+
+SHIM_API int listen(int fd, int backlog)
+{
+	int ret = REAL(listen)(fd, backlog);
+	if (ret == 0 && !shim_busy) {
+		int saved_errno = errno;
+		registry_socket_listen(fd, backlog);
+		errno = saved_errno;
+	}
+	return ret;
+}
+
+/* Descriptors received with SCM_RIGHTS take numbers the shim must forget. */
+SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t ret = REAL(recvmsg)(fd, msg, flags);
+	if (ret < 0 || !msg || !msg->msg_control || !msg->msg_controllen ||
+	    shim_busy)
+		return ret;
+	int saved_errno = errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c;
+	     c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int rfd;
+			memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
+			registry_fd_unknown(rfd);
+		}
+	}
+	errno = saved_errno;
+	return ret;
+}

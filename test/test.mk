@@ -1,0 +1,28 @@
+# Tests: cmocka unit tests (test/unit/test_*.c, linked with the core, no
+# preload), integration programs (test/integration/*.c, plain executables
+# run by the scripts test/integration/test_*.sh), all driven by
+# tools/run-tests.sh, which prints "N passed, N failed" last.
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
+IPROG_SRC := $(wildcard test/integration/*.c)
+IPROG_BIN := $(IPROG_SRC:%.c=$(BUILD)/%)
+
+$(BUILD)/test/unit/%: test/unit/%.c $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itest -o $@ $< $(CORE_A) $(CMOCKA_LIBS) \
+		$(LDLIBS_CORE) $(SANFLAGS)
+
+$(BUILD)/test/integration/%: test/integration/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itest -o $@ $< -lpthread $(SANFLAGS)
+
+tests: all $(UNIT_BIN) $(IPROG_BIN)
+
+check: deps tests
+	@SAN='$(SAN)' CC='$(CC)' tools/run-tests.sh $(BUILD)
+
+unit: tests
+	@SAN='$(SAN)' CC='$(CC)' ONLY=unit tools/run-tests.sh $(BUILD)
+
+integration: tests
+	@SAN='$(SAN)' CC='$(CC)' ONLY=integration tools/run-tests.sh $(BUILD)
