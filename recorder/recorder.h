@@ -15,9 +15,6 @@
 #define RECORDER_REQ_MASK 0xff000000u
 #define RECORDER_NONCE_MASK 0x00ffffffu
 
-/* The default checkpoint signal: SIGRTMAX - 3 (see docs/recorder.md). */
-#define RECORDER_DEFAULT_SIGNAL_FROM_RTMAX 3
-
 /*
  * Abstract unix socket name on which `epollcr dump` waits for the image of
  * pid, for a request with this nonce: "\0epollcr-dump-PID-NONCE".  Writes

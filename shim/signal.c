@@ -28,6 +28,7 @@
 #include "recorder.h"
 #include "registry.h"
 #include "shim.h"
+#include "signame.h"
 
 
 #define PENDING_SLOTS 8 /* distinct requests remembered between two dumps */
@@ -42,40 +43,6 @@ static uint32_t pending[PENDING_SLOTS]; /* nonce + 1; 0 = free */
 static int plain_pending;		/* kill(2) requests */
 static int thread_state;		/* 0 none, 1 starting/running */
 static pid_t thread_pid;		/* process that owns the thread */
-
-/* Parse "SIGRTMIN+2", "RTMAX-3", "USR2", "44". Returns 0 when invalid. */
-static int parse_signal(const char *s)
-{
-	char *end;
-	if (!strncmp(s, "SIG", 3))
-		s += 3;
-	if (*s >= '0' && *s <= '9') {
-		long n = strtol(s, &end, 10);
-		return (!*end && n > 0 && n < NSIG) ? (int)n : 0;
-	}
-	int base = 0;
-	if (!strncmp(s, "RTMIN", 5))
-		base = SIGRTMIN;
-	else if (!strncmp(s, "RTMAX", 5))
-		base = SIGRTMAX;
-	if (base) {
-		long off = s[5] ? strtol(s + 5, &end, 10) : 0;
-		if (s[5] && *end)
-			return 0;
-		int n = base + (int)off;
-		return (n >= SIGRTMIN && n <= SIGRTMAX) ? n : 0;
-	}
-	static const struct {
-		const char *name;
-		int sig;
-	} names[] = { { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
-		      { "PWR", SIGPWR },   { "WINCH", SIGWINCH },
-		      { "URG", SIGURG },   { "SYS", SIGSYS } };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(s, names[i].name))
-			return names[i].sig;
-	return 0;
-}
 
 /* Run what the program wanted for a signal that is not a dump request. */
 static void forward(int sig, siginfo_t *info, void *uctx)
@@ -221,7 +188,11 @@ void shim_recorder_need(void)
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		if (pthread_create(&tid, &attr, recorder_thread, NULL) == 0) {
-			pthread_setname_np(tid, "epollcr-rec");
+			/* `epollcr dump` reads the signal from the name. */
+			char name[16];
+			snprintf(name, sizeof(name), "epollcr-sig%d",
+				 ckpt_signal);
+			pthread_setname_np(tid, name);
 			__atomic_store_n(&thread_pid, me, __ATOMIC_RELEASE);
 		} else {
 			log_error("cannot start the recorder thread: dumps of pid %d will time out", (int)me);
@@ -245,10 +216,10 @@ void shim_recorder_fork_child(void)
 void shim_signal_init(void)
 {
 	const char *v = getenv("EPOLLCR_SIGNAL");
-	ckpt_signal = SIGRTMAX - RECORDER_DEFAULT_SIGNAL_FROM_RTMAX;
+	ckpt_signal = signame_default();
 	if (v && *v) {
-		int sig = parse_signal(v);
-		if (sig && sig != SIGKILL && sig != SIGSTOP)
+		int sig = signame_parse(v);
+		if (sig)
 			ckpt_signal = sig;
 		else
 			log_error("EPOLLCR_SIGNAL=%s is not a usable signal; using %d", v, ckpt_signal);

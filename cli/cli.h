@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The epollcr command line: one file per subcommand. */
+#ifndef EPOLLCR_CLI_H
+#define EPOLLCR_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Exit statuses of every subcommand. */
+#define CLI_OK 0	/* success; for verify: identical */
+#define CLI_FAIL 1	/* failure, bad image, or (verify) a difference */
+#define CLI_USAGE 2	/* wrong arguments */
+
+int cmd_run(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+
+/* Print "epollcr: " + message + "\n" to stderr (printf-style). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a pid argument; -1 when it is not one. */
+pid_t cli_parse_pid(const char *s);
+
+/*
+ * The image files named by path: path itself when it is a file, or every
+ * regular "*.img" file in it (sorted) when it is a directory.  Returns the
+ * count and a malloc'ed array of malloc'ed paths in *out, or -1 with a
+ * message printed.
+ */
+int cli_image_paths(const char *path, char ***out);
+void cli_free_paths(char **paths, int n);
+
+/* The version line printed by every --version. */
+void cli_print_version(void);
+
+#endif
