@@ -46,7 +46,7 @@ CORE_A := $(BUILD)/libepollcr-core.a
 CLI := $(BUILD)/epollcr
 
 .PHONY: all check unit integration demo bench fuzz clean deps format lint \
-	install uninstall
+	install uninstall examples tests
 all: $(LIB) $(CLI)
 
 $(BUILD)/%.o: %.c
@@ -65,6 +65,14 @@ $(LIB): $(SHIM_OBJ) $(CORE_A) shim/libepollcr.map
 $(CLI): $(CLI_OBJ) $(CORE_A)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
 
+# Example programs (plain executables, no link to the core).
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:%.c=$(BUILD)/%)
+$(BUILD)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread $(SANFLAGS)
+examples: $(EXAMPLE_BIN)
+
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 include test/test.mk
 include bench/bench.mk
@@ -72,7 +80,7 @@ include bench/bench.mk
 deps:
 	@tools/deps.sh build
 
-demo: deps all
+demo: deps all examples
 	@tools/demo.sh $(BUILD)
 
 clean:

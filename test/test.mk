@@ -16,7 +16,7 @@ $(BUILD)/test/integration/%: test/integration/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itest -o $@ $< -lpthread $(SANFLAGS)
 
-tests: all $(UNIT_BIN) $(IPROG_BIN)
+tests: all examples $(UNIT_BIN) $(IPROG_BIN)
 
 check: deps tests
 	@SAN='$(SAN)' CC='$(CC)' tools/run-tests.sh $(BUILD)
