@@ -14,13 +14,16 @@
 extern "C" {
 #endif
 
+/* The library's exported interface (everything else is hidden). */
+#define EPOLLCR_EXPORT __attribute__((visibility("default")))
+
 #define EPOLLCR_VERSION_MAJOR 0
 #define EPOLLCR_VERSION_MINOR 1
 #define EPOLLCR_VERSION_PATCH 0
 #define EPOLLCR_VERSION_STRING "0.1.0"
 
 /* The library's version string, e.g. "0.1.0". */
-const char *epollcr_version(void);
+EPOLLCR_EXPORT const char *epollcr_version(void);
 
 /* How epollcr_restore() treats the targets of the watches. */
 enum epollcr_targets {
@@ -47,7 +50,7 @@ struct epollcr_restore_options {
  * call created is closed again.  Returns 0, or -1 with a one-line reason of
  * at most errbuf_len - 1 bytes in errbuf (which may be NULL).
  */
-int epollcr_restore(const char *image_path,
+EPOLLCR_EXPORT int epollcr_restore(const char *image_path,
 		    const struct epollcr_restore_options *options,
 		    char *errbuf, size_t errbuf_len);
 
@@ -57,7 +60,7 @@ int epollcr_restore(const char *image_path,
  * Works with or without the library preloaded; without it, only the kernel's
  * view is recorded.  Returns 0 or -errno.
  */
-int epollcr_dump_self(const char *image_path);
+EPOLLCR_EXPORT int epollcr_dump_self(const char *image_path);
 
 /*
  * Write the preloaded shim's shadow registry to fd, for tests and debugging.
@@ -69,7 +72,7 @@ int epollcr_dump_self(const char *image_path);
  * A set reachable from several fds is listed under each.  Returns 0 or
  * -errno.  Look it up with dlsym(RTLD_DEFAULT, "epollcr_shadow_print").
  */
-int epollcr_shadow_print(int fd);
+EPOLLCR_EXPORT int epollcr_shadow_print(int fd);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@ SHIM_API int close(int fd)
 	if (shim_busy)
 		return REAL(close)(fd);
 	struct reg_file *seen = registry_fd_peek(fd);
+	bool locked = registry_fdop_begin(seen);
 	int ret = REAL(close)(fd);
 	if (seen || fd == log_get_fd()) {
 		int saved_errno = errno;
@@ -24,12 +25,15 @@ SHIM_API int close(int fd)
 		log_fd_closed(fd);
 		errno = saved_errno;
 	}
+	registry_fdop_end(locked);
 	return ret;
 }
 
 SHIM_API int close_range(unsigned int first, unsigned int last, int flags)
 {
 	int ret;
+	bool locked = !(flags & CLOSE_RANGE_CLOEXEC) && !shim_busy &&
+		      registry_fdop_begin_many();
 	if (shim_real.close_range || (shim_resolve(), shim_real.close_range))
 		ret = shim_real.close_range(first, last, flags);
 	else
@@ -43,5 +47,6 @@ SHIM_API int close_range(unsigned int first, unsigned int last, int flags)
 			log_fd_closed(log_fd);
 		errno = saved_errno;
 	}
+	registry_fdop_end(locked);
 	return ret;
 }

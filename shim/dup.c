@@ -29,14 +29,23 @@ SHIM_API int dup(int oldfd)
 	return duplicated(oldfd, REAL(dup)(oldfd));
 }
 
+/* dup2/dup3 close newfd implicitly: a watched file may go with it. */
 SHIM_API int dup2(int oldfd, int newfd)
 {
-	return duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	bool locked = !shim_busy &&
+		      registry_fdop_begin(registry_fd_peek(newfd));
+	int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	registry_fdop_end(locked);
+	return ret;
 }
 
 SHIM_API int dup3(int oldfd, int newfd, int flags)
 {
-	return duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	bool locked = !shim_busy &&
+		      registry_fdop_begin(registry_fd_peek(newfd));
+	int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	registry_fdop_end(locked);
+	return ret;
 }
 
 /* fcntl's third argument is an int, a long or a pointer: pass a word. */

@@ -3,7 +3,8 @@
  * The shadow registry (see registry.h for the model).
  *
  * Locks, in the order they may be taken:
- *   sets_lock (the list of sets) -> one set's lock -> free_lock (file reuse).
+ *   fdop_lock (shared by closes of watched files, exclusive for a dump)
+ *   -> sets_lock (the list of sets) -> one set's lock -> free_lock.
  * The fd table is lock-free: slots change with atomic exchange and
  * compare-and-swap, so a close() racing another thread's open of the same
  * number cannot drop the newcomer.  File and set objects are never returned
@@ -51,6 +52,9 @@ struct reg_set {
 static struct fdt_leaf *fdt_top[FDT_TOP_SIZE];
 static int fdt_max = -1;
 
+/* Writers (the recorder, fork) must not starve behind busy closers. */
+static pthread_rwlock_t fdop_lock =
+	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_set *sets_head;
 
@@ -768,12 +772,35 @@ void registry_fork_child(void)
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&sets_lock, NULL);
+	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+	fdop_lock = fresh;
 }
 
 /* ---- walks ------------------------------------------------------------- */
 
+bool registry_fdop_begin(const struct reg_file *file)
+{
+	if (!file || !__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED))
+		return false;
+	pthread_rwlock_rdlock(&fdop_lock);
+	return true;
+}
+
+bool registry_fdop_begin_many(void)
+{
+	pthread_rwlock_rdlock(&fdop_lock);
+	return true;
+}
+
+void registry_fdop_end(bool locked)
+{
+	if (locked)
+		pthread_rwlock_unlock(&fdop_lock);
+}
+
 void registry_lock_all(void)
 {
+	pthread_rwlock_wrlock(&fdop_lock);
 	pthread_mutex_lock(&sets_lock);
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		pthread_mutex_lock(&s->lock);
@@ -784,6 +811,7 @@ void registry_unlock_all(void)
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&sets_lock);
+	pthread_rwlock_unlock(&fdop_lock);
 }
 
 int registry_walk_sets_locked(registry_set_fn fn, void *ctx)

@@ -174,8 +174,20 @@ void registry_adopt_set(int epfd);
 void registry_adopt_watch(int epfd, int tfd, uint32_t events, uint64_t data);
 
 /*
+ * Around a close(), dup2() or dup3() that may release a watched file (the
+ * kernel then drops its watches), wrappers hold the fd-operation lock shared,
+ * so that the recorder's consistent cut excludes them.  begin returns true
+ * when it took the lock (only for files with watches): pass that to end.
+ */
+bool registry_fdop_begin(const struct reg_file *file);
+/* The same for an operation on many fds (close_range): always locks. */
+bool registry_fdop_begin_many(void);
+void registry_fdop_end(bool locked);
+
+/*
  * Lock every set (and the list of sets) so that no epoll_ctl of the program
- * completes until registry_unlock_all(): the recorder's consistent cut.
+ * completes until registry_unlock_all(), and no close/dup2 of a watched file
+ * either: the recorder's consistent cut.
  * While they are held, registry_walk_sets_locked() walks without locking.
  */
 void registry_lock_all(void);
