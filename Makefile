@@ -11,12 +11,18 @@ PKG_CONFIG ?= pkg-config
 VERSION := $(shell sed -n 's/^#define EPOLLCR_VERSION_STRING "\(.*\)"/\1/p' include/epollcr.h)
 SOMAJOR := $(shell sed -n 's/^#define EPOLLCR_VERSION_MAJOR \(.*\)/\1/p' include/epollcr.h)
 
+comma := ,
 ifneq ($(SAN),)
 BUILD := build-$(subst $(comma),-,$(SAN))
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 O := 1
 endif
-comma := ,
+# The preloaded library interposes functions the sanitizer runtime itself
+# calls while it starts (sigaction, close...), before it can run
+# instrumented code: under ThreadSanitizer the library is built without
+# instrumentation (its locks are still seen through libtsan's interceptors),
+# and the registry's concurrency is checked by the instrumented unit tests.
+LIB_SANFLAGS := $(if $(findstring thread,$(SAN)),,$(SANFLAGS))
 
 UNWIND_CFLAGS := $(shell $(PKG_CONFIG) --cflags libunwind 2>/dev/null)
 UNWIND_LIBS := $(shell $(PKG_CONFIG) --libs libunwind 2>/dev/null || echo -lunwind)
@@ -57,10 +63,16 @@ $(CORE_A): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB): $(SHIM_OBJ) $(CORE_A) shim/libepollcr.map
-	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libepollcr.so.$(SOMAJOR) \
+LIB_OBJ := $(CORE_SRC:%.c=$(BUILD)/lib/%.o) $(SHIM_SRC:%.c=$(BUILD)/lib/%.o)
+$(BUILD)/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SANFLAGS),$(ALL_CFLAGS)) $(LIB_SANFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ) shim/libepollcr.map
+	$(CC) $(filter-out $(SANFLAGS),$(ALL_CFLAGS)) $(LIB_SANFLAGS) -shared \
+		-Wl,-soname,libepollcr.so.$(SOMAJOR) \
 		-Wl,--version-script=shim/libepollcr.map -Wl,-z,defs \
-		-o $@ $(SHIM_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
+		-o $@ $(LIB_OBJ) $(LDLIBS_CORE) $(LIB_SANFLAGS)
 
 $(CLI): $(CLI_OBJ) $(CORE_A)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
@@ -73,7 +85,7 @@ $(BUILD)/examples/%: examples/%.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread $(SANFLAGS)
 examples: $(EXAMPLE_BIN)
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d $(BUILD)/*/*/*/*.d)
 include test/test.mk
 include bench/bench.mk
 

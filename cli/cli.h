@@ -28,9 +28,9 @@ pid_t cli_parse_pid(const char *s);
  * The image files named by path: path itself when it is a file, or every
  * regular "*.img" file in it (sorted) when it is a directory.  Returns the
  * count and a malloc'ed array of malloc'ed paths in *out, or -1 with a
- * message printed.
+ * message printed.  *is_dir tells which.
  */
-int cli_image_paths(const char *path, char ***out);
+int cli_image_paths(const char *path, char ***out, bool *is_dir);
 void cli_free_paths(char **paths, int n);
 
 /* The version line printed by every --version. */

@@ -57,9 +57,10 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cli_image_paths(const char *path, char ***out)
+int cli_image_paths(const char *path, char ***out, bool *is_dir)
 {
 	struct stat st;
+	*is_dir = false;
 	if (stat(path, &st) < 0) {
 		cli_error("%s: %s", path, strerror(errno));
 		return -1;
@@ -72,6 +73,7 @@ int cli_image_paths(const char *path, char ***out)
 		}
 		return 1;
 	}
+	*is_dir = true;
 	DIR *dir = opendir(path);
 	if (!dir) {
 		cli_error("%s: %s", path, strerror(errno));

@@ -58,10 +58,10 @@ int cmd_show(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	char **paths;
-	int n = cli_image_paths(argv[optind], &paths);
+	bool many;
+	int n = cli_image_paths(argv[optind], &paths, &many);
 	if (n < 0)
 		return CLI_FAIL;
-	bool many = n > 1 || paths[0] != argv[optind];
 	int status = CLI_OK;
 	if (json && many)
 		fputs("[\n", stdout);

@@ -90,12 +90,13 @@ int cmd_verify(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	char **paths;
-	int n = cli_image_paths(argv[optind], &paths);
+	bool is_dir;
+	int n = cli_image_paths(argv[optind], &paths, &is_dir);
 	if (n < 0)
 		return CLI_FAIL;
 	int status = CLI_OK;
 	for (int i = 0; i < n; i++)
-		if (verify_one(paths[i], n > 1 ? 0 : pid) != CLI_OK)
+		if (verify_one(paths[i], is_dir ? 0 : pid) != CLI_OK)
 			status = CLI_FAIL;
 	cli_free_paths(paths, n);
 	return status;

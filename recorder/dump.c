@@ -170,6 +170,9 @@ static bool confirm_watch(void *ctx, int epfd, int tfd, uint32_t events,
 	const struct reg_file *f = registry_file_at(tfd);
 	if (!set || !f)
 		return false;
+	/* Several watches under one number: only the kernel can tell. */
+	if (registry_count_tfd(set, tfd) != 1)
+		return false;
 	const struct reg_watch *w = registry_find_watch(set, f, tfd);
 	if (!w || w->uncertain || w->data != data ||
 	    kernel_events(w->events) != (events & ~(uint32_t)EPOLLWAKEUP))
@@ -236,23 +239,76 @@ static int windex_build(struct watch_index *ix, const struct image *img)
 	return 0;
 }
 
-/* The image watch of (set, tfd) whose target is target, or -1. */
+/*
+ * The first image watch of (set, tfd) not matched yet whose target is
+ * target (IMAGE_NONE: a watched file no fd holds), or -1.
+ */
 static long windex_find(const struct watch_index *ix, const struct image *img,
-			uint32_t set, int32_t tfd, uint32_t target)
+			const uint8_t *matched, uint32_t set, int32_t tfd,
+			uint32_t target)
 {
 	uint32_t h = windex_hash(set, tfd) & ix->mask;
 	for (; ix->slots[h]; h = (h + 1) & ix->mask) {
-		const struct image_watch *w = &img->watches[ix->slots[h] - 1];
-		if (w->set == set && w->tfd == tfd &&
-		    (target == IMAGE_NONE || w->target == target))
-			return (long)ix->slots[h] - 1;
+		uint32_t i = ix->slots[h] - 1;
+		const struct image_watch *w = &img->watches[i];
+		if (w->set == set && w->tfd == tfd && !matched[i] &&
+		    (target != IMAGE_NONE ? w->target == target
+					  : w->open_fd < 0))
+			return (long)i;
 	}
 	return -1;
+}
+
+/* Registry files -> image target ids, through the fds both know. */
+struct file_map {
+	const struct reg_file **files;
+	uint32_t *targets;
+	uint32_t mask;
+};
+
+static uint32_t file_hash(const struct reg_file *f)
+{
+	return (uint32_t)(((uintptr_t)f * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static int file_map_build(struct file_map *m, const struct image *img)
+{
+	uint32_t size = 16;
+	while (size < img->nfds * 2u)
+		size *= 2;
+	m->files = calloc(size, sizeof(*m->files));
+	m->targets = calloc(size, sizeof(*m->targets));
+	m->mask = size - 1;
+	if (!m->files || !m->targets)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < img->nfds; i++) {
+		const struct reg_file *f = registry_file_at(img->fds[i].fd);
+		if (!f)
+			continue;
+		uint32_t h = file_hash(f) & m->mask;
+		while (m->files[h] && m->files[h] != f)
+			h = (h + 1) & m->mask;
+		if (!m->files[h]) {
+			m->files[h] = f;
+			m->targets[h] = img->fds[i].target;
+		}
+	}
+	return 0;
+}
+
+static uint32_t file_map_get(const struct file_map *m, const struct reg_file *f)
+{
+	for (uint32_t h = file_hash(f) & m->mask; m->files[h];
+	     h = (h + 1) & m->mask)
+		if (m->files[h] == f)
+			return m->targets[h];
+	return IMAGE_NONE;
 }
 
 struct shadow_walk {
 	struct image *img;
 	struct watch_index ix;
+	struct file_map files;
 	struct bt_map bts;
 	uint8_t *matched;
 	uint32_t set_target;
@@ -263,14 +319,9 @@ static int merge_watch(void *ctx, const struct reg_watch_view *v)
 {
 	struct shadow_walk *sw = ctx;
 	struct image *img = sw->img;
-	const struct reg_file *at_tfd = registry_file_at(v->tfd);
-	uint32_t target = IMAGE_NONE;
-	if (at_tfd == v->file)
-		target = target_at(img, v->tfd);
-	long i = windex_find(&sw->ix, img, sw->set_target, v->tfd, target);
-	if (i < 0 && target != IMAGE_NONE)
-		i = windex_find(&sw->ix, img, sw->set_target, v->tfd,
-				IMAGE_NONE);
+	uint32_t target = file_map_get(&sw->files, v->file);
+	long i = windex_find(&sw->ix, img, sw->matched, sw->set_target,
+			     v->tfd, target);
 	uint32_t bt = image_backtrace(img, &sw->bts, v->bt_add);
 	if (i < 0) {
 		if (v->uncertain)
@@ -283,8 +334,6 @@ static int merge_watch(void *ctx, const struct reg_watch_view *v)
 		return 0;
 	}
 	struct image_watch *w = &img->watches[i];
-	if (sw->matched[i])
-		return 0;
 	sw->matched[i] = 1;
 	w->flags |= IMAGE_W_SHADOW;
 	w->bt_add = bt;
@@ -544,9 +593,13 @@ int recorder_build_image(struct image *img, unsigned flags)
 	}
 	struct shadow_walk sw = { .img = img };
 	sw.matched = calloc(img->nwatches ? img->nwatches : 1, 1);
-	if (!sw.matched || windex_build(&sw.ix, img) < 0) {
+	if (!sw.matched || windex_build(&sw.ix, img) < 0 ||
+	    file_map_build(&sw.files, img) < 0) {
 		registry_unlock_all();
 		free(sw.matched);
+		free(sw.ix.slots);
+		free(sw.files.files);
+		free(sw.files.targets);
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -557,6 +610,8 @@ int recorder_build_image(struct image *img, unsigned flags)
 	diagnose_watches(img, sw.matched);
 	free(sw.matched);
 	free(sw.ix.slots);
+	free(sw.files.files);
+	free(sw.files.targets);
 	free(sw.bts.image_id);
 done:
 	if (registry_incomplete()) {

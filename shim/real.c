@@ -4,7 +4,11 @@
  * once, from the constructor or from the first wrapper that runs before it.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -52,4 +56,25 @@ static void resolve_all(void)
 void shim_resolve(void)
 {
 	pthread_once(&resolve_once, resolve_all);
+}
+
+int shim_fd_high(int fd)
+{
+	struct rlimit rl;
+	int saved_errno = errno;
+	int base = 1024;
+	if (fd < 0)
+		return fd;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		base = rl.rlim_cur > 2048 ? (int)(rl.rlim_cur - 64)
+					  : (int)(rl.rlim_cur / 2);
+	if (fd >= base) {
+		errno = saved_errno;
+		return fd;
+	}
+	int high = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, base);
+	if (high >= 0)
+		REAL(close)(fd);
+	errno = saved_errno;
+	return high >= 0 ? high : fd;
 }

@@ -867,6 +867,17 @@ const struct reg_watch *registry_find_watch(struct reg_set *set,
 	return watch_find(set, file, tfd);
 }
 
+unsigned registry_count_tfd(struct reg_set *set, int tfd)
+{
+	unsigned n = 0;
+	if (!set->nbuckets)
+		return 0;
+	for (struct reg_watch *w = set->buckets[bucket_of(set, tfd)]; w;
+	     w = w->next)
+		n += w->tfd == tfd;
+	return n;
+}
+
 uint32_t registry_set_nwatch(const struct reg_set *set)
 {
 	return set->nwatch;

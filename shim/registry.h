@@ -217,6 +217,9 @@ const struct reg_watch *registry_find_watch(struct reg_set *set,
 					    const struct reg_file *file,
 					    int tfd);
 
+/* How many watches of a locked set carry this tfd (several: stale keys). */
+unsigned registry_count_tfd(struct reg_set *set, int tfd);
+
 /* The file at fd (no reference taken: valid while the fd stays), or NULL. */
 const struct reg_file *registry_file_at(int fd);
 

@@ -85,6 +85,14 @@ static inline void shim_leave(void)
 	shim_busy = 0;
 }
 
+/*
+ * Move fd, which the shim itself created, above the numbers programs use
+ * (RLIMIT_NOFILE - 64, or half the limit when that is small), close-on-exec,
+ * closing the original.  Returns the new number, or fd when no higher one is
+ * free.  errno is preserved.
+ */
+int shim_fd_high(int fd);
+
 /* Load-time set-up: configuration, atfork handlers, inherited sets. */
 void shim_init(void);
 

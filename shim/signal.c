@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -96,21 +95,6 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	errno = saved_errno;
 }
 
-/* Move fd above the numbers programs use; returns the new fd or fd. */
-static int fd_high(int fd)
-{
-	struct rlimit rl;
-	int base = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256 &&
-	    rl.rlim_cur != RLIM_INFINITY)
-		base = (int)(rl.rlim_cur - 64 > 1024 ? rl.rlim_cur - 64 : rl.rlim_cur / 2);
-	int high = shim_real.fcntl(fd, F_DUPFD_CLOEXEC, base);
-	if (high < 0)
-		return fd;
-	shim_real.close(fd);
-	return high;
-}
-
 /* Stream an image to the `epollcr dump` waiting for nonce. */
 static void serve_request(uint32_t nonce)
 {
@@ -122,7 +106,7 @@ static void serve_request(uint32_t nonce)
 		log_error("cannot create the dump socket: %s", strerror(errno));
 		return;
 	}
-	fd = fd_high(fd);
+	fd = shim_fd_high(fd);
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
 		log_error("dump request %u: cannot reach epollcr dump: %s",
