@@ -173,6 +173,25 @@ static inline uint8_t file_kind(const struct reg_file *f)
 	return __atomic_load_n(&f->kind, __ATOMIC_RELAXED);
 }
 
+static void file_init(struct reg_file *f, uint32_t kind, uint8_t flags,
+		      const struct reg_create *c)
+{
+	memset(f, 0, sizeof(*f));
+	f->refs = 1;
+	f->kind = (uint8_t)kind;
+	f->flags = flags;
+	f->hint_tfd = -1;
+	if (c)
+		f->create = *c;
+	else
+		f->create.backlog = -1;
+}
+
+/*
+ * A new file with one reference.  A recycled object is initialised under
+ * free_lock, which is also what file_maybe_free() checks under: a late
+ * file_maybe_free() on an object reused meanwhile sees it alive.
+ */
 static struct reg_file *file_new(uint32_t kind, uint8_t flags,
 				 const struct reg_create *c)
 {
@@ -182,20 +201,11 @@ static struct reg_file *file_new(uint32_t kind, uint8_t flags,
 	if (free_files) {
 		f = free_files;
 		free_files = f->next_free;
+		file_init(f, kind, flags, c);
 	}
 	pthread_mutex_unlock(&free_lock);
-	if (f)
-		memset(f, 0, sizeof(*f));
-	else if (!(f = reg_calloc(1, sizeof(*f))))
-		return NULL;
-	f->refs = 1;
-	f->kind = (uint8_t)kind;
-	f->flags = flags;
-	f->hint_tfd = -1;
-	if (c)
-		f->create = *c;
-	else
-		f->create.backlog = -1;
+	if (!f && (f = reg_calloc(1, sizeof(*f))))
+		file_init(f, kind, flags, c);
 	return f;
 }
 

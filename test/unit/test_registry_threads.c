@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The registry under concurrency, without LD_PRELOAD: threads feed it the
+ * events wrappers would report (creations, dups, closes, ADD/MOD/DEL on
+ * private and shared sets) while another thread takes consistent cuts the
+ * way the recorder does.  Run under `make check SAN=thread` this is where
+ * ThreadSanitizer sees the registry's own code; in every build it checks
+ * that the registry's counts agree with a walk after the storm.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "registry.h"
+
+#define THREADS 4
+#define OPS 20000
+#define FDS_PER_THREAD 64
+
+struct worker {
+	int base;	/* first fd number of this thread's range */
+	int shared_ep;	/* a set all threads use */
+	int own_ep;	/* a set of this thread's */
+	unsigned seed;
+};
+
+static void ctl(int epfd, int op, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)fd };
+	struct reg_set *set = registry_set_lock(epfd);
+	registry_ctl_locked(set, epfd, op, fd, &ev, 0);
+	registry_set_unlock(set);
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < FDS_PER_THREAD; i++)
+		registry_fd_created(w->base + i, IMAGE_KIND_EVENTFD, NULL);
+	for (int n = 0; n < OPS; n++) {
+		int fd = w->base + (int)(rand_r(&w->seed) % FDS_PER_THREAD);
+		int ep = rand_r(&w->seed) % 2 ? w->shared_ep : w->own_ep;
+		switch (rand_r(&w->seed) % 6) {
+		case 0:
+			ctl(ep, EPOLL_CTL_ADD, fd, EPOLLIN);
+			break;
+		case 1:
+			ctl(ep, EPOLL_CTL_MOD, fd, EPOLLOUT);
+			break;
+		case 2:
+			ctl(ep, EPOLL_CTL_DEL, fd, 0);
+			break;
+		case 3: { /* dup to a spare number, then close the original */
+			int spare = w->base + FDS_PER_THREAD +
+				    (int)(rand_r(&w->seed) % FDS_PER_THREAD);
+			bool locked = registry_fdop_begin(registry_fd_peek(spare));
+			registry_fd_dup(fd, spare);
+			registry_fdop_end(locked);
+			break;
+		}
+		case 4: {
+			struct reg_file *seen = registry_fd_peek(fd);
+			bool locked = registry_fdop_begin(seen);
+			registry_fd_closed(fd, seen);
+			registry_fdop_end(locked);
+			registry_fd_created(fd, IMAGE_KIND_EVENTFD, NULL);
+			break;
+		}
+		default:
+			registry_fd_closed_range((unsigned)w->base + FDS_PER_THREAD,
+						 (unsigned)w->base + FDS_PER_THREAD + 3);
+		}
+	}
+	return NULL;
+}
+
+static volatile int stop_cutter;
+
+static int count_watch(void *ctx, const struct reg_watch_view *v)
+{
+	(void)v;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+static int check_set(void *ctx, struct reg_set *set,
+		     const struct reg_file *file)
+{
+	unsigned n = 0;
+	(void)file;
+	registry_walk_watches(set, count_watch, &n);
+	if (n != registry_set_nwatch(set))
+		(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* The recorder's pattern: lock everything, walk, unlock. */
+static void *cutter(void *arg)
+{
+	unsigned *bad = arg;
+	while (!__atomic_load_n(&stop_cutter, __ATOMIC_RELAXED)) {
+		registry_lock_all();
+		registry_walk_sets_locked(check_set, bad);
+		registry_unlock_all();
+	}
+	return NULL;
+}
+
+static void test_concurrent_storm(void **state)
+{
+	(void)state;
+	registry_reset();
+	registry_set_created(3, 0);
+	struct worker w[THREADS];
+	pthread_t tid[THREADS], cut;
+	unsigned bad = 0;
+	for (int i = 0; i < THREADS; i++) {
+		w[i].base = 100 + i * 4 * FDS_PER_THREAD;
+		w[i].shared_ep = 3;
+		w[i].own_ep = 10 + i;
+		w[i].seed = (unsigned)i + 1;
+		registry_set_created(w[i].own_ep, 0);
+	}
+	assert_int_equal(pthread_create(&cut, NULL, cutter, &bad), 0);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, work, &w[i]), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(tid[i], NULL);
+	__atomic_store_n(&stop_cutter, 1, __ATOMIC_RELAXED);
+	pthread_join(cut, NULL);
+	assert_int_equal(bad, 0);
+	/* Every watch's file must still be counted as watched. */
+	unsigned after = 0;
+	registry_walk_sets(check_set, &after);
+	assert_int_equal(after, 0);
+	assert_false(registry_incomplete());
+	registry_reset();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_concurrent_storm),
+	};
+	return cmocka_run_group_tests_name("registry_threads", tests, NULL,
+					   NULL);
+}
