@@ -18,6 +18,7 @@
 #include "kview.h"
 #define LOG_PREFIX "shim"
 #include "log.h"
+#include "recorder.h"
 #include "registry.h"
 #include "shim.h"
 
@@ -50,6 +51,16 @@ static void read_config(void)
 	v = getenv("EPOLLCR_DIR");
 	if (v && strlen(v) < sizeof(shim_config.dir))
 		strcpy(shim_config.dir, v);
+	/* Test hooks (docs/testing.md): inject failures from load time on. */
+	v = getenv("EPOLLCR_FAULT_ALLOC");
+	if (v && *v) {
+		unsigned after = 0, count = 0;
+		if (sscanf(v, "%u:%u", &after, &count) == 2)
+			registry_fail_alloc(after, count);
+	}
+	v = getenv("EPOLLCR_FAULT_NOPROC");
+	if (v && *v == '1')
+		shim_config.recorder_flags |= RECORDER_F_NO_PROC;
 	v = getenv("EPOLLCR_LOG");
 	if (v && *v)
 		log_setup(2, (enum log_level)atoi(v));

@@ -62,6 +62,7 @@ struct shim_config {
 	unsigned backtrace_depth; /* EPOLLCR_BACKTRACE, 0: off */
 	int signal;		  /* EPOLLCR_SIGNAL */
 	char dir[4096];		  /* EPOLLCR_DIR, or "" for the default */
+	unsigned recorder_flags;  /* RECORDER_F_* (EPOLLCR_FAULT_NOPROC) */
 };
 extern struct shim_config shim_config;
 

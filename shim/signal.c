@@ -112,7 +112,7 @@ static void serve_request(uint32_t nonce)
 		log_error("dump request %u: cannot reach epollcr dump: %s",
 			  nonce, strerror(errno));
 	} else {
-		int ret = recorder_dump_fd(fd, 0);
+		int ret = recorder_dump_fd(fd, shim_config.recorder_flags);
 		if (ret < 0)
 			log_error("dump request %u failed: %s", nonce,
 				  strerror(-ret));
@@ -130,7 +130,7 @@ static void serve_plain(void)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)getpid());
-	int ret = recorder_dump_file(path, 0);
+	int ret = recorder_dump_file(path, shim_config.recorder_flags);
 	if (ret < 0)
 		log_error("dump to %s failed: %s", path, strerror(-ret));
 	else
