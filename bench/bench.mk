@@ -1,11 +1,21 @@
-# Benchmarks: bench/*.c, each a plain program; tools/run-bench.sh runs them.
-BENCH_SRC := $(wildcard bench/*.c)
+# Benchmarks: bench/*.c, each a plain program (bench/bench_util.c holds
+# their shared helpers); tools/run-bench.sh runs them and prints one line
+# per figure.  `make bench QUICK=1` is the short run.
+BENCH_UTIL_SRC := bench/bench_util.c
+BENCH_UTIL_OBJ := $(BUILD)/bench/bench_util.o
+BENCH_SRC := $(filter-out $(BENCH_UTIL_SRC),$(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 
-$(BUILD)/bench/%: bench/%.c $(CORE_A)
+$(BENCH_UTIL_OBJ): $(BENCH_UTIL_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(CORE_A) $(LDLIBS_CORE) -lm \
-		$(SANFLAGS)
+	$(CC) $(ALL_CFLAGS) -Ibench -c $< -o $@
+
+$(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BENCH_UTIL_OBJ) $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(BENCH_UTIL_OBJ) $(CORE_A) \
+		$(LDLIBS_CORE) -lm $(SANFLAGS)
+
+benches: $(BENCH_BIN)
 
 bench: all $(BENCH_BIN)
 	@QUICK='$(QUICK)' tools/run-bench.sh $(BUILD)

@@ -14,7 +14,11 @@
 /*
  * Serialise img to fd as one complete image (header, records in the order
  * the format requires, END with checksum), streaming through a bounded
- * buffer of at most 128 KiB whatever the image's size.  Returns 0 or -errno.
+ * buffer of at most 128 KiB whatever the image's size, across short writes
+ * and EINTR.  Returns 0 or -errno: -EINVAL (and a log line) when img holds
+ * what the format cannot or the reader would refuse in a field or a
+ * reference, before anything is written (docs/image-format.md, "What the
+ * writer checks"); strings longer than IMAGE_MAX_STRING are cut.
  */
 int image_write_fd(const struct image *img, int fd);
 
@@ -28,10 +32,12 @@ int image_write_file(const struct image *img, const char *path);
 
 /*
  * Read and validate a whole image from fd into img (initialised by the
- * call).  Every check of docs/image-format.md is made; memory grows only with
- * the records actually present, never with counts the image claims.
- * Returns 0, or -1 with one line in err ("offset N: what is wrong") and img
- * left empty.
+ * call), reading up to end of file: nothing may follow END.  Every check of
+ * docs/image-format.md is made, fd numbers included against the caller's
+ * RLIMIT_NOFILE soft limit; memory grows only with the records actually
+ * present, never with counts the image claims.  Returns 0, or -1 with one
+ * line in err, no newline, cut to err_len ("offset N: what is wrong") and
+ * img left empty.
  */
 int image_read_fd(int fd, struct image *img, char *err, size_t err_len);
 

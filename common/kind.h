@@ -22,16 +22,28 @@ struct kind_ops {
 	 */
 	bool (*match_link)(const char *link);
 	/*
-	 * Fill t->u from the kernel.  fd is a descriptor of the target in the
-	 * calling process, or -1 when only /proc is available (another pid);
-	 * fdinfo is the text of /proc/PID/fdinfo/N (NUL-terminated) or NULL.
-	 * Returns 0 or -errno.
+	 * Fill t->u and t->file_flags from the kernel.  fd is a descriptor
+	 * of the target in the calling process, or -1 when only /proc is
+	 * available (another pid); fdinfo is the text of /proc/PID/fdinfo/N
+	 * (NUL-terminated) or NULL, in which case the kinds that need it
+	 * (eventfd, timerfd, signalfd) read the calling thread's own.
+	 * t->path (the link text, may be NULL) is set by the caller and
+	 * read, never changed.  With fd == -1 only what fdinfo and the link
+	 * show is filled (a socket's domain, for one, stays 0 = unknown).
+	 * Returns 0 or -errno (-EINVAL: fdinfo lacks what the kind prints;
+	 * -EBADF, -ENOTSOCK...: fd is not such a file).
 	 */
 	int (*describe)(struct image_target *t, int fd, const char *fdinfo);
 	/*
 	 * Compare two descriptions of a target (image vs. live kernel);
-	 * write a one-line difference into diff and return false if they
-	 * differ in anything a restore must bring back.
+	 * write a one-line difference into diff (diff_len bytes; diff may
+	 * be NULL) and return false if they differ in anything a restore
+	 * must bring back: socket domain/type/protocol, listening, bound
+	 * address, reuse and v6only flags (fields a description made
+	 * without a descriptor could not learn compare equal); pipe end;
+	 * eventfd count and semaphore mode; timerfd clock, settime flags,
+	 * interval and armed or not; signalfd mask; epoll number of
+	 * watches; other: the path.  File flags are compared by the caller.
 	 */
 	bool (*same)(const struct image_target *a,
 		     const struct image_target *b, char *diff, size_t diff_len);

@@ -25,10 +25,16 @@ struct fdinfo_watch {
 };
 
 /*
- * Parse the text of an epoll fd's fdinfo (len bytes at text).  Calls
- * on_watch for each `tfd:` line in order and stores the `flags:` value in
- * *file_flags when that is not NULL.  Returns 0, -EINVAL on a malformed
- * tfd line, or the first non-zero value on_watch returned.
+ * Parse the text of an epoll fd's fdinfo (len bytes at text, no NUL
+ * needed; any bytes accepted).  Calls on_watch for each `tfd:` line in
+ * order and stores the `flags:` value (octal) in *file_flags when that is
+ * not NULL.  A tfd line must have every field of the kernel's format
+ * "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x" (numbers
+ * checked for overflow; further blank-separated fields are ignored) and end
+ * with a newline: a text cut inside its last line is malformed.  Returns
+ * 0, -EINVAL at the first malformed tfd or flags line (after on_watch was
+ * called for the lines before it), or the first non-zero value on_watch
+ * returned.  Reads nothing outside [text, text + len), allocates nothing.
  */
 int fdinfo_parse_epoll(const char *text, size_t len, unsigned *file_flags,
 		       int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
@@ -50,21 +56,52 @@ struct kview_hints {
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */
 
 /*
- * Fill img (initialised by the caller) with the kernel's view of pid
- * (0 = the calling process): a target and fd entries for every epoll fd and
- * every fd holding a watched file, one watch per fdinfo `tfd:` line with
- * open_fd resolved, and a target (from fdinfo alone) for watched files no fd
- * holds.  Does not set proc, modules or backtraces.  Returns 0 or -errno;
- * on failure img may hold a partial view and diagnostics.
+ * Fill img (initialised by the caller; targets are appended after any it
+ * holds) with the kernel's view of pid (0 = the calling thread's fd table;
+ * another pid needs ptrace read access: same user or root): one target per
+ * open file description among the epoll fds and the fds holding a watched
+ * file (every fd with KVIEW_F_ALL_FDS), fd entries for all their fds
+ * (FD_CLOEXEC from fdinfo), and one watch per fdinfo `tfd:` line, grouped
+ * by set in fdinfo order, with IMAGE_W_KERNEL, IMAGE_W_DISARMED (no poll
+ * bit left), IMAGE_W_STALE (tfd does not hold the watched file), open_fd
+ * (tfd when it holds the file, else the lowest fd that does, else -1) and
+ * target.  A watched file no fd holds gets a target of its own, its kind
+ * guessed from (sdev, ino) (two such watches of one socket share it).
+ * Sets img->flags |= IMAGE_F_KERNEL_VIEW.  Does not set proc, modules or
+ * backtraces.  What could not be learnt (kcmp refused, a set changed while
+ * read, a target that could not be described) becomes a diagnostic.
+ * Bounds: one fdinfo text of at most 256 MiB (-EFBIG), at most 4M fds
+ * (-EMFILE).  For another pid, sockets and pipes are described through a
+ * copy of their fd (pidfd_getfd) when the kernel allows it.  Returns 0 or
+ * -errno (-ENOENT/-EACCES/-EPERM when /proc/PID cannot be read); on
+ * failure img may hold a partial view.
  */
 int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
 		   const struct kview_hints *hints);
 
+/* What the last kview_snapshot() of the calling thread cost. */
+struct kview_stats {
+	uint32_t fds;		/* descriptors looked at */
+	uint32_t fdinfo_reads;	/* /proc/PID/fdinfo/N files read */
+	uint32_t readlinks;	/* readlinkat of /proc/PID/fd/N */
+	uint32_t stats;		/* fstatat of /proc/PID/fd/N */
+	uint32_t kcmp_calls;	/* kcmp(2) calls, any type */
+	uint32_t hinted;	/* watches the hints confirmed */
+};
+
+/* Copy the calling thread's last kview_snapshot() costs into *out. */
+void kview_last_stats(struct kview_stats *out);
+
 /*
- * Compare an image with a kernel view of the same process: every set (by fd
- * number), every watch (tfd, events, data, target kind, open_fd), every fd
- * of a watched target.  Writes one line per difference to out_fd (when >=
- * 0) and returns the number of differences (0 = identical) or -errno.
+ * Compare an image with a kernel view of the same process: every set (by
+ * its lowest fd number in expected; its other fds must name the same set),
+ * every watch (matched by set, tfd and, among watches of one tfd, by target
+ * then order: events, data, stale flag, open_fd, target kind, the target's
+ * description through kind same(), its fd numbers, FD_CLOEXEC and access
+ * mode / O_NONBLOCK), sets and watches that only actual has.  Writes one
+ * line per difference, naming epfd and tfd and both values, to out_fd
+ * (when >= 0) and returns the number of differences (0 = identical), or
+ * -errno when writing to out_fd failed or memory ran out.
  */
 int kview_compare(const struct image *expected, const struct image *actual,
 		  int out_fd);

@@ -11,11 +11,16 @@
  *   header := 32 bytes, see struct image_file_header
  *   record := u32 type, u32 payload_len (little endian), payload
  * A payload is a sequence of fields.  Every integer field is an unsigned
- * LEB128 varint (at most 10 bytes; a value that does not fit its field is an
- * error); a string is a varint length followed by that many bytes, no NUL.
- * Records come in this order: PROCESS, MODULE*, BACKTRACE*, TARGET*, FD*,
- * WATCHES*, DIAG*, END.  A record may only refer to ids defined by earlier
- * records, so one pass validates every reference.
+ * LEB128 varint (at most 10 bytes, minimal: no redundant 0x80 bytes; a value
+ * that does not fit its field is an error); a string is a varint length
+ * followed by that many bytes, no NUL, at most IMAGE_MAX_STRING bytes; the
+ * empty string stands for "absent" (NULL in the model).  Signed numbers are
+ * stored as value + 1 (fd numbers where -1 means none) or as zigzag deltas
+ * (fd numbers and ids inside batches).  Records come in this order: PROCESS,
+ * MODULE*, BACKTRACE*, TARGET*, FD*, WATCHES*, DIAG*, END.  A record may only
+ * refer to ids defined by earlier records, so one pass validates every
+ * reference.  The exact field list of every record is in
+ * docs/image-format.md.
  */
 #ifndef EPOLLCR_IMAGE_H
 #define EPOLLCR_IMAGE_H
@@ -48,14 +53,19 @@ enum image_record_type {
  * Largest payload, in bytes, that a record of each type may have.  Batches
  * (TARGET, FD, WATCHES) are cut by the writer so that no payload exceeds
  * IMAGE_MAX_BATCH_PAYLOAD; the reader rejects any record whose payload_len is
- * above its type's limit before reading the payload.
+ * above its type's limit before reading the payload.  For the other types the
+ * limit is exact: the size of the record with every field at its largest
+ * encoding (strings of IMAGE_MAX_STRING bytes, IMAGE_MAX_FRAMES frames), so a
+ * valid record can reach it and none can exceed it.
  */
-#define IMAGE_MAX_PROCESS_PAYLOAD 16384
-#define IMAGE_MAX_MODULE_PAYLOAD 8192
-#define IMAGE_MAX_BACKTRACE_PAYLOAD 8192
-#define IMAGE_MAX_BATCH_PAYLOAD 65536
-#define IMAGE_MAX_DIAG_PAYLOAD 8192
-#define IMAGE_END_PAYLOAD_MAX 80 /* END holds at most 8 varints */
+#define IMAGE_MAX_PROCESS_PAYLOAD 12324	  /* 5 varints (30) + 3 strings */
+#define IMAGE_MAX_MODULE_PAYLOAD 4108	  /* string (4098) + base (10) */
+#define IMAGE_MAX_BACKTRACE_PAYLOAD 263681 /* 1 + 64 frames of 4120 */
+#define IMAGE_MAX_BATCH_PAYLOAD 65536	  /* TARGET, FD, WATCHES */
+#define IMAGE_MAX_DIAG_PAYLOAD 8211	  /* 5 varints (15) + 2 strings */
+#define IMAGE_END_PAYLOAD_MAX 25	  /* 6 counts (20) + CRC-32C (5) */
+#define IMAGE_MAX_STRING_FIELD 4098	  /* length varint (2) + 4096 bytes */
+#define IMAGE_MAX_SOCKADDR 128		  /* bytes of a socket address field */
 
 /* Whole-image limits the reader enforces, whatever the counts claim. */
 #define IMAGE_MAX_STRING 4096	      /* bytes of one string field */
@@ -86,6 +96,12 @@ struct image_file_header {
 #define IMAGE_F_SHADOW_VIEW 0x4	   /* the shim's registry contributed */
 #define IMAGE_F_ALL (IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW | IMAGE_F_SHADOW_VIEW)
 
+/*
+ * Event bits a watch may hold: EPOLLIN|PRI|OUT|ERR|HUP|RDNORM|RDBAND|WRNORM|
+ * WRBAND|MSG|RDHUP and the private EPOLLEXCLUSIVE|WAKEUP|ONESHOT|ET.
+ */
+#define IMAGE_EVENTS_ALL 0xf00027dfu
+
 /* Kinds of target.  The numbering is part of the format. */
 enum image_kind {
 	IMAGE_KIND_OTHER = 0,	 /* anything else: tty, inotify, device... */
@@ -101,6 +117,7 @@ enum image_kind {
 /* Where a target's description came from (image_target.origin bits). */
 #define IMAGE_ORIGIN_KERNEL 0x1	/* described from the kernel's view */
 #define IMAGE_ORIGIN_SHADOW 0x2	/* the shim saw it being created */
+#define IMAGE_ORIGIN_ALL 0x3	/* every origin bit */
 
 /* socket target */
 struct image_socket {
@@ -127,7 +144,8 @@ struct image_socket {
 struct image_pipe {
 	uint32_t write_end;	/* 1: write end, 0: read end */
 	uint64_t ino;		/* pipefs inode, to pair the ends */
-	uint32_t peer;		/* target id of the other end, IMAGE_NONE */
+	uint32_t peer;		/* the other end's target id, IMAGE_NONE;
+				 * both ends name each other */
 	uint32_t pending;	/* bytes queued (FIONREAD on the read end) */
 };
 
@@ -140,11 +158,14 @@ struct image_eventfd {
 /* timerfd target; times in nanoseconds */
 struct image_timerfd {
 	uint32_t clockid;	/* CLOCK_* */
-	uint32_t settime_flags;	/* TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET */
+	uint32_t settime_flags;	/* IMAGE_TFD_FLAGS_ALL at most */
 	uint64_t value_ns;	/* it_value as fdinfo shows it (0: disarmed) */
 	uint64_t interval_ns;	/* it_interval */
 	uint64_t ticks;		/* expirations not yet read */
 };
+
+/* timerfd settime flags: TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET */
+#define IMAGE_TFD_FLAGS_ALL 0x3
 
 /* signalfd target */
 struct image_signalfd {
@@ -184,6 +205,7 @@ struct image_fd {
 	uint32_t target;	/* target id */
 	uint32_t fd_flags;	/* FD_CLOEXEC */
 };
+#define IMAGE_FD_FLAGS_ALL 0x1	/* FD_CLOEXEC: the only fd flag */
 
 /* One watch of one epoll set, keyed like the kernel: (target, tfd). */
 struct image_watch {

@@ -352,11 +352,12 @@ static void enc_watch(struct writer *w, const struct image *img,
 	prev->events = wt->events;
 	put_delta(w, wt->data, &prev->data);
 	put_delta(w, wt->target, &prev->target);
+	/* open_fd: 0 for none, else 1 + zigzag of its distance from tfd */
 	if (wt->open_fd < 0)
 		put_varint(w, 0);
 	else
-		put_varint(w, 1 + zigzag_encode((uint64_t)((int64_t)wt->open_fd -
-							   wt->tfd)));
+		put_varint(w, 1 + zigzag_encode((uint64_t)(int64_t)wt->open_fd -
+						(uint64_t)(int64_t)wt->tfd));
 	put_varint(w, wt->flags);
 	put_delta(w, wt->bt_add, &prev->bt_add);
 	put_delta(w, wt->bt_mod, &prev->bt_mod);
@@ -480,32 +481,12 @@ static int check_target(const struct image *img, const struct image_target *t,
 	}
 }
 
-/*
- * Refuse what the format cannot hold or the reader would reject in a field
- * or a reference (docs/image-format.md, "What the writer checks").  Logs the
- * reason; returns 0, -EINVAL or -ENOMEM.
- */
-static int check_model(const struct image *img)
+static int check_backtraces(const struct image *img)
 {
-	uint32_t *per_set = NULL;
-	int ret = -EINVAL;
-
-	if (img->flags & ~IMAGE_F_ALL || img->proc.pid < 0 ||
-	    img->proc.time_nsec >= 1000000000u) {
-		log_error("cannot write image: bad flags, pid or time");
-		return -EINVAL;
-	}
-	if (img->nmodules > IMAGE_MAX_MODULES ||
-	    img->nbacktraces > IMAGE_MAX_BACKTRACES ||
-	    img->ntargets > IMAGE_MAX_TARGETS || img->nfds > IMAGE_MAX_FDS ||
-	    img->nwatches > IMAGE_MAX_WATCHES || img->ndiags > IMAGE_MAX_DIAGS) {
-		log_error("cannot write image: more elements than the format allows");
-		return -EINVAL;
-	}
 	for (uint32_t i = 0; i < img->nmodules; i++)
 		if (img->modules[i].id != i + 1) {
-			log_error("cannot write image: module %u has id %u", i + 1,
-				  img->modules[i].id);
+			log_error("cannot write image: module %u has id %u",
+				  i + 1, img->modules[i].id);
 			return -EINVAL;
 		}
 	for (uint32_t i = 0; i < img->nbacktraces; i++) {
@@ -524,6 +505,11 @@ static int check_model(const struct image *img)
 				return -EINVAL;
 			}
 	}
+	return 0;
+}
+
+static int check_fds(const struct image *img)
+{
 	for (uint32_t i = 0; i < img->ntargets; i++)
 		if (check_target(img, &img->targets[i], i) < 0) {
 			log_error("cannot write image: target %u (%s) has a field out of range or an unpaired pipe peer",
@@ -541,24 +527,36 @@ static int check_model(const struct image *img)
 			return -EINVAL;
 		}
 	}
-	per_set = calloc(img->ntargets + 1, sizeof(*per_set));
+	return 0;
+}
+
+static bool watch_valid(const struct image *img, const struct image_watch *w)
+{
+	const struct image_target *set = image_target_by_id(img, w->set);
+
+	return set && set->kind == IMAGE_KIND_EPOLL && w->tfd >= 0 &&
+	       !(w->events & ~IMAGE_EVENTS_ALL) && w->target <= img->ntargets &&
+	       w->open_fd >= -1 && !(w->flags & ~IMAGE_W_FLAGS_ALL) &&
+	       w->bt_add <= img->nbacktraces && w->bt_mod <= img->nbacktraces;
+}
+
+/* Every watch valid, every set's nwatches its number of watches. */
+static int check_watches(const struct image *img)
+{
+	uint32_t *per_set = calloc((size_t)img->ntargets + 1, sizeof(*per_set));
+	int ret = -EINVAL;
+
 	if (!per_set)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < img->nwatches; i++) {
-		const struct image_watch *wt = &img->watches[i];
-		const struct image_target *set = image_target_by_id(img, wt->set);
+		const struct image_watch *w = &img->watches[i];
 
-		if (!set || set->kind != IMAGE_KIND_EPOLL || wt->tfd < 0 ||
-		    wt->events & ~IMAGE_EVENTS_ALL ||
-		    wt->target > img->ntargets || wt->open_fd < -1 ||
-		    wt->flags & ~IMAGE_W_FLAGS_ALL ||
-		    wt->bt_add > img->nbacktraces ||
-		    wt->bt_mod > img->nbacktraces) {
-			log_error("cannot write image: watch %u (set %u, tfd %d) is malformed",
-				  i, wt->set, wt->tfd);
+		if (!watch_valid(img, w)) {
+			log_error("cannot write image: watch %u (set %u, tfd %d, events 0x%x) is malformed",
+				  i, w->set, w->tfd, w->events);
 			goto out_free_per_set;
 		}
-		per_set[wt->set]++;
+		per_set[w->set]++;
 	}
 	for (uint32_t i = 0; i < img->ntargets; i++) {
 		const struct image_target *t = &img->targets[i];
@@ -570,6 +568,14 @@ static int check_model(const struct image *img)
 			goto out_free_per_set;
 		}
 	}
+	ret = 0;
+out_free_per_set:
+	free(per_set);
+	return ret;
+}
+
+static int check_diags(const struct image *img)
+{
 	for (uint32_t i = 0; i < img->ndiags; i++) {
 		const struct image_diag *d = &img->diags[i];
 
@@ -578,12 +584,41 @@ static int check_model(const struct image *img)
 		    d->tfd < -1 || d->bt > img->nbacktraces) {
 			log_error("cannot write image: diagnostic %u is malformed",
 				  i);
-			goto out_free_per_set;
+			return -EINVAL;
 		}
 	}
-	ret = 0;
-out_free_per_set:
-	free(per_set);
+	return 0;
+}
+
+/*
+ * Refuse what the format cannot hold or the reader would reject in a field
+ * or a reference (docs/image-format.md, "What the writer checks").  Logs the
+ * reason; returns 0, -EINVAL or -ENOMEM.
+ */
+static int check_model(const struct image *img)
+{
+	int ret;
+
+	if (img->flags & ~IMAGE_F_ALL || img->proc.pid < 0 ||
+	    img->proc.time_nsec >= 1000000000u) {
+		log_error("cannot write image: bad flags, pid or time");
+		return -EINVAL;
+	}
+	if (img->nmodules > IMAGE_MAX_MODULES ||
+	    img->nbacktraces > IMAGE_MAX_BACKTRACES ||
+	    img->ntargets > IMAGE_MAX_TARGETS || img->nfds > IMAGE_MAX_FDS ||
+	    img->nwatches > IMAGE_MAX_WATCHES ||
+	    img->ndiags > IMAGE_MAX_DIAGS) {
+		log_error("cannot write image: more elements than the format allows");
+		return -EINVAL;
+	}
+	ret = check_backtraces(img);
+	if (!ret)
+		ret = check_fds(img);
+	if (!ret)
+		ret = check_watches(img);
+	if (!ret)
+		ret = check_diags(img);
 	return ret;
 }
 

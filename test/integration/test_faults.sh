@@ -8,7 +8,7 @@
 # 1. The errno/fd matrix is identical with every registry allocation failing.
 "$PROGS/errno_matrix" >"$WORK/plain.txt" 2>&1
 for spec in 0:1000000 3:5 20:2; do
-	EPOLLCR_FAULT_ALLOC=$spec LD_PRELOAD=$PRELOAD "$PROGS/errno_matrix" >"$WORK/fault.txt" 2>&1
+	ERRNO_MATRIX_REQUIRE_SHIM=1 EPOLLCR_FAULT_ALLOC=$spec LD_PRELOAD=$PRELOAD "$PROGS/errno_matrix" >"$WORK/fault.txt" 2>&1
 	if diff -u "$WORK/plain.txt" "$WORK/fault.txt" >"$WORK/diff.txt"; then
 		pass "errno matrix identical with allocation failures $spec"
 	else
