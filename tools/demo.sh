@@ -39,8 +39,8 @@ step "2. Load it: 200 echo round trips on 127.0.0.1:$port"
 run "$SERVER" --client "$port" 200
 
 step "3. Dump its epoll state"
-image=$(run "$CLI" dump -o "$work/server.img" "$server_pid")
-echo "$image"
+image=$work/server.img
+run "$CLI" dump -o "$image" "$server_pid"
 
 step "4. Show the image"
 run "$CLI" show "$image"
@@ -72,7 +72,7 @@ for fd in /proc/$restore_pid/fd/*; do
 	if [ "$(readlink "$fd")" = "anon_inode:[eventpoll]" ]; then
 		n=${fd##*/}
 		echo "-- epoll fd $n"
-		grep '^tfd' "/proc/$restore_pid/fdinfo/$n"
+		grep '^tfd' "/proc/$restore_pid/fdinfo/$n" || echo '(no watches)'
 	fi
 done
 kill -TERM "$restore_pid"; wait "$restore_pid" || true; restore_pid=
