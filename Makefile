@@ -87,6 +87,8 @@ examples: $(EXAMPLE_BIN)
 
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d $(BUILD)/*/*/*/*.d)
 include test/test.mk
+include test/integration/restore_unpriv.mk
+include test/fuzz/fuzz.mk
 include bench/bench.mk
 
 deps:

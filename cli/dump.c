@@ -242,7 +242,7 @@ static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
 		/* Check what arrived before it replaces anything. */
 		struct image img;
 		char err[512];
-		if (image_read_file(tmp, &img, err, sizeof(err)) < 0) {
+		if (image_read_file_flags(tmp, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
 			snprintf(why, sizeof(why),
 				 "pid %d sent an invalid image: %s", (int)pid,
 				 err);

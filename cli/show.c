@@ -68,7 +68,7 @@ int cmd_show(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct image img;
 		char err[512];
-		if (image_read_file(paths[i], &img, err, sizeof(err)) < 0) {
+		if (image_read_file_flags(paths[i], &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
 			cli_error("%s: %s", paths[i], err);
 			status = CLI_FAIL;
 			continue;

@@ -22,7 +22,7 @@ static int verify_one(const char *path, pid_t pid_opt)
 {
 	struct image img, live;
 	char err[512];
-	if (image_read_file(path, &img, err, sizeof(err)) < 0) {
+	if (image_read_file_flags(path, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
 		cli_error("%s: %s", path, err);
 		return CLI_FAIL;
 	}

@@ -45,6 +45,17 @@ int image_read_fd(int fd, struct image *img, char *err, size_t err_len);
 int image_read_file(const char *path, struct image *img, char *err,
 		    size_t err_len);
 
+/*
+ * The same with flags: IMAGE_READ_ANY_FD accepts fd numbers at or above
+ * this process's RLIMIT_NOFILE (for show, verify and dump, which restore
+ * nothing; still below 2^31).
+ */
+#define IMAGE_READ_ANY_FD 0x1
+int image_read_fd_flags(int fd, struct image *img, unsigned flags, char *err,
+			size_t err_len);
+int image_read_file_flags(const char *path, struct image *img,
+			  unsigned flags, char *err, size_t err_len);
+
 /* The same on a buffer in memory (used by the fuzz target). */
 int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
 		   size_t err_len);

@@ -408,6 +408,29 @@ static void enrich_targets(struct image *img)
 	}
 }
 
+/*
+ * The kernel stores event bits it does not define (an ADD with 0x800000
+ * shows in fdinfo); the image format admits only defined bits.  Drop the
+ * others and say so.
+ */
+static void mask_undefined_events(struct image *img)
+{
+	for (uint32_t i = 0; i < img->nwatches; i++) {
+		struct image_watch *w = &img->watches[i];
+		uint32_t extra = w->events & ~(uint32_t)IMAGE_EVENTS_ALL;
+		if (!extra)
+			continue;
+		int epfd = first_fd_of(img, w->set);
+		image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_MISMATCH,
+			       epfd, w->tfd, target_path(img, w->target),
+			       w->bt_add,
+			       "watch on fd %d in epoll fd %d carries event bits 0x%x that no epoll flag defines; the image keeps 0x%x without them, so a restore differs there",
+			       w->tfd, epfd, extra, w->events & ~extra);
+		w->events &= ~extra;
+		img->flags &= ~(uint32_t)IMAGE_F_COMPLETE;
+	}
+}
+
 /* Diagnostics for what the kernel shows and the shadow lacks or doubts. */
 static void diagnose_watches(struct image *img, const uint8_t *matched)
 {
@@ -608,6 +631,7 @@ int recorder_build_image(struct image *img, unsigned flags)
 	registry_unlock_all();
 	img->flags |= IMAGE_F_SHADOW_VIEW;
 	diagnose_watches(img, sw.matched);
+	mask_undefined_events(img);
 	free(sw.matched);
 	free(sw.ix.slots);
 	free(sw.files.files);

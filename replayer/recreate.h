@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The replayer's half of the per-kind operations (the kernel-side half,
+ * describe and compare, is in common/kind.h): create a target anew without
+ * privilege, and make it ready for a moment so that a fired EPOLLONESHOT
+ * watch can be disarmed exactly (docs/restore.md).  restore.c dispatches
+ * through recreate_ops_of(); adding a kind touches one entry.
+ */
+#ifndef EPOLLCR_RECREATE_H
+#define EPOLLCR_RECREATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epollcr_image.h"
+
+/*
+ * One creation request.  The created descriptors take the lowest free
+ * numbers, as every creating syscall does; the caller moves them.
+ */
+struct recreate_req {
+	const struct image *img; /* the whole image (dump time, peers) */
+	bool cloexec;		 /* create the fd(s) close-on-exec */
+	char *why;		 /* on failure: one line, why_len bytes */
+	size_t why_len;
+	char *note;		/* on success: a remark worth a diagnostic */
+	size_t note_len;	/* (left empty when there is none) */
+};
+
+/* What make_ready changed, for undo_ready. */
+struct recreate_ready {
+	int fd;		 /* the target's descriptor */
+	int peer_fd;	 /* the other end (pipe, socketpair), or -1 */
+	int aux_fd;	 /* a descriptor make_ready opened, or -1 */
+	uint64_t saved;	 /* kind-specific memo */
+};
+
+struct recreate_ops {
+	uint32_t kind; /* enum image_kind */
+	/*
+	 * 0 when t can be recreated unprivileged; -EOPNOTSUPP with a
+	 * reason in why when it cannot (a connected stream socket, a kind
+	 * with no recreate).  has_partner: the other end of a pipe or
+	 * socketpair is in the image and will be created with it.
+	 */
+	int (*can_recreate)(const struct image_target *t, bool has_partner,
+			    char *why, size_t why_len);
+	/*
+	 * Create t anew into *fd_out: its kind's parameters, O_NONBLOCK
+	 * from t->file_flags, bound/listening as recorded.  Returns 0,
+	 * -EOPNOTSUPP when the target cannot be recreated here (missing
+	 * policy applies), or another -errno (the restore fails); req->why
+	 * says why.  NULL when the kind has no recreate.
+	 */
+	int (*recreate)(const struct image_target *t,
+			const struct recreate_req *req, int *fd_out);
+	/*
+	 * Create the two ends a and b of one object (pipe, socketpair):
+	 * fds_out[0] is a's descriptor, fds_out[1] b's.  Same returns as
+	 * recreate.  NULL when the kind has no pairs.
+	 */
+	int (*recreate_pair)(const struct image_target *a,
+			     const struct image_target *b,
+			     const struct recreate_req *req, int fds_out[2]);
+	/*
+	 * Make the target (rr->fd, created by recreate) ready for some
+	 * event right now, for a moment: returns 0 (poll() on rr->fd now
+	 * reports an event; undo_ready must follow), or -EOPNOTSUPP / an
+	 * -errno with why filled when it cannot.  NULL when impossible.
+	 */
+	int (*make_ready)(const struct image_target *t,
+			  struct recreate_ready *rr, char *why,
+			  size_t why_len);
+	/* Undo what make_ready did; closes rr->aux_fd. */
+	void (*undo_ready)(const struct image_target *t,
+			   struct recreate_ready *rr);
+};
+
+/* The ops of a kind; the entry for OTHER (nothing possible) when unknown. */
+const struct recreate_ops *recreate_ops_of(uint32_t kind);
+
+/*
+ * Find the targets that must be created together: the two ends of a pipe
+ * (image_pipe.peer, or else the same pipefs inode with opposite ends) and
+ * the two ends of a socketpair (both flagged IMAGE_SOCK_PAIR, AF_UNIX, same
+ * type and protocol, paired in id order: the image does not name a
+ * socket's peer).  partner[] has img->ntargets entries and gets the other
+ * end's id or IMAGE_NONE.  Returns 0 or -ENOMEM; O(n log n) in targets.
+ */
+int recreate_match_pairs(const struct image *img, uint32_t *partner);
+
+/*
+ * Poll fd without waiting and return the events it is ready for now
+ * (POLLIN, POLLOUT, ... with POLLERR/POLLHUP), 0 for none, or -errno.
+ */
+int recreate_poll_now(int fd);
+
+/* ---- shared by the recreate*.c files ---- */
+
+/* snprintf into buf when buf is not NULL. */
+void recreate_say(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Write "what: strerror(errno)" into why; returns -errno (errno kept). */
+int recreate_errno(char *why, size_t why_len, const char *what);
+
+/* Set O_NONBLOCK on fd when t->file_flags has it.  Returns 0 or -errno. */
+int recreate_set_nonblock(int fd, const struct image_target *t);
+
+/* The socket entry's operations (recreate_socket.c). */
+int recreate_socket_can(const struct image_target *t, bool has_partner,
+			char *why, size_t why_len);
+int recreate_socket(const struct image_target *t,
+		    const struct recreate_req *req, int *fd_out);
+int recreate_socket_pair(const struct image_target *a,
+			 const struct image_target *b,
+			 const struct recreate_req *req, int fds_out[2]);
+int recreate_socket_make_ready(const struct image_target *t,
+			       struct recreate_ready *rr, char *why,
+			       size_t why_len);
+void recreate_socket_undo_ready(const struct image_target *t,
+				struct recreate_ready *rr);
+
+#endif

@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Recreating sockets without privilege: socket(), the recorded options,
+ * bind() to the recorded address, listen().  Connected sockets come back
+ * only where no privilege is needed: both ends of a socketpair, and a
+ * connected datagram socket of AF_INET/AF_INET6 (connect() sends nothing).
+ * A connected stream socket would need TCP_REPAIR.  An AF_UNIX path is
+ * bound only where nothing exists yet and no symlink leads to it: nothing
+ * is ever unlinked or replaced.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#include "recreate.h"
+
+/* How long make_ready waits for a loopback connection to be queued. */
+#define SOCK_READY_TIMEOUT_MS 1000
+
+static bool sock_is_inet(uint32_t domain)
+{
+	return domain == AF_INET || domain == AF_INET6;
+}
+
+/* A connected socket that connect() alone brings back: inet datagram. */
+static bool sock_reconnectable(const struct image_socket *s)
+{
+	return sock_is_inet(s->domain) && s->type == SOCK_DGRAM &&
+	       s->peer_len > 0;
+}
+
+int recreate_socket_can(const struct image_target *t, bool has_partner,
+			char *why, size_t why_len)
+{
+	const struct image_socket *s = &t->u.sock;
+
+	if (s->flags & IMAGE_SOCK_PAIR) {
+		if (has_partner)
+			return 0;
+		recreate_say(why, why_len,
+			     "the other end of this socketpair is not in the image");
+		return -EOPNOTSUPP;
+	}
+	if (!(s->flags & IMAGE_SOCK_CONNECTED) || sock_reconnectable(s))
+		return 0;
+	if (s->type == SOCK_STREAM && sock_is_inet(s->domain))
+		recreate_say(why, why_len,
+			     "a connected TCP socket cannot be restored unprivileged (it needs TCP_REPAIR)");
+	else
+		recreate_say(why, why_len,
+			     "a connected socket whose peer is not in the image cannot be restored");
+	return -EOPNOTSUPP;
+}
+
+/* The recorded address must fit and belong to the socket's family. */
+static int sock_check_addr(const struct image_socket *s, uint32_t len,
+			   const struct sockaddr_storage *a,
+			   const struct recreate_req *req, const char *what)
+{
+	if (len > sizeof(*a) || len < sizeof(sa_family_t) ||
+	    a->ss_family != s->domain) {
+		recreate_say(req->why, req->why_len,
+			     "bad %s address in the image (length %u, family %u, socket family %u)",
+			     what, len, a->ss_family, s->domain);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Check that an AF_UNIX path can be bound without touching anything that
+ * exists: no component of its directory is a symlink (openat2 with
+ * RESOLVE_NO_SYMLINKS) and nothing, not even a dangling symlink, has the
+ * name.  bind() itself never replaces the last component.
+ */
+static int unix_path_free(const char *path, const struct recreate_req *req)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	const char *slash = strrchr(path, '/'), *name = path;
+	struct stat st;
+	int dfd;
+
+	if (slash) {
+		size_t n = (size_t)(slash - path);
+
+		memcpy(dir, path, n);
+		dir[n ? n : 1] = '\0';
+		if (!n)
+			dir[0] = '/';
+		name = slash + 1;
+	} else {
+		strcpy(dir, ".");
+	}
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		recreate_say(req->why, req->why_len,
+			     "unix socket path %s names no file", path);
+		return -EINVAL;
+	}
+	dfd = (int)syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof(how));
+	if (dfd < 0 && errno == ENOSYS)
+		dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int err = errno;
+
+		recreate_say(req->why, req->why_len,
+			     err == ELOOP || err == EXDEV
+				     ? "unix socket path %s: a symlink leads to its directory: not followed"
+				     : "unix socket path %s: its directory: %s",
+			     path, strerror(err));
+		return -err;
+	}
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dfd);
+		recreate_say(req->why, req->why_len,
+			     "unix socket path %s already exists: it is not replaced",
+			     path);
+		return -EADDRINUSE;
+	}
+	close(dfd);
+	return 0;
+}
+
+/* The text of an address for messages. */
+static const char *sock_addr_text(const struct sockaddr_storage *a,
+				  uint32_t len, char *buf, size_t buf_len)
+{
+	const struct sockaddr_un *un = (const void *)a;
+	size_t plen;
+
+	char ip[INET6_ADDRSTRLEN];
+
+	switch (a->ss_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in = (const void *)a;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(buf, buf_len, "%s:%u", ip, ntohs(in->sin_port));
+		break;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const void *)a;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, buf_len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+		break;
+	}
+	case AF_UNIX:
+		plen = len > offsetof(struct sockaddr_un, sun_path)
+			       ? len - offsetof(struct sockaddr_un, sun_path)
+			       : 0;
+		if (plen && un->sun_path[0] == '\0')
+			snprintf(buf, buf_len, "@%.*s", (int)(plen - 1),
+				 un->sun_path + 1);
+		else
+			snprintf(buf, buf_len, "%.*s", (int)plen, un->sun_path);
+		break;
+	default:
+		snprintf(buf, buf_len, "family %u", a->ss_family);
+	}
+	return buf;
+}
+
+/* bind() to the recorded address, AF_UNIX paths only where free. */
+static int sock_bind(int fd, const struct image_socket *s,
+		     const struct recreate_req *req)
+{
+	const struct sockaddr_un *un = (const void *)&s->addr;
+	char text[128];
+	int ret;
+
+	ret = sock_check_addr(s, s->addr_len, &s->addr, req, "bound");
+	if (ret < 0)
+		return ret;
+	if (s->domain == AF_UNIX) {
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		size_t plen = s->addr_len - off;
+		char path[sizeof(un->sun_path) + 1];
+
+		if (s->addr_len <= off)
+			return 0; /* unnamed: nothing to bind */
+		if (un->sun_path[0] != '\0') {
+			memcpy(path, un->sun_path, plen);
+			path[plen] = '\0';
+			ret = unix_path_free(path, req);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	if (bind(fd, (const struct sockaddr *)&s->addr, s->addr_len) < 0) {
+		int err = errno;
+
+		recreate_say(req->why, req->why_len, "bind %s: %s",
+			     sock_addr_text(&s->addr, s->addr_len, text,
+					    sizeof(text)),
+			     strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+static int sock_setopt(int fd, int level, int name, int value,
+		       const struct recreate_req *req, const char *what)
+{
+	char call[64];
+
+	if (setsockopt(fd, level, name, &value, sizeof(value)) == 0)
+		return 0;
+	snprintf(call, sizeof(call), "setsockopt %s", what);
+	return recreate_errno(req->why, req->why_len, call);
+}
+
+/* What socket() failing means: here, this kind of socket cannot be made. */
+static int sock_create_failed(const struct image_socket *s,
+			      const struct recreate_req *req)
+{
+	int err = errno;
+
+	recreate_say(req->why, req->why_len,
+		     "socket(family %u, type %u, protocol %u): %s", s->domain,
+		     s->type, s->protocol, strerror(err));
+	if (err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS)
+		return -err;
+	return -EOPNOTSUPP;
+}
+
+int recreate_socket(const struct image_target *t,
+		    const struct recreate_req *req, int *fd_out)
+{
+	const struct image_socket *s = &t->u.sock;
+	int type = (int)s->type | (req->cloexec ? SOCK_CLOEXEC : 0) |
+		   (t->file_flags & O_NONBLOCK ? SOCK_NONBLOCK : 0);
+	char text[128], call[160];
+	int fd, ret = 0;
+
+	if (s->flags & ~IMAGE_SOCK_FLAGS_ALL) {
+		recreate_say(req->why, req->why_len,
+			     "unknown socket flags 0x%x", s->flags);
+		return -EINVAL;
+	}
+	fd = socket((int)s->domain, type, (int)s->protocol);
+	if (fd < 0)
+		return sock_create_failed(s, req);
+	if (s->flags & IMAGE_SOCK_REUSEADDR)
+		ret = sock_setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1, req,
+				  "SO_REUSEADDR");
+	if (!ret && (s->flags & IMAGE_SOCK_REUSEPORT))
+		ret = sock_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1, req,
+				  "SO_REUSEPORT");
+	if (!ret && s->domain == AF_INET6)
+		ret = sock_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+				  !!(s->flags & IMAGE_SOCK_V6ONLY), req,
+				  "IPV6_V6ONLY");
+	if (!ret && (s->flags & IMAGE_SOCK_BOUND) && s->addr_len)
+		ret = sock_bind(fd, s, req);
+	if (!ret && (s->flags & IMAGE_SOCK_CONNECTED)) {
+		ret = sock_check_addr(s, s->peer_len, &s->peer, req, "peer");
+		if (!ret &&
+		    connect(fd, (const struct sockaddr *)&s->peer,
+			    s->peer_len) < 0) {
+			int err = errno;
+
+			snprintf(call, sizeof(call), "connect %s",
+				 sock_addr_text(&s->peer, s->peer_len, text,
+						sizeof(text)));
+			errno = err;
+			ret = recreate_errno(req->why, req->why_len, call);
+		}
+	}
+	if (!ret && (s->flags & IMAGE_SOCK_LISTENING) &&
+	    listen(fd, s->backlog >= 0 ? s->backlog : SOMAXCONN) < 0)
+		ret = recreate_errno(req->why, req->why_len, "listen");
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int recreate_socket_pair(const struct image_target *a,
+			 const struct image_target *b,
+			 const struct recreate_req *req, int fds_out[2])
+{
+	const struct image_socket *s = &a->u.sock;
+	int sv[2], ret;
+
+	if (b->u.sock.domain != s->domain || b->u.sock.type != s->type ||
+	    b->u.sock.protocol != s->protocol) {
+		recreate_say(req->why, req->why_len,
+			     "socketpair ends %u and %u differ in family, type or protocol",
+			     a->id, b->id);
+		return -EINVAL;
+	}
+	if (socketpair((int)s->domain,
+		       (int)s->type | (req->cloexec ? SOCK_CLOEXEC : 0),
+		       (int)s->protocol, sv) < 0)
+		return sock_create_failed(s, req);
+	ret = recreate_set_nonblock(sv[0], a);
+	if (!ret)
+		ret = recreate_set_nonblock(sv[1], b);
+	if (ret) {
+		recreate_say(req->why, req->why_len, "fcntl O_NONBLOCK: %s",
+			     strerror(-ret));
+		close(sv[0]);
+		close(sv[1]);
+		return ret;
+	}
+	fds_out[0] = sv[0];
+	fds_out[1] = sv[1];
+	return 0;
+}
+
+/*
+ * The address a client reaches a listening socket at: its own name, with
+ * the wildcard address replaced by loopback.
+ */
+static int listen_addr(int fd, struct sockaddr_storage *a, socklen_t *len)
+{
+	*len = sizeof(*a);
+	if (getsockname(fd, (struct sockaddr *)a, len) < 0)
+		return -errno;
+	if (a->ss_family == AF_INET) {
+		struct sockaddr_in *in = (void *)a;
+
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (a->ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (void *)a;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			in6->sin6_addr = in6addr_loopback;
+	} else if (a->ss_family != AF_UNIX ||
+		   *len <= offsetof(struct sockaddr_un, sun_path)) {
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/*
+ * A listening socket is made readable by a loopback connection to itself,
+ * which undo_ready accepts and closes.
+ */
+int recreate_socket_make_ready(const struct image_target *t,
+			       struct recreate_ready *rr, char *why,
+			       size_t why_len)
+{
+	struct sockaddr_storage a = { 0 };
+	struct pollfd p = { .fd = rr->fd, .events = POLLIN };
+	socklen_t len;
+	int c, ret;
+
+	if (!(t->u.sock.flags & IMAGE_SOCK_LISTENING)) {
+		recreate_say(why, why_len,
+			     "only a listening socket can be made ready for a moment");
+		return -EOPNOTSUPP;
+	}
+	ret = listen_addr(rr->fd, &a, &len);
+	if (ret < 0) {
+		recreate_say(why, why_len,
+			     "no address to connect to the listening socket");
+		return ret;
+	}
+	c = socket(a.ss_family,
+		   (int)t->u.sock.type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c < 0)
+		return recreate_errno(why, why_len, "client socket");
+	if (connect(c, (struct sockaddr *)&a, len) < 0 &&
+	    errno != EINPROGRESS) {
+		ret = recreate_errno(why, why_len, "loopback connect");
+		goto err_close_client;
+	}
+	do
+		ret = poll(&p, 1, SOCK_READY_TIMEOUT_MS);
+	while (ret < 0 && errno == EINTR);
+	if (ret <= 0) {
+		recreate_say(why, why_len,
+			     "the loopback connection did not reach the listening socket");
+		ret = -ETIMEDOUT;
+		goto err_close_client;
+	}
+	rr->aux_fd = c;
+	return 0;
+
+err_close_client:
+	close(c);
+	return ret;
+}
+
+void recreate_socket_undo_ready(const struct image_target *t,
+				struct recreate_ready *rr)
+{
+	int a = accept4(rr->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (a >= 0)
+		close(a);
+	if (rr->aux_fd >= 0)
+		close(rr->aux_fd);
+	rr->aux_fd = -1;
+}

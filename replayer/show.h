@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `epollcr show`: an image rendered for people (text) or for programs
+ * (JSON, whose contract is in docs/image-format.md).
+ */
+#ifndef EPOLLCR_SHOW_H
+#define EPOLLCR_SHOW_H
+
+#include "epollcr_image.h"
+
+#define SHOW_NO_ADDR2LINE 0x1 /* do not run addr2line for file:line */
+
+/*
+ * Write img as text to out_fd: the process, every epoll set with its fds
+ * and watches (events decoded, data, open_fd, target description, the
+ * ADD/MOD backtraces), the nesting tree, the diagnostics.  Backtrace frames
+ * read "symbol+0xOFF (module)" or "module+0xOFF"; unless flags has
+ * SHOW_NO_ADDR2LINE, "at file:line" is added where the module file exists
+ * and addr2line(1) can tell (one run per module, at most
+ * SHOW_ADDR2LINE_TIMEOUT_MS each, silently skipped when unavailable).
+ * Control characters in names are escaped.  Returns 0 or -errno of a
+ * failed write.
+ */
+int show_image_text(const struct image *img, int out_fd, unsigned flags);
+
+/*
+ * Write img to out_fd as one JSON object followed by a newline, following
+ * the contract of docs/image-format.md ("format", "pid", "exe", "complete",
+ * "epoll" [sets with "fd", "fds", "cloexec", "watches"], "diagnostics", and
+ * more keys).  Strings are escaped; bytes that are not UTF-8 become \u00XX.
+ * Never runs addr2line.  Returns 0 or -errno of a failed write.
+ */
+int show_image_json(const struct image *img, int out_fd);
+
+#define SHOW_ADDR2LINE_TIMEOUT_MS 10000 /* per addr2line run */
+
+#endif
