@@ -162,21 +162,38 @@ static void mixed(void)
 	add(ep, listener(), EPOLLIN, 0x74);
 }
 
+/*
+ * n watches in all: as many eventfds as RLIMIT_NOFILE allows (raising the
+ * soft limit to the hard one), each watched in as many sets as it takes.
+ */
 static void many(int n)
 {
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < (rlim_t)n + 64) {
-		rl.rlim_cur = (rlim_t)n + 64;
-		if (rl.rlim_max < rl.rlim_cur)
-			rl.rlim_max = rl.rlim_cur;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			fail("setrlimit (need root for this many fds)");
+	if (rl.rlim_cur < (rlim_t)n + 64 && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)n + 64 ? rl.rlim_max
+							  : (rlim_t)n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	int ep = epoll_create1(0);
-	for (int i = 0; i < n; i++)
-		add(ep, efd(), EPOLLIN | (i % 3 ? 0 : EPOLLET),
-		    0x7f0000000000ull + (uint64_t)i * 64);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int nfiles = n;
+	if ((rlim_t)nfiles + 200 > rl.rlim_cur)
+		nfiles = (int)rl.rlim_cur - 200;
+	int nsets = (n + nfiles - 1) / nfiles;
+	int *files = calloc((size_t)nfiles, sizeof(*files));
+	if (!files)
+		fail("calloc");
+	for (int i = 0; i < nfiles; i++)
+		files[i] = efd();
+	for (int s = 0, added = 0; s < nsets; s++) {
+		int ep = epoll_create1(0);
+		if (ep < 0)
+			fail("epoll_create1");
+		for (int i = 0; i < nfiles && added < n; i++, added++)
+			add(ep, files[i], EPOLLIN | (i % 3 ? 0 : EPOLLET),
+			    0x7f0000000000ull + (uint64_t)added * 64);
+	}
+	free(files);
 }
 
 struct churn {
