@@ -4,12 +4,15 @@
  * with libunwind (no symbol lookup on the hot path), interned so that an
  * identical stack is stored once and named by a small id.
  *
+ * libunwind is loaded with dlopen() at the first capture, not linked: a
+ * program that never registers a watch does not pay for loading it (and
+ * liblzma behind it) at start-up.  Without libunwind, captures return 0.
+ *
  * The intern table is split in stripes by hash, each with its own lock, so
  * threads registering watches do not share one lock; ids map to entries
  * through a chunked array read without locks.
  */
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -144,6 +147,18 @@ out:
 	return id;
 }
 
+#define UNWIND_LIBRARY "libunwind.so.8"
+
+static int (*unwinder)(void **pcs, int max_frames);
+static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
+
+static void load_unwinder(void)
+{
+	void *lib = dlopen(UNWIND_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+	if (lib)
+		*(void **)&unwinder = dlsym(lib, "unw_backtrace");
+}
+
 uint32_t backtrace_capture(unsigned skip, unsigned depth)
 {
 	void *pcs[BACKTRACE_MAX_DEPTH + 8];
@@ -153,7 +168,10 @@ uint32_t backtrace_capture(unsigned skip, unsigned depth)
 		depth = BACKTRACE_MAX_DEPTH;
 	if (!depth)
 		return 0;
-	int n = unw_backtrace(pcs, (int)(depth + skip));
+	pthread_once(&unwinder_once, load_unwinder);
+	if (!unwinder)
+		return 0;
+	int n = unwinder(pcs, (int)(depth + skip));
 	if (n <= (int)skip)
 		return 0;
 	unsigned count = 0;

@@ -16,10 +16,10 @@ SHIM_API int close(int fd)
 {
 	if (shim_busy)
 		return REAL(close)(fd);
-	struct reg_file *seen = registry_fd_peek(fd);
-	bool locked = registry_fdop_begin(seen);
+	struct reg_seen seen = registry_fd_peek(fd);
+	bool locked = registry_fdop_begin(seen.file);
 	int ret = REAL(close)(fd);
-	if (seen || fd == log_get_fd()) {
+	if (seen.file || fd == log_get_fd()) {
 		int saved_errno = errno;
 		registry_fd_closed(fd, seen);
 		log_fd_closed(fd);

@@ -33,7 +33,7 @@ SHIM_API int dup(int oldfd)
 SHIM_API int dup2(int oldfd, int newfd)
 {
 	bool locked = !shim_busy &&
-		      registry_fdop_begin(registry_fd_peek(newfd));
+		      registry_fdop_begin(registry_fd_peek(newfd).file);
 	int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
 	registry_fdop_end(locked);
 	return ret;
@@ -42,7 +42,7 @@ SHIM_API int dup2(int oldfd, int newfd)
 SHIM_API int dup3(int oldfd, int newfd, int flags)
 {
 	bool locked = !shim_busy &&
-		      registry_fdop_begin(registry_fd_peek(newfd));
+		      registry_fdop_begin(registry_fd_peek(newfd).file);
 	int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
 	registry_fdop_end(locked);
 	return ret;

@@ -13,6 +13,7 @@
  * close against an epoll_ctl of the same fd.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,7 +177,10 @@ static inline uint8_t file_kind(const struct reg_file *f)
 static void file_init(struct reg_file *f, uint32_t kind, uint8_t flags,
 		      const struct reg_create *c)
 {
-	memset(f, 0, sizeof(*f));
+	/* gen survives reuse: a racing registry_fd_closed() compares it. */
+	memset((char *)f + offsetof(struct reg_file, refs), 0,
+	       sizeof(*f) - offsetof(struct reg_file, refs));
+	__atomic_add_fetch(&f->gen, 1, __ATOMIC_RELEASE);
 	f->refs = 1;
 	f->kind = (uint8_t)kind;
 	f->flags = flags;
@@ -273,19 +277,29 @@ void registry_fd_dup(int oldfd, int newfd)
 		fdt_install(newfd, f);
 }
 
-struct reg_file *registry_fd_peek(int fd)
+struct reg_seen registry_fd_peek(int fd)
 {
-	return fdt_get(fd);
+	struct reg_seen seen = { .file = fdt_get(fd), .gen = 0 };
+	if (seen.file)
+		seen.gen = __atomic_load_n(&seen.file->gen, __ATOMIC_ACQUIRE);
+	return seen;
 }
 
-void registry_fd_closed(int fd, struct reg_file *seen)
+void registry_fd_closed(int fd, struct reg_seen seen)
 {
 	struct reg_file **slot = fdt_slot(fd, false);
-	if (!slot || !seen)
+	struct reg_file *expected = seen.file;
+	if (!slot || !expected)
 		return;
-	if (__atomic_compare_exchange_n(slot, &seen, NULL, false,
+	/*
+	 * Recycled since the peek: whoever replaced it at this number already
+	 * dropped the reference our fd held (ABA on the slot otherwise).
+	 */
+	if (__atomic_load_n(&expected->gen, __ATOMIC_ACQUIRE) != seen.gen)
+		return;
+	if (__atomic_compare_exchange_n(slot, &expected, NULL, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		file_put(seen);
+		file_put(seen.file);
 }
 
 void registry_fd_closed_range(unsigned int first, unsigned int last)
@@ -302,9 +316,7 @@ void registry_fd_closed_range(unsigned int first, unsigned int last)
 			fd += FDT_LEAF_SIZE - 1; /* a whole empty leaf */
 			continue;
 		}
-		struct reg_file *f = fdt_get((int)fd);
-		if (f)
-			registry_fd_closed((int)fd, f);
+		registry_fd_closed((int)fd, registry_fd_peek((int)fd));
 	}
 }
 
@@ -575,6 +587,13 @@ static void file_forget_watches(struct reg_file *f)
 
 static void file_last_ref(struct reg_file *f)
 {
+	/*
+	 * Pin f while its watches go: removing the last one would otherwise
+	 * let watch_remove() recycle it, and the scan below would then take
+	 * the watches of the object's next life for its own.  No fd refers to
+	 * f, so nobody else can take a reference meanwhile.
+	 */
+	__atomic_store_n(&f->refs, 1, __ATOMIC_RELAXED);
 	if (file_kind(f) == IMAGE_KIND_EPOLL && f->set &&
 	    !(file_flags(f) & REG_FILE_SHARED)) {
 		struct reg_set *s = f->set;
@@ -583,6 +602,7 @@ static void file_last_ref(struct reg_file *f)
 	}
 	if (__atomic_load_n(&f->nwatch, __ATOMIC_ACQUIRE))
 		file_forget_watches(f);
+	__atomic_store_n(&f->refs, 0, __ATOMIC_RELEASE);
 	file_maybe_free(f);
 }
 
@@ -987,9 +1007,7 @@ void registry_reset(void)
 {
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max; fd++) {
-		struct reg_file *f = fdt_get(fd);
-		if (f)
-			registry_fd_closed(fd, f);
+		registry_fd_closed(fd, registry_fd_peek(fd));
 	}
 	while (sets_head) {
 		struct reg_set *s = sets_head;

@@ -51,11 +51,12 @@ struct reg_create {
 struct reg_set;
 
 struct reg_file {
+	uint32_t gen;		/* bumped each time the object is reused */
 	uint32_t refs;		/* fds of this process known to refer to it */
 	uint32_t nwatch;	/* watches keyed on it, in every set */
 	uint8_t kind;		/* enum image_kind; OTHER when not known */
 	uint8_t flags;		/* REG_FILE_* */
-	uint16_t bt_create;	/* unused, reserved */
+	uint16_t reserved;	/* zero */
 	int32_t hint_tfd;	/* tfd of its most recent watch */
 	struct reg_set *hint_set; /* set of its most recent watch */
 	struct reg_set *set;	/* the set itself, when kind is EPOLL */
@@ -124,15 +125,21 @@ void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c);
  */
 void registry_fd_dup(int oldfd, int newfd);
 
+/* What a slot of the fd table held, and which incarnation of the object. */
+struct reg_seen {
+	struct reg_file *file;	/* NULL: nothing known at that fd */
+	uint32_t gen;		/* file->gen when it was read */
+};
+
 /*
- * The file fd refers to, for a caller about to close fd, or NULL.  Pass it
- * to registry_fd_closed() afterwards: a number reused by another thread in
- * between is then left alone.
+ * The file fd refers to, for a caller about to close fd.  Pass it to
+ * registry_fd_closed() afterwards: a number reused by another thread in
+ * between, even by a recycled object at the same address, is left alone.
  */
-struct reg_file *registry_fd_peek(int fd);
+struct reg_seen registry_fd_peek(int fd);
 
 /* fd was closed; seen is what registry_fd_peek() returned before. */
-void registry_fd_closed(int fd, struct reg_file *seen);
+void registry_fd_closed(int fd, struct reg_seen seen);
 
 /* Every fd in [first, last] was closed (close_range without CLOEXEC). */
 void registry_fd_closed_range(unsigned int first, unsigned int last);

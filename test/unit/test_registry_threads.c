@@ -57,14 +57,14 @@ static void *work(void *arg)
 		case 3: { /* dup to a spare number, then close the original */
 			int spare = w->base + FDS_PER_THREAD +
 				    (int)(rand_r(&w->seed) % FDS_PER_THREAD);
-			bool locked = registry_fdop_begin(registry_fd_peek(spare));
+			bool locked = registry_fdop_begin(registry_fd_peek(spare).file);
 			registry_fd_dup(fd, spare);
 			registry_fdop_end(locked);
 			break;
 		}
 		case 4: {
-			struct reg_file *seen = registry_fd_peek(fd);
-			bool locked = registry_fdop_begin(seen);
+			struct reg_seen seen = registry_fd_peek(fd);
+			bool locked = registry_fdop_begin(seen.file);
 			registry_fd_closed(fd, seen);
 			registry_fdop_end(locked);
 			registry_fd_created(fd, IMAGE_KIND_EVENTFD, NULL);
