@@ -420,7 +420,7 @@ static void mask_undefined_events(struct image *img)
 		uint32_t extra = w->events & ~(uint32_t)IMAGE_EVENTS_ALL;
 		if (!extra)
 			continue;
-		int epfd = first_fd_of(img, w->set);
+		int epfd = first_fd_of(img, w->set); /* rare: no cache */
 		image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_MISMATCH,
 			       epfd, w->tfd, target_path(img, w->target),
 			       w->bt_add,
@@ -434,9 +434,12 @@ static void mask_undefined_events(struct image *img)
 /* Diagnostics for what the kernel shows and the shadow lacks or doubts. */
 static void diagnose_watches(struct image *img, const uint8_t *matched)
 {
+	int epfd = -1;
 	for (uint32_t i = 0; i < img->nwatches; i++) {
 		struct image_watch *w = &img->watches[i];
-		int epfd = first_fd_of(img, w->set);
+		/* watches come grouped by set: look the set's fd up once */
+		if (i == 0 || w->set != img->watches[i - 1].set)
+			epfd = first_fd_of(img, w->set);
 		const char *path = target_path(img, w->target);
 		if (!matched[i])
 			image_add_diag(img, IMAGE_SEV_WARNING,

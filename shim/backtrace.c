@@ -159,9 +159,9 @@ static void load_unwinder(void)
 		*(void **)&unwinder = dlsym(lib, "unw_backtrace");
 }
 
-uint32_t backtrace_capture(unsigned skip, unsigned depth)
+uint32_t backtrace_capture(uintptr_t from, unsigned depth)
 {
-	void *pcs[BACKTRACE_MAX_DEPTH + 8];
+	void *pcs[BACKTRACE_MAX_DEPTH + BACKTRACE_SEARCH];
 	uintptr_t frames[BACKTRACE_MAX_DEPTH];
 
 	if (depth > BACKTRACE_MAX_DEPTH)
@@ -171,11 +171,15 @@ uint32_t backtrace_capture(unsigned skip, unsigned depth)
 	pthread_once(&unwinder_once, load_unwinder);
 	if (!unwinder)
 		return 0;
-	int n = unwinder(pcs, (int)(depth + skip));
-	if (n <= (int)skip)
+	int n = unwinder(pcs, (int)(depth + BACKTRACE_SEARCH));
+	int start = 0;
+	while (start < n && start < BACKTRACE_SEARCH &&
+	       (uintptr_t)pcs[start] != from)
+		start++;
+	if (start >= n || start >= BACKTRACE_SEARCH)
 		return 0;
 	unsigned count = 0;
-	for (int i = (int)skip; i < n && count < depth; i++)
+	for (int i = start; i < n && count < depth; i++)
 		frames[count++] = (uintptr_t)pcs[i];
 	return backtrace_intern(frames, count);
 }

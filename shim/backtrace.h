@@ -9,11 +9,16 @@
 #define BACKTRACE_DEFAULT_DEPTH 8  /* EPOLLCR_BACKTRACE when unset */
 
 /*
- * Capture the calling thread's stack, dropping the innermost `skip` frames
- * and keeping at most `depth` (capped at BACKTRACE_MAX_DEPTH), and return
- * the id of the interned copy: 0 when depth is 0 or anything failed.
+ * Capture the calling thread's stack from the frame whose return address
+ * is `from` (the caller of a wrapper: __builtin_return_address(0) there),
+ * dropping the shim's own frames above it however the compiler inlined or
+ * tail-called them, keeping at most `depth` frames (capped at
+ * BACKTRACE_MAX_DEPTH).  Returns the id of the interned copy: 0 when depth
+ * is 0, `from` is not within the first BACKTRACE_SEARCH frames, or
+ * anything failed.
  */
-uint32_t backtrace_capture(unsigned skip, unsigned depth);
+#define BACKTRACE_SEARCH 8
+uint32_t backtrace_capture(uintptr_t from, unsigned depth);
 
 /* Intern nframes addresses; the same stack always gets the same id. */
 uint32_t backtrace_intern(const uintptr_t *frames, unsigned nframes);

@@ -37,13 +37,19 @@ SHIM_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (!shim_enter())
 		return REAL(epoll_ctl)(epfd, op, fd, event);
 
+	uintptr_t caller = (uintptr_t)__builtin_return_address(0);
+	bool want_bt = op != EPOLL_CTL_DEL && shim_config.backtrace_depth;
 	uint32_t bt = 0;
-	if (op != EPOLL_CTL_DEL && shim_config.backtrace_depth)
-		bt = shim_backtrace();
+	if (want_bt && op == EPOLL_CTL_ADD)
+		bt = shim_backtrace(caller);
 	struct reg_set *set = registry_set_lock(epfd);
 	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
 	if (ret == 0) {
 		int saved_errno = errno;
+		/* A re-arm from the same call site keeps its stack. */
+		if (want_bt && op == EPOLL_CTL_MOD &&
+		    !(bt = registry_same_call_site(set, fd, caller)))
+			bt = shim_backtrace(caller);
 		registry_ctl_locked(set, epfd, op, fd, event, bt);
 		errno = saved_errno;
 	}

@@ -29,12 +29,9 @@ struct shim_config shim_config = {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* Frames to drop: backtrace_capture, shim_backtrace, the wrapper. */
-#define BT_SKIP 3
-
-__attribute__((noinline)) uint32_t shim_backtrace(void)
+uint32_t shim_backtrace(uintptr_t caller)
 {
-	return backtrace_capture(BT_SKIP, shim_config.backtrace_depth);
+	return backtrace_capture(caller, shim_config.backtrace_depth);
 }
 
 static void read_config(void)

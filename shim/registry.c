@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backtrace.h"
 #include "registry.h"
 
 /* fd table: 2^19 leaves of 2^12 slots cover every int fd number. */
@@ -470,6 +471,19 @@ static void watch_remove(struct reg_set *s, struct reg_watch *w)
 
 /* ---- sets -------------------------------------------------------------- */
 
+/*
+ * A set's lock is held across the real epoll_ctl, which is short: spin a
+ * little before sleeping (threads sharing a set otherwise meet in futex).
+ */
+static void set_lock_init(struct reg_set *s)
+{
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&s->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+}
+
 static struct reg_set *set_new(struct reg_file *file, int flags, bool shared)
 {
 	struct reg_set *s = NULL;
@@ -484,7 +498,7 @@ static struct reg_set *set_new(struct reg_file *file, int flags, bool shared)
 		s = reg_calloc(1, sizeof(*s));
 		if (!s)
 			return NULL;
-		pthread_mutex_init(&s->lock, NULL);
+		set_lock_init(s);
 		account(sizeof(*s));
 	}
 	s->file = file;
@@ -758,6 +772,20 @@ void registry_adopt_watch(int epfd, int tfd, uint32_t events, uint64_t data)
 	registry_set_unlock(set);
 }
 
+uint32_t registry_same_call_site(struct reg_set *set, int fd,
+				 uintptr_t caller)
+{
+	struct reg_file *f = fdt_get(fd);
+	const struct reg_watch *w = set && f ? watch_find(set, f, fd) : NULL;
+	if (!w)
+		return 0;
+	uint32_t id = w->bt_mod ? w->bt_mod : w->bt_add;
+	const uintptr_t *frames;
+	if (id && backtrace_frames(id, &frames) && frames[0] == caller)
+		return id;
+	return 0;
+}
+
 /* ---- fork -------------------------------------------------------------- */
 
 void registry_fork_prepare(void)
@@ -800,7 +828,7 @@ void registry_fork_child(void)
 	mark_all_shared();
 	pthread_mutex_init(&free_lock, NULL);
 	for (struct reg_set *s = sets_head; s; s = s->next)
-		pthread_mutex_init(&s->lock, NULL);
+		set_lock_init(s);
 	pthread_mutex_init(&sets_lock, NULL);
 	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 	fdop_lock = fresh;

@@ -201,6 +201,15 @@ void registry_lock_all(void);
 void registry_unlock_all(void);
 int registry_walk_sets_locked(registry_set_fn fn, void *ctx);
 
+/*
+ * The backtrace id of the last registration of the watch (epfd's set,
+ * locked; the file now at fd, fd) when its innermost frame is caller: the
+ * same call site MODs again (an EPOLLONESHOT re-arm loop), so the shim
+ * keeps the stack it has instead of unwinding again.  0 otherwise.
+ */
+uint32_t registry_same_call_site(struct reg_set *set, int fd,
+				 uintptr_t caller);
+
 /* Fork handlers: no lock stays held in the child; files become shared. */
 void registry_fork_prepare(void);
 void registry_fork_parent(void);

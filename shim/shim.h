@@ -97,8 +97,11 @@ int shim_fd_high(int fd);
 /* Load-time set-up: configuration, atfork handlers, inherited sets. */
 void shim_init(void);
 
-/* A backtrace of the caller of a wrapper, interned; 0 when off/failed. */
-uint32_t shim_backtrace(void);
+/*
+ * The backtrace from a wrapper's caller (caller: the wrapper's
+ * __builtin_return_address(0)), interned; 0 when off or failed.
+ */
+uint32_t shim_backtrace(uintptr_t caller);
 
 /* Recorder hooks (recorder/): start the thread when the first set exists. */
 void shim_recorder_need(void);
