@@ -575,7 +575,9 @@ static void cases_fdcreate(void)
 	CASE("signalfd_not_signalfd", EINVAL, signalfd(efd, &mask, 0));
 	CASE("signalfd_bad_fd", EBADF, signalfd(CLOSED_FD, &mask, 0));
 	CASE("signalfd_bad_flags", EINVAL, signalfd(-1, &mask, 0x1234));
-	CASE("signalfd_null_mask", EFAULT, signalfd(-1, null_ptr, 0));
+	/* Through a pointer: the declaration's nonnull would trip UBSan. */
+	int (*signalfd_fn)(int, const sigset_t *, int) = signalfd;
+	CASE("signalfd_null_mask", EFAULT, signalfd_fn(-1, null_ptr, 0));
 	int sfd = CASE("signalfd", EXPECT_OK, signalfd(-1, &mask, SFD_CLOEXEC));
 	sigaddset(&mask, SIGUSR2);
 	CASE("signalfd_update", EXPECT_OK, signalfd(sfd, &mask, 0));
