@@ -155,6 +155,7 @@ int cmd_restore(int argc, char **argv)
 		cli_error("%s: %s", path, err);
 		return CLI_FAIL;
 	}
+	uint32_t diags_before = img.ndiags;
 	if (restore_image(&img, &o, err, sizeof(err)) < 0) {
 		cli_error("restore of %s failed: %s", path, err);
 		image_free(&img);
@@ -163,8 +164,13 @@ int cmd_restore(int argc, char **argv)
 	unsigned nsets = 0;
 	for (uint32_t i = 0; i < img.ntargets; i++)
 		nsets += img.targets[i].kind == IMAGE_KIND_EPOLL;
-	fprintf(stderr, "epollcr: restored %u epoll sets and %u watches from %s (pid %d), verified against /proc/self/fdinfo\n",
-		nsets, img.nwatches, path, (int)img.proc.pid);
+	unsigned left_out = 0;
+	for (uint32_t i = diags_before; i < img.ndiags; i++)
+		left_out += img.diags[i].code == IMAGE_DIAG_UNRESTORABLE &&
+			    img.diags[i].tfd >= 0;
+	fprintf(stderr, "epollcr: restored %u epoll sets and %u of %u watches from %s (pid %d), verified against /proc/self/fdinfo\n",
+		nsets, img.nwatches - left_out, img.nwatches, path,
+		(int)img.proc.pid);
 	if (do_exec) {
 		prepare_exec(&img);
 		image_free(&img);

@@ -133,6 +133,13 @@ static bool socket_same(const struct image_target *a,
 
 	if (x->domain == 0 || y->domain == 0)
 		return true;
+	/*
+	 * Type 0: described from /proc alone (no pidfd_getfd into another
+	 * process, e.g. under valgrind or a ptrace restriction): only the
+	 * domain is known, the rest cannot be compared.
+	 */
+	if ((x->type == 0 || y->type == 0) && x->domain == y->domain)
+		return true;
 	if (x->domain != y->domain || x->type != y->type ||
 	    x->protocol != y->protocol) {
 		kind_diff(diff, diff_len,
