@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "registry.h"
 
@@ -147,7 +149,10 @@ static void test_close_set(void **state)
 	assert_int_equal(registry_file_at(4)->nwatch, 0);
 }
 
-/* After fork the files are shared: a close makes watches uncertain. */
+/*
+ * After fork the files are shared: a close makes watches uncertain, in the
+ * child and in the parent.  A real fork, as the atfork handlers see it.
+ */
 static void test_fork_marks_uncertain(void **state)
 {
 	(void)state;
@@ -155,7 +160,19 @@ static void test_fork_marks_uncertain(void **state)
 	registry_fd_created(4, IMAGE_KIND_EVENTFD, NULL);
 	ctl(3, EPOLL_CTL_ADD, 4, EPOLLIN, 1);
 	registry_fork_prepare();
-	registry_fork_child();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		registry_fork_child();
+		const struct reg_file *f = registry_file_at(4);
+		close_fd(4);
+		const struct reg_watch *w = registry_find_watch(set_at(3), f, 4);
+		_exit(registry_set_shared(set_at(3)) && w && w->uncertain ? 0 : 1);
+	}
+	registry_fork_parent();
+	int status = -1;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_true(registry_set_shared(set_at(3)));
 	const struct reg_file *f = registry_file_at(4);
 	close_fd(4);
