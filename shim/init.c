@@ -63,16 +63,20 @@ static void read_config(void)
 		log_setup(2, (enum log_level)atoi(v));
 }
 
+/*
+ * Lock order: registry locks, then backtrace stripes (a MOD interns its
+ * backtrace while holding its set's lock).
+ */
 static void fork_prepare(void)
 {
-	backtrace_fork_prepare();
 	registry_fork_prepare();
+	backtrace_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-	registry_fork_parent();
 	backtrace_fork_parent();
+	registry_fork_parent();
 }
 
 static void fork_child(void)

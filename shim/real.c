@@ -15,7 +15,12 @@
 struct shim_real shim_real;
 __thread int shim_busy __attribute__((tls_model("initial-exec")));
 
-static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+/*
+ * 0: not resolved, 1: a thread is resolving, 2: done.  Not pthread_once:
+ * a sanitizer runtime calls wrapped functions (sigaction) while it starts,
+ * before its own pthread_once interceptor can run.
+ */
+static int resolve_state;
 
 #define RESOLVE(field, sym) \
 	*(void **)&shim_real.field = dlsym(RTLD_NEXT, sym)
@@ -55,7 +60,18 @@ static void resolve_all(void)
 
 void shim_resolve(void)
 {
-	pthread_once(&resolve_once, resolve_all);
+	int state = __atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE);
+	if (state == 2)
+		return;
+	if (state == 0 &&
+	    __atomic_compare_exchange_n(&resolve_state, &state, 1, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		resolve_all();
+		__atomic_store_n(&resolve_state, 2, __ATOMIC_RELEASE);
+		return;
+	}
+	while (__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != 2)
+		__builtin_ia32_pause();
 }
 
 int shim_fd_high(int fd)

@@ -17,7 +17,9 @@ case "${SAN:-}" in
 	export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" ;;
 *thread*) PRELOAD="$(${CC:-gcc} -print-file-name=libtsan.so):$LIB"
-	export TSAN_OPTIONS="halt_on_error=1:report_signal_unsafe=0:${TSAN_OPTIONS:-}" ;;
+	# The shim's recorder thread makes every epoll program multi-threaded;
+	# its forked children start their own (TSan refuses that by default).
+	export TSAN_OPTIONS="halt_on_error=1:report_signal_unsafe=0:die_after_fork=0:${TSAN_OPTIONS:-}" ;;
 *undefined*) export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" ;;
 esac
 export PRELOAD
