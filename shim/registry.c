@@ -830,8 +830,12 @@ void registry_fork_child(void)
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		set_lock_init(s);
 	pthread_mutex_init(&sets_lock, NULL);
-	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-	fdop_lock = fresh;
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fdop_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 }
 
 /* ---- walks ------------------------------------------------------------- */
