@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Figures 5 and 7, run under LD_PRELOAD, for each size N (argv, or 1k,
+ * 10k, 100k, 1M; QUICK: 1k and 10k), each size in a fresh process:
+ *
+ * - registry bytes per watch: malloc's own accounting (mallinfo2: bytes in
+ *   use in the arenas plus mmapped chunks) before and after the eventfds
+ *   are created under the shim, and after the ADDs: the watch cost alone
+ *   (targets created before the measurement) and including the targets
+ *   (what the shim keeps per file, and its fd table).
+ * - dump: epollcr_dump_self() of the process (the preloaded library's, so
+ *   the shadow is merged in) to a file on tmpfs, against reading the same
+ *   sets' /proc/self/fdinfo in full, alternating round by round; and the
+ *   image's bytes per watch.
+ *
+ * N watches are one set of N eventfds when N descriptors fit under
+ * RLIMIT_NOFILE (raised to the hard limit, and as root up to nr_open);
+ * otherwise N/T sets each watching the same T eventfds (bench_shape_for()),
+ * and the line's label says so ("1M=100x10k").
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "epollcr.h"
+
+#define SPARE_FDS 64	     /* descriptors needed beside the targets */
+#define READ_CHUNK (1u << 20) /* fdinfo read buffer */
+#define REG_TARGET 64.0	     /* registry bytes per watch */
+#define IMAGE_TARGET 40.0    /* image bytes per watch */
+#define DUMP_TARGET 2.0	     /* dump time / fdinfo read time */
+
+typedef int (*dump_fn)(const char *image_path);
+
+/* Bytes malloc has handed out and not got back, mmapped chunks included. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* Rounds for a size: fewer for the large ones. */
+static unsigned rounds_for(unsigned long n)
+{
+	if (n <= 1000)
+		return bench_rounds(40, 15);
+	if (n <= 10000)
+		return bench_rounds(15, 5);
+	if (n <= 100000)
+		return 5;
+	return 3;
+}
+
+/*
+ * Read /proc/self/fdinfo/EPFD to the end through buf.  Returns the bytes
+ * read, or -errno.
+ */
+static long read_fdinfo(int epfd, char *buf, size_t len)
+{
+	char path[64];
+	long total = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0) {
+			int err = -errno;
+			close(fd);
+			return err;
+		}
+		if (n == 0)
+			break;
+		total += n;
+	}
+	close(fd);
+	return total;
+}
+
+/* The watches: targets, sets, and the heap in use at each step. */
+struct watches {
+	struct bench_shape shape;
+	int *fds;
+	unsigned long nfds;
+	int *epfds;
+	unsigned long nsets;
+	size_t heap_before, heap_targets, heap_watches;
+};
+
+static unsigned long nwatches(const struct watches *w)
+{
+	return w->shape.nsets * w->shape.ntargets;
+}
+
+/*
+ * Create the shape's eventfds, then its sets, each watching them all.
+ * Returns 0 or -errno (what was created stays for watches_destroy()).
+ */
+static int watches_create(struct watches *w, const struct bench_shape *shape)
+{
+	memset(w, 0, sizeof(*w));
+	w->shape = *shape;
+	w->fds = calloc(shape->ntargets, sizeof(*w->fds));
+	w->epfds = calloc(shape->nsets, sizeof(*w->epfds));
+	if (!w->fds || !w->epfds)
+		return -ENOMEM;
+	w->heap_before = heap_in_use();
+	for (; w->nfds < shape->ntargets; w->nfds++) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return -errno;
+		w->fds[w->nfds] = fd;
+	}
+	w->heap_targets = heap_in_use();
+	for (; w->nsets < shape->nsets; w->nsets++) {
+		int epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (epfd < 0)
+			return -errno;
+		w->epfds[w->nsets] = epfd;
+		for (unsigned long i = 0; i < w->nfds; i++) {
+			struct epoll_event ev = { .events = EPOLLIN,
+						  .data.u64 = i };
+			if (epoll_ctl(epfd, EPOLL_CTL_ADD, w->fds[i], &ev) < 0)
+				return -errno;
+		}
+	}
+	w->heap_watches = heap_in_use();
+	return 0;
+}
+
+/* Close the sets first: the kernel then drops their watches in one go. */
+static void watches_destroy(struct watches *w)
+{
+	for (unsigned long i = 0; i < w->nsets; i++)
+		close(w->epfds[i]);
+	for (unsigned long i = 0; i < w->nfds; i++)
+		close(w->fds[i]);
+	free(w->epfds);
+	free(w->fds);
+	memset(w, 0, sizeof(*w));
+}
+
+static void report_registry(const struct watches *w)
+{
+	char name[80];
+
+	if (!bench_preloaded()) {
+		snprintf(name, sizeof(name), "registry %s", w->shape.label);
+		bench_report_skip(name, "libepollcr.so is not preloaded");
+		return;
+	}
+	double n = (double)nwatches(w);
+	double watch_only = ((double)w->heap_watches -
+			     (double)w->heap_targets) / n;
+	double with_targets = ((double)w->heap_watches -
+			       (double)w->heap_before) / n;
+
+	snprintf(name, sizeof(name), "registry.watch-only %s", w->shape.label);
+	bench_report_value(name, watch_only, "B/watch", REG_TARGET,
+			   "mallinfo2, targets created before");
+	snprintf(name, sizeof(name), "registry.with-targets %s",
+		 w->shape.label);
+	bench_report_value(name, with_targets, "B/watch", REG_TARGET,
+			   "mallinfo2, eventfds created under the shim");
+}
+
+/* Read every set's fdinfo.  Returns the bytes read, or -errno. */
+static long read_all_fdinfo(const struct watches *w, char *buf)
+{
+	long total = 0;
+	for (unsigned long i = 0; i < w->nsets; i++) {
+		long n = read_fdinfo(w->epfds[i], buf, READ_CHUNK);
+		if (n < 0)
+			return n;
+		total += n;
+	}
+	return total;
+}
+
+/* Seconds one size's dump measurement may take. */
+static unsigned dump_budget(void)
+{
+	return bench_quick() ? 20 : 240;
+}
+
+/* One round: both sides, the order given by first_dump. */
+static int dump_round(const struct watches *w, dump_fn dump,
+		      const char *path, char *buf, bool first_dump,
+		      uint64_t *fdinfo_ns, uint64_t *dump_ns, long *fdinfo_bytes)
+{
+	int ret = 0;
+	for (int k = 0; k < 2; k++) {
+		uint64_t t0 = bench_now_ns();
+		if ((k == 0) != first_dump) {
+			*fdinfo_bytes = read_all_fdinfo(w, buf);
+			if (*fdinfo_bytes < 0)
+				ret = (int)*fdinfo_bytes;
+			*fdinfo_ns = bench_now_ns() - t0;
+		} else {
+			int d = dump(path);
+			if (d < 0)
+				ret = d;
+			*dump_ns = bench_now_ns() - t0;
+		}
+	}
+	return ret;
+}
+
+/*
+ * Dump against fdinfo for one size, within the time budget (a size whose
+ * dump is predicted from the smaller ones to overrun it is skipped); the
+ * image's size per watch.  The mean time of one dump into *dump_s.
+ */
+static void measure_dump(const struct watches *w, dump_fn dump, char *buf,
+			 double predicted, double k, double *dump_s)
+{
+	static char path[256], stop_line[256];
+	unsigned rounds = rounds_for(nwatches(w)), budget = dump_budget();
+	char name[96], note[200];
+	struct bench_series s;
+	uint64_t fdinfo_ns, dump_ns;
+	long fdinfo_bytes = 0;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/epollcr-bench-%d.img", bench_tmp_dir(),
+		 (int)getpid());
+	snprintf(name, sizeof(name), "dump %s", w->shape.label);
+	if (predicted * 2 > budget) {
+		snprintf(note, sizeof(note), "one dump predicted to take %.0f s (time grows as N^%.1f over the smaller sizes), over this size's %u s budget",
+			 predicted, k, budget);
+		bench_report_skip(name, note);
+		return;
+	}
+	if (bench_series_init(&s, rounds, (double)nwatches(w)) < 0) {
+		bench_report_skip(name, "out of memory");
+		return;
+	}
+	s.raw_label = "fdinfo";
+	s.shim_label = "dump";
+
+	snprintf(stop_line, sizeof(stop_line), "%-30s stopped: over %u s (the watchdog ended this size)\n",
+		 name, 2 * budget);
+	bench_watchdog(2 * budget, stop_line, path);
+	uint64_t start = bench_now_ns();
+	/* A warm-up round, which also sizes the number of rounds. */
+	int ret = dump_round(w, dump, path, buf, true, &fdinfo_ns, &dump_ns,
+			     &fdinfo_bytes);
+	double round_s = (double)(fdinfo_ns + dump_ns) / 1e9;
+	if (round_s * (rounds + 1) > budget)
+		rounds = round_s > budget / 2.0 ? 1 :
+						  (unsigned)(budget / round_s) - 1;
+	for (unsigned r = 0; r < rounds && ret == 0; r++) {
+		ret = dump_round(w, dump, path, buf, r % 2, &fdinfo_ns,
+				 &dump_ns, &fdinfo_bytes);
+		bench_series_add(&s, fdinfo_ns, dump_ns);
+	}
+	bench_watchdog(0, NULL, NULL);
+	if (ret < 0) {
+		bench_report_skip(name, strerror(-ret));
+	} else {
+		for (unsigned r = 0; r < s.nrounds; r++)
+			*dump_s += s.shim_ns[r] / 1e9 / s.nrounds;
+		snprintf(note, sizeof(note), "per watch; fdinfo %ld bytes; %.1f s in all",
+			 fdinfo_bytes, (double)(bench_now_ns() - start) / 1e9);
+		bench_report_ratio(name, &s, DUMP_TARGET, note);
+		snprintf(name, sizeof(name), "image.bytes/watch %s",
+			 w->shape.label);
+		if (stat(path, &st) == 0)
+			bench_report_value(name, (double)st.st_size /
+					   (double)nwatches(w), "B/watch",
+					   IMAGE_TARGET, NULL);
+		else
+			bench_report_skip(name, strerror(errno));
+	}
+	unlink(path);
+	bench_series_free(&s);
+}
+
+static char read_buf[READ_CHUNK];
+
+/* One size in this process (see bench_sizes_main()). */
+static void run_size(unsigned long n, double predicted, double exponent,
+		     double *dump_s)
+{
+	char size[16], name[64], why[200];
+	struct bench_shape shape;
+	struct watches w;
+
+	dump_fn dump = (dump_fn)dlsym(RTLD_DEFAULT, "epollcr_dump_self");
+	if (!bench_preloaded() || !dump) {
+		printf("# bench_dump: libepollcr.so is not preloaded: the dump records the kernel's view only, and the registry lines measure nothing\n");
+		dump = epollcr_dump_self;
+	}
+	bench_size_label(n, size, sizeof(size));
+	snprintf(name, sizeof(name), "dump+registry %s", size);
+	if (bench_shape_for(n, SPARE_FDS, &shape, why, sizeof(why)) < 0) {
+		bench_report_skip(name, why);
+		return;
+	}
+	int ret = watches_create(&w, &shape);
+	if (ret < 0) {
+		snprintf(why, sizeof(why), "creating %lu watches: %s", n,
+			 strerror(-ret));
+		bench_report_skip(name, why);
+		watches_destroy(&w);
+		return;
+	}
+	report_registry(&w);
+	measure_dump(&w, dump, read_buf, predicted, exponent, dump_s);
+	watches_destroy(&w);
+}
+
+int main(int argc, char **argv)
+{
+	return bench_sizes_main(argc, argv, "bench_dump", run_size);
+}

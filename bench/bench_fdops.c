@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Figure 3: close, dup and dup2 of descriptors the shim does not track
+ * (copies of an open("/dev/null"), which is not wrapped), under the shim
+ * against the raw libc functions, in one process run under LD_PRELOAD.
+ *
+ * Per round and side: BATCH dup() of the /dev/null fd (timed), BATCH
+ * dup2() of it onto each of those numbers (timed: each replaces an open
+ * descriptor, as a server's dup2 onto stdout does), BATCH close() (timed).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define BATCH 1000
+#define WARMUP_ROUNDS 3
+
+enum { OP_DUP, OP_DUP2, OP_CLOSE, NR_OPS };
+
+static const char *const op_names[NR_OPS] = { "dup", "dup2", "close" };
+
+struct fd_funcs {
+	int (*dup_fn)(int oldfd);
+	int (*dup2_fn)(int oldfd, int newfd);
+	int (*close_fn)(int fd);
+};
+
+/*
+ * One side's round: dup, dup2 onto the copies, close them; the time of
+ * each loop into ns[].  Returns the calls that failed.
+ */
+static unsigned run_side(const struct fd_funcs *f, int src, int *fds,
+			 uint64_t ns[NR_OPS])
+{
+	unsigned errors = 0;
+	uint64_t t0 = bench_now_ns();
+	for (int i = 0; i < BATCH; i++) {
+		fds[i] = f->dup_fn(src);
+		if (fds[i] < 0)
+			errors++;
+	}
+	uint64_t t1 = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		if (fds[i] >= 0 && f->dup2_fn(src, fds[i]) < 0)
+			errors++;
+	uint64_t t2 = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		if (fds[i] >= 0 && f->close_fn(fds[i]) < 0)
+			errors++;
+	uint64_t t3 = bench_now_ns();
+	ns[OP_DUP] = t1 - t0;
+	ns[OP_DUP2] = t2 - t1;
+	ns[OP_CLOSE] = t3 - t2;
+	return errors;
+}
+
+int main(void)
+{
+	static int fds[BATCH];
+	struct bench_libc libc_raw;
+	struct bench_series s[NR_OPS];
+	unsigned rounds = bench_rounds(300, 50), errors = 0;
+	char name[64];
+
+	if (bench_libc_resolve(&libc_raw) < 0) {
+		bench_report_skip("fdops", "libc.so.6 not found");
+		return 0;
+	}
+	if (!bench_preloaded())
+		printf("# bench_fdops: libepollcr.so is not preloaded: both sides are raw\n");
+	bench_raise_nofile(2 * BATCH + 64);
+	int src = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (src < 0) {
+		bench_report_skip("fdops", strerror(errno));
+		return 0;
+	}
+	const struct fd_funcs raw = { libc_raw.dup, libc_raw.dup2,
+				      libc_raw.close };
+	const struct fd_funcs shim = { dup, dup2, close };
+	for (int op = 0; op < NR_OPS; op++)
+		if (bench_series_init(&s[op], rounds, BATCH) < 0) {
+			bench_report_skip("fdops", "out of memory");
+			return 0;
+		}
+
+	for (unsigned r = 0; r < rounds + WARMUP_ROUNDS; r++) {
+		uint64_t raw_ns[NR_OPS], shim_ns[NR_OPS];
+		if (r % 2) {
+			errors += run_side(&raw, src, fds, raw_ns);
+			errors += run_side(&shim, src, fds, shim_ns);
+		} else {
+			errors += run_side(&shim, src, fds, shim_ns);
+			errors += run_side(&raw, src, fds, raw_ns);
+		}
+		if (r < WARMUP_ROUNDS)
+			continue;
+		for (int op = 0; op < NR_OPS; op++)
+			bench_series_add(&s[op], raw_ns[op], shim_ns[op]);
+	}
+	for (int op = 0; op < NR_OPS; op++) {
+		snprintf(name, sizeof(name), "fd.%s untracked",
+			 op_names[op]);
+		bench_report_ratio(name, &s[op], 1.05,
+				   errors ? "some calls failed" : NULL);
+		bench_series_free(&s[op]);
+	}
+	close(src);
+	return 0;
+}
