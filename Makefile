@@ -24,17 +24,16 @@ endif
 # and the registry's concurrency is checked by the instrumented unit tests.
 LIB_SANFLAGS := $(if $(findstring thread,$(SAN)),,$(SANFLAGS))
 
-UNWIND_CFLAGS := $(shell $(PKG_CONFIG) --cflags libunwind 2>/dev/null)
-UNWIND_LIBS := $(shell $(PKG_CONFIG) --libs libunwind 2>/dev/null || echo -lunwind)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter
 CFLAGS_BASE := -std=gnu11 -O$(O) -g -fPIC -fvisibility=hidden $(WARN) \
 	-D_GNU_SOURCE -Iinclude -Icommon -Ishim -Irecorder -Ireplayer \
-	$(UNWIND_CFLAGS) $(SANFLAGS) -MMD -MP
+	$(SANFLAGS) -MMD -MP
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
-LDLIBS_CORE := $(UNWIND_LIBS) -ldl -lpthread
+# libunwind is loaded at run time (shim/backtrace.c), not linked.
+LDLIBS_CORE := -ldl -lpthread
 
 # The core: everything that is not an interposed libc name.
 CORE_SRC := $(wildcard common/*.c) $(wildcard recorder/*.c) \
