@@ -818,9 +818,7 @@ void registry_fork_parent(void)
 {
 	mark_all_shared();
 	pthread_mutex_unlock(&free_lock);
-	for (struct reg_set *s = sets_head; s; s = s->next)
-		pthread_mutex_unlock(&s->lock);
-	pthread_mutex_unlock(&sets_lock);
+	registry_unlock_all();
 }
 
 void registry_fork_child(void)

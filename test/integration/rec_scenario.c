@@ -4,7 +4,7 @@
  * SIGTERM, so that a test can dump it with `epollcr dump` and compare the
  * image with /proc/PID/fdinfo.  Plain program: run it under the shim.
  *
- *   rec_scenario nested|dupclose|dup2over|oneshot|et|exclusive|raw|mixed
+ *   rec_scenario nested|dupclose|dup2over|oneshot|et|exclusive|raw|mixed|forked
  *   rec_scenario many N          N eventfd watches in one set
  *   rec_scenario hammer THREADS  threads churn ADD/MOD/DEL/dup/close/malloc
  */
@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -143,6 +144,21 @@ static void raw(void)
 	int hidden = (int)syscall(SYS_epoll_create1, 0);
 	if (hidden < 0 || syscall(SYS_epoll_ctl, hidden, EPOLL_CTL_ADD, a, &ev) < 0)
 		fail("raw epoll_create1");
+}
+
+/* Watches, then a fork: the parent must stay dumpable afterwards. */
+static void forked(void)
+{
+	int ep = epoll_create1(0), a = efd();
+	add(ep, a, EPOLLIN, 0xf1);
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork");
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	add(ep, efd(), EPOLLOUT, 0xf2);
+	close(a); /* a file watched before the fork: shared, now uncertain */
 }
 
 static void mixed(void)
@@ -281,6 +297,8 @@ int main(int argc, char **argv)
 		raw();
 	else if (!strcmp(s, "mixed"))
 		mixed();
+	else if (!strcmp(s, "forked"))
+		forked();
 	else if (!strcmp(s, "many"))
 		many(n > 0 ? n : 1000);
 	else if (!strcmp(s, "hammer"))

@@ -26,7 +26,7 @@ diag_has() { # NAME SUBSTRING
 	fi
 }
 
-for s in nested dupclose dup2over oneshot et exclusive raw mixed; do
+for s in nested dupclose dup2over oneshot et exclusive raw mixed forked; do
 	scenario "$s" "$s"
 	case $s in
 	nested)
