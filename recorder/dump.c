@@ -324,8 +324,15 @@ static int merge_watch(void *ctx, const struct reg_watch_view *v)
 			     v->tfd, target);
 	uint32_t bt = image_backtrace(img, &sw->bts, v->bt_add);
 	if (i < 0) {
-		if (v->uncertain)
-			return 0; /* the shadow itself doubted it: gone */
+		/*
+		 * Uncertain: the shadow itself doubted it.  Releasing: the
+		 * kernel dropped it with its file's last fd, and the thread
+		 * doing the bookkeeping waits for this dump's locks.
+		 */
+		if (v->uncertain ||
+		    (__atomic_load_n(&v->file->flags, __ATOMIC_ACQUIRE) &
+		     REG_FILE_RELEASING))
+			return 0;
 		image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_PHANTOM_WATCH,
 			       sw->epfd, v->tfd, NULL, bt,
 			       "the shim registered a watch on fd %d in epoll fd %d (events 0x%x, data 0x%llx) that the kernel does not hold: removed behind the shim's back (raw syscall, or its file was closed elsewhere)",

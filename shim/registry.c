@@ -608,6 +608,7 @@ static void file_last_ref(struct reg_file *f)
 	 * f, so nobody else can take a reference meanwhile.
 	 */
 	__atomic_store_n(&f->refs, 1, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&f->flags, REG_FILE_RELEASING, __ATOMIC_RELEASE);
 	if (file_kind(f) == IMAGE_KIND_EPOLL && f->set &&
 	    !(file_flags(f) & REG_FILE_SHARED)) {
 		struct reg_set *s = f->set;
@@ -616,6 +617,8 @@ static void file_last_ref(struct reg_file *f)
 	}
 	if (__atomic_load_n(&f->nwatch, __ATOMIC_ACQUIRE))
 		file_forget_watches(f);
+	__atomic_and_fetch(&f->flags, (uint8_t)~REG_FILE_RELEASING,
+			   __ATOMIC_RELEASE);
 	__atomic_store_n(&f->refs, 0, __ATOMIC_RELEASE);
 	file_maybe_free(f);
 }
@@ -842,14 +845,13 @@ bool registry_fdop_begin(const struct reg_file *file)
 {
 	if (!file || !__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED))
 		return false;
-	pthread_rwlock_rdlock(&fdop_lock);
-	return true;
+	/* EDEADLK: this thread holds it exclusively (fork, dump): go on. */
+	return pthread_rwlock_rdlock(&fdop_lock) == 0;
 }
 
 bool registry_fdop_begin_many(void)
 {
-	pthread_rwlock_rdlock(&fdop_lock);
-	return true;
+	return pthread_rwlock_rdlock(&fdop_lock) == 0;
 }
 
 void registry_fdop_end(bool locked)

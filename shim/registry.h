@@ -34,6 +34,7 @@
 #define REG_FILE_SHARED 0x1 /* references may exist that the shim never saw */
 #define REG_FILE_DEAD 0x2   /* released; the object waits for reuse */
 #define REG_FILE_BOUND 0x4  /* the program called bind() on it */
+#define REG_FILE_RELEASING 0x8 /* its last reference went; watches going */
 
 /* How a file was created, as far as recreating it needs. */
 struct reg_create {
