@@ -11,15 +11,24 @@ REAL_PY=$TOP/test/integration/real_check.py
 REAL_LOAD=$TOP/test/integration/real_load.py	# used by the tests
 DUMP_MS=()	# duration of every dump, milliseconds
 EXTRA_PIDS=()	# processes started indirectly (nginx workers): killed too
+TREE_PIDS=()	# parents that respawn children (nginx master): killed first
 
 real_cleanup() {
-	local p
-	for p in "${EXTRA_PIDS[@]:-}"; do
+	local p kids=()
+	# A parent that respawns would replace the children killed before it.
+	for p in "${TREE_PIDS[@]:-}"; do
+		[ -n "$p" ] || continue
+		mapfile -t -O "${#kids[@]}" kids < <(pgrep -P "$p" 2>/dev/null)
+		kill -KILL "$p" 2>/dev/null
+	done
+	for p in "${kids[@]:-}" "${EXTRA_PIDS[@]:-}"; do
 		[ -n "$p" ] && kill -KILL "$p" 2>/dev/null
 	done
 	cleanup
 }
 trap real_cleanup EXIT
+# Killed (a runner's timeout): exit, so that the servers go too.
+trap 'exit 143' TERM INT HUP
 
 # real_need PROGRAM PACKAGE: fail the test (not skip) when PROGRAM is not
 # installed, naming the Debian package that provides it.

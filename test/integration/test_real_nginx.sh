@@ -45,6 +45,7 @@ LD_PRELOAD=$PRELOAD nginx -p "$N" -c "$N/nginx.conf" -e "$N/error.log" \
 	>"$WORK/nginx.out" 2>&1 &
 NPID=$!
 PIDS+=("$NPID")
+TREE_PIDS+=("$NPID")
 real_wait_listen "$PORT" || { fail "nginx did not start"; cat "$WORK/nginx.out" "$N/error.log"; finish; }
 WORKERS=()
 for ((i = 0; i < 100; i++)); do
