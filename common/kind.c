@@ -97,6 +97,20 @@ bool kind_link_ino(const char *link, const char *prefix, uint64_t *ino)
 	return link[used] == ']' && link[used + 1] == '\0';
 }
 
+int kind_describe_fdinfo(struct image_target *t, int fd, const char **fdinfo,
+			 char *buf, size_t len)
+{
+	if (!*fdinfo) {
+		if (fd < 0)
+			return -EINVAL;
+		int ret = kind_read_self_fdinfo(fd, buf, len);
+		if (ret < 0)
+			return ret;
+		*fdinfo = buf;
+	}
+	return kind_describe_file_flags(t, fd, *fdinfo);
+}
+
 int kind_describe_file_flags(struct image_target *t, int fd,
 			     const char *fdinfo)
 {

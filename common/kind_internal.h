@@ -82,6 +82,15 @@ bool kind_link_ino(const char *link, const char *prefix, uint64_t *ino);
 int kind_describe_file_flags(struct image_target *t, int fd,
 			     const char *fdinfo);
 
+/*
+ * The start of every describe() that needs the target's fdinfo text: use
+ * *fdinfo when set, otherwise read this process's fdinfo of fd into buf
+ * (len bytes) and point *fdinfo at it; then set t->file_flags.  Returns 0,
+ * -EINVAL when there is neither text nor fd, or -errno.
+ */
+int kind_describe_fdinfo(struct image_target *t, int fd, const char **fdinfo,
+			 char *buf, size_t len);
+
 /* printf into diff (diff_len bytes, may be 0) for the same() operations. */
 void kind_diff(char *diff, size_t diff_len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -19,15 +19,7 @@ static int signalfd_describe(struct image_target *t, int fd,
 	int ret;
 
 	memset(&t->u.sfd, 0, sizeof(t->u.sfd));
-	if (!fdinfo) {
-		if (fd < 0)
-			return -EINVAL;
-		ret = kind_read_self_fdinfo(fd, buf, sizeof(buf));
-		if (ret < 0)
-			return ret;
-		fdinfo = buf;
-	}
-	ret = kind_describe_file_flags(t, fd, fdinfo);
+	ret = kind_describe_fdinfo(t, fd, &fdinfo, buf, sizeof(buf));
 	if (ret < 0)
 		return ret;
 	if (!fdinfo_u64(fdinfo, "sigmask:", 16, &mask))

@@ -24,15 +24,7 @@ static int timerfd_describe(struct image_target *t, int fd,
 	int ret;
 
 	memset(tf, 0, sizeof(*tf));
-	if (!fdinfo) {
-		if (fd < 0)
-			return -EINVAL;
-		ret = kind_read_self_fdinfo(fd, buf, sizeof(buf));
-		if (ret < 0)
-			return ret;
-		fdinfo = buf;
-	}
-	ret = kind_describe_file_flags(t, fd, fdinfo);
+	ret = kind_describe_fdinfo(t, fd, &fdinfo, buf, sizeof(buf));
 	if (ret < 0)
 		return ret;
 	if (!fdinfo_u64(fdinfo, "clockid:", 10, &clockid) ||

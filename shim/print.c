@@ -26,12 +26,6 @@ static int print_watch(void *ctx, const struct reg_watch_view *w)
 	return 0;
 }
 
-static void print_set_at(void *ctx, int fd)
-{
-	struct print_ctx *p = ctx;
-	p->epfd = fd;
-}
-
 struct set_fds {
 	int fds[64];
 	unsigned n;
@@ -50,7 +44,7 @@ static int print_set(void *ctx, struct reg_set *set,
 	struct set_fds fds = { .n = 0 };
 	registry_fds_of(set_file, collect_fd, &fds, 64);
 	for (unsigned i = 0; i < fds.n; i++) {
-		print_set_at(p, fds.fds[i]);
+		p->epfd = fds.fds[i];
 		fprintf(p->out, "set %d flags 0x%x%s%s\n", p->epfd,
 			registry_set_flags(set),
 			registry_incomplete() ? " incomplete" : "",
