@@ -6,12 +6,12 @@
 
 #include "log.h"
 
-static int log_fd = 2;
+int log_current_fd = 2;
 static enum log_level log_max = LOG_LEVEL_WARN;
 
 void log_setup(int fd, enum log_level max_level)
 {
-	__atomic_store_n(&log_fd, fd, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_current_fd, fd, __ATOMIC_RELAXED);
 	log_max = max_level;
 }
 
@@ -19,14 +19,10 @@ void log_fd_closed(int fd)
 {
 	int expected = fd;
 	if (fd >= 0)
-		__atomic_compare_exchange_n(&log_fd, &expected, -1, false,
+		__atomic_compare_exchange_n(&log_current_fd, &expected, -1, false,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
-int log_get_fd(void)
-{
-	return __atomic_load_n(&log_fd, __ATOMIC_RELAXED);
-}
 
 void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
 {

@@ -26,8 +26,14 @@ void log_setup(int fd, enum log_level max_level);
 /* The program closed fd: stop writing to it if it is the log fd. */
 void log_fd_closed(int fd);
 
-/* The fd log lines go to, or -1. */
-int log_get_fd(void);
+/* Internal to log.c and log_get_fd(): the fd log lines go to, or -1. */
+extern int log_current_fd;
+
+/* The fd log lines go to, or -1 (inline: every close() asks). */
+static inline int log_get_fd(void)
+{
+	return __atomic_load_n(&log_current_fd, __ATOMIC_RELAXED);
+}
 
 /* Write one line "epollcr[pid] prefix: level: message\n". */
 void log_write(enum log_level level, const char *prefix, const char *fmt, ...)

@@ -12,11 +12,12 @@
 #include "registry.h"
 #include "shim.h"
 
-SHIM_API int close(int fd)
+SHIM_API SHIM_HOT int close(int fd)
 {
-	if (shim_busy)
-		return REAL(close)(fd);
 	struct reg_seen seen = registry_fd_peek(fd);
+	/* Untracked, or the shim's own call: nothing to record. */
+	if ((!seen.file && fd != log_get_fd()) || shim_busy)
+		return REAL(close)(fd);
 	bool locked = registry_fdop_begin(seen.file);
 	int ret = REAL(close)(fd);
 	if (seen.file || fd == log_get_fd()) {

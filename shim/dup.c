@@ -12,11 +12,17 @@
 #include "registry.h"
 #include "shim.h"
 
-static int duplicated(int oldfd, int newfd)
+static SHIM_HOT int duplicated(int oldfd, int newfd)
 {
-	if (newfd >= 0 && newfd != oldfd && !shim_busy) {
+	if (newfd >= 0 && newfd != oldfd) {
+		/* Untracked both: nothing to do, and no call to pay. */
+		bool tracked = registry_fd_lookup(oldfd) ||
+			       registry_fd_lookup(newfd);
+		if ((!tracked && newfd != log_get_fd()) || shim_busy)
+			return newfd;
 		int saved_errno = errno;
-		registry_fd_dup(oldfd, newfd);
+		if (tracked)
+			registry_fd_dup(oldfd, newfd);
 		if (newfd == log_get_fd())
 			log_fd_closed(newfd);
 		errno = saved_errno;
@@ -24,32 +30,32 @@ static int duplicated(int oldfd, int newfd)
 	return newfd;
 }
 
-SHIM_API int dup(int oldfd)
+SHIM_API SHIM_HOT int dup(int oldfd)
 {
 	return duplicated(oldfd, REAL(dup)(oldfd));
 }
 
 /* dup2/dup3 close newfd implicitly: a watched file may go with it. */
-SHIM_API int dup2(int oldfd, int newfd)
+SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
-	bool locked = !shim_busy &&
-		      registry_fdop_begin(registry_fd_peek(newfd).file);
+	const struct reg_file *f = registry_fd_lookup(newfd);
+	bool locked = f && !shim_busy && registry_fdop_begin(f);
 	int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
 	registry_fdop_end(locked);
 	return ret;
 }
 
-SHIM_API int dup3(int oldfd, int newfd, int flags)
+SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
-	bool locked = !shim_busy &&
-		      registry_fdop_begin(registry_fd_peek(newfd).file);
+	const struct reg_file *f = registry_fd_lookup(newfd);
+	bool locked = f && !shim_busy && registry_fdop_begin(f);
 	int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
 	registry_fdop_end(locked);
 	return ret;
 }
 
 /* fcntl's third argument is an int, a long or a pointer: pass a word. */
-static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
+static SHIM_HOT int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
 			va_list ap)
 {
 	void *arg = va_arg(ap, void *);
@@ -59,7 +65,7 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd,
 	return ret;
 }
 
-SHIM_API int fcntl(int fd, int cmd, ...)
+SHIM_API SHIM_HOT int fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
 	va_start(ap, cmd);
@@ -68,7 +74,7 @@ SHIM_API int fcntl(int fd, int cmd, ...)
 	return ret;
 }
 
-SHIM_API int fcntl64(int fd, int cmd, ...)
+SHIM_API SHIM_HOT int fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
 	va_start(ap, cmd);

@@ -32,7 +32,8 @@ SHIM_API int epoll_create1(int flags)
 	return created(REAL(epoll_create1)(flags), flags);
 }
 
-SHIM_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
+				struct epoll_event *event)
 {
 	if (!shim_enter())
 		return REAL(epoll_ctl)(epfd, op, fd, event);

@@ -20,17 +20,8 @@
 #include "backtrace.h"
 #include "registry.h"
 
-/* fd table: 2^19 leaves of 2^12 slots cover every int fd number. */
-#define FDT_LEAF_BITS 12
-#define FDT_LEAF_SIZE (1u << FDT_LEAF_BITS)
-#define FDT_TOP_SIZE (1u << (31 - FDT_LEAF_BITS))
-
 #define SLAB_WATCHES 127 /* watches per slab: 8 + 127 * 40 = 5088 bytes */
 #define MIN_BUCKETS 16
-
-struct fdt_leaf {
-	struct reg_file *slot[FDT_LEAF_SIZE];
-};
 
 struct reg_slab {
 	struct reg_slab *next;
@@ -51,7 +42,7 @@ struct reg_set {
 	struct reg_set *next_free;   /* reuse list, under free_lock */
 };
 
-static struct fdt_leaf *fdt_top[FDT_TOP_SIZE];
+struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
 static int fdt_max = -1;
 
 /* Writers (the recorder, fork) must not starve behind busy closers. */
@@ -124,15 +115,15 @@ static struct reg_file **fdt_slot(int fd, bool create)
 {
 	if (fd < 0)
 		return NULL;
-	unsigned top = (unsigned)fd >> FDT_LEAF_BITS;
-	struct fdt_leaf *leaf = __atomic_load_n(&fdt_top[top], __ATOMIC_ACQUIRE);
+	unsigned top = (unsigned)fd >> REG_FDT_LEAF_BITS;
+	struct reg_fdt_leaf *leaf = __atomic_load_n(&registry_fdt[top], __ATOMIC_ACQUIRE);
 	if (!leaf) {
 		if (!create)
 			return NULL;
-		struct fdt_leaf *fresh = reg_calloc(1, sizeof(*fresh));
+		struct reg_fdt_leaf *fresh = reg_calloc(1, sizeof(*fresh));
 		if (!fresh)
 			return NULL;
-		if (__atomic_compare_exchange_n(&fdt_top[top], &leaf, fresh,
+		if (__atomic_compare_exchange_n(&registry_fdt[top], &leaf, fresh,
 						false, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE))
 			leaf = fresh;
@@ -144,13 +135,12 @@ static struct reg_file **fdt_slot(int fd, bool create)
 	       !__atomic_compare_exchange_n(&fdt_max, &max, fd, true,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
-	return &leaf->slot[fd & (FDT_LEAF_SIZE - 1)];
+	return &leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)];
 }
 
 static struct reg_file *fdt_get(int fd)
 {
-	struct reg_file **slot = fdt_slot(fd, false);
-	return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
+	return registry_fd_lookup(fd);
 }
 
 int registry_max_fd(void)
@@ -278,14 +268,6 @@ void registry_fd_dup(int oldfd, int newfd)
 		fdt_install(newfd, f);
 }
 
-struct reg_seen registry_fd_peek(int fd)
-{
-	struct reg_seen seen = { .file = fdt_get(fd), .gen = 0 };
-	if (seen.file)
-		seen.gen = __atomic_load_n(&seen.file->gen, __ATOMIC_ACQUIRE);
-	return seen;
-}
-
 void registry_fd_closed(int fd, struct reg_seen seen)
 {
 	struct reg_file **slot = fdt_slot(fd, false);
@@ -311,10 +293,10 @@ void registry_fd_closed_range(unsigned int first, unsigned int last)
 	if (last > (unsigned)max)
 		last = (unsigned)max;
 	for (unsigned fd = first; fd <= last; fd++) {
-		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
 				     __ATOMIC_ACQUIRE)) {
-			fd += FDT_LEAF_SIZE - 1; /* a whole empty leaf */
+			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
 			continue;
 		}
 		registry_fd_closed((int)fd, registry_fd_peek((int)fd));
@@ -349,10 +331,10 @@ unsigned registry_fds_of(const struct reg_file *file,
 	unsigned calls = 0;
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max && calls < max_calls; fd++) {
-		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
 				     __ATOMIC_ACQUIRE)) {
-			fd += FDT_LEAF_SIZE - 1;
+			fd += REG_FDT_LEAF_SIZE - 1;
 			continue;
 		}
 		if (fdt_get(fd) == file) {
@@ -802,10 +784,10 @@ static void mark_all_shared(void)
 {
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max; fd++) {
-		if ((fd & (FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&fdt_top[fd >> FDT_LEAF_BITS],
+		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
 				     __ATOMIC_ACQUIRE)) {
-			fd += FDT_LEAF_SIZE - 1;
+			fd += REG_FDT_LEAF_SIZE - 1;
 			continue;
 		}
 		struct reg_file *f = fdt_get(fd);
@@ -841,23 +823,15 @@ void registry_fork_child(void)
 
 /* ---- walks ------------------------------------------------------------- */
 
-bool registry_fdop_begin(const struct reg_file *file)
+bool registry_fdop_begin_many(void)
 {
-	if (!file || !__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED))
-		return false;
 	/* EDEADLK: this thread holds it exclusively (fork, dump): go on. */
 	return pthread_rwlock_rdlock(&fdop_lock) == 0;
 }
 
-bool registry_fdop_begin_many(void)
+void registry_fdop_unlock(void)
 {
-	return pthread_rwlock_rdlock(&fdop_lock) == 0;
-}
-
-void registry_fdop_end(bool locked)
-{
-	if (locked)
-		pthread_rwlock_unlock(&fdop_lock);
+	pthread_rwlock_unlock(&fdop_lock);
 }
 
 void registry_lock_all(void)
@@ -1047,9 +1021,9 @@ void registry_reset(void)
 			s->file->set = NULL;
 		set_destroy(s);
 	}
-	for (unsigned i = 0; i < FDT_TOP_SIZE; i++) {
-		free(fdt_top[i]);
-		fdt_top[i] = NULL;
+	for (unsigned i = 0; i < REG_FDT_TOP_SIZE; i++) {
+		free(registry_fdt[i]);
+		registry_fdt[i] = NULL;
 	}
 	while (free_files) {
 		struct reg_file *f = free_files;

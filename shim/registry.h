@@ -133,11 +133,48 @@ struct reg_seen {
 };
 
 /*
+ * The fd table: 2^19 leaves of 2^12 slots cover every int fd number.  It is
+ * read lock-free, inline, so that a wrapper called on an fd the shim does
+ * not track pays no call and touches one more cache line at most.
+ */
+#define REG_FDT_LEAF_BITS 12
+#define REG_FDT_LEAF_SIZE (1u << REG_FDT_LEAF_BITS)
+#define REG_FDT_TOP_SIZE (1u << (31 - REG_FDT_LEAF_BITS))
+
+struct reg_fdt_leaf {
+	struct reg_file *slot[REG_FDT_LEAF_SIZE];
+};
+
+extern struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
+
+/* The file at fd (no reference taken), or NULL; any fd number. */
+static inline struct reg_file *registry_fd_lookup(int fd)
+{
+	struct reg_fdt_leaf *leaf;
+
+	if (fd < 0)
+		return NULL;
+	leaf = __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+			       __ATOMIC_ACQUIRE);
+	if (!leaf)
+		return NULL;
+	return __atomic_load_n(&leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)],
+			       __ATOMIC_ACQUIRE);
+}
+
+/*
  * The file fd refers to, for a caller about to close fd.  Pass it to
  * registry_fd_closed() afterwards: a number reused by another thread in
  * between, even by a recycled object at the same address, is left alone.
  */
-struct reg_seen registry_fd_peek(int fd);
+static inline struct reg_seen registry_fd_peek(int fd)
+{
+	struct reg_seen seen = { .file = registry_fd_lookup(fd), .gen = 0 };
+
+	if (seen.file)
+		seen.gen = __atomic_load_n(&seen.file->gen, __ATOMIC_ACQUIRE);
+	return seen;
+}
 
 /* fd was closed; seen is what registry_fd_peek() returned before. */
 void registry_fd_closed(int fd, struct reg_seen seen);
@@ -181,16 +218,29 @@ void registry_ctl_locked(struct reg_set *set, int epfd, int op, int fd,
 void registry_adopt_set(int epfd);
 void registry_adopt_watch(int epfd, int tfd, uint32_t events, uint64_t data);
 
+/* Take the fd-operation lock shared (close_range: always); true if taken. */
+bool registry_fdop_begin_many(void);
+/* Release what registry_fdop_begin_many() took. */
+void registry_fdop_unlock(void);
+
 /*
  * Around a close(), dup2() or dup3() that may release a watched file (the
  * kernel then drops its watches), wrappers hold the fd-operation lock shared,
  * so that the recorder's consistent cut excludes them.  begin returns true
  * when it took the lock (only for files with watches): pass that to end.
  */
-bool registry_fdop_begin(const struct reg_file *file);
-/* The same for an operation on many fds (close_range): always locks. */
-bool registry_fdop_begin_many(void);
-void registry_fdop_end(bool locked);
+static inline bool registry_fdop_begin(const struct reg_file *file)
+{
+	if (!file || !__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED))
+		return false;
+	return registry_fdop_begin_many();
+}
+
+static inline void registry_fdop_end(bool locked)
+{
+	if (locked)
+		registry_fdop_unlock();
+}
 
 /*
  * Lock every set (and the list of sets) so that no epoll_ctl of the program
