@@ -116,7 +116,8 @@ static struct reg_file **fdt_slot(int fd, bool create)
 	if (fd < 0)
 		return NULL;
 	unsigned top = (unsigned)fd >> REG_FDT_LEAF_BITS;
-	struct reg_fdt_leaf *leaf = __atomic_load_n(&registry_fdt[top], __ATOMIC_ACQUIRE);
+	struct reg_fdt_leaf *leaf =
+		__atomic_load_n(&registry_fdt[top], __ATOMIC_ACQUIRE);
 	if (!leaf) {
 		if (!create)
 			return NULL;
