@@ -64,13 +64,19 @@ unsigned bench_rounds(unsigned full_rounds, unsigned quick_rounds)
 
 const char *bench_bt_label(void)
 {
-	static char label[32];
+	static char label[48];
 	const char *v = getenv("EPOLLCR_BACKTRACE");
+	const char *mod = getenv("EPOLLCR_BACKTRACE_MOD");
+	int len;
 	if (!v || !*v)
-		snprintf(label, sizeof(label), "bt=%d",
-			 BACKTRACE_DEFAULT_DEPTH);
+		len = snprintf(label, sizeof(label), "bt=%d",
+			       BACKTRACE_DEFAULT_DEPTH);
 	else
-		snprintf(label, sizeof(label), "bt=%.8s", v);
+		len = snprintf(label, sizeof(label), "bt=%.8s", v);
+	/* The MOD depth only when not the default (the call site alone). */
+	if (mod && *mod && len > 0 && (size_t)len < sizeof(label))
+		snprintf(label + len, sizeof(label) - (size_t)len,
+			 ",mod=%.8s", mod);
 	return label;
 }
 

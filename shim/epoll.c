@@ -39,18 +39,20 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 		return REAL(epoll_ctl)(epfd, op, fd, event);
 
 	uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-	bool want_bt = op != EPOLL_CTL_DEL && shim_config.backtrace_depth;
+	unsigned depth = op == EPOLL_CTL_ADD ? shim_config.backtrace_depth :
+			 op == EPOLL_CTL_MOD ? shim_config.backtrace_mod_depth :
+					       0;
 	uint32_t bt = 0;
-	if (want_bt && op == EPOLL_CTL_ADD)
-		bt = shim_backtrace(caller);
+	if (depth && op == EPOLL_CTL_ADD)
+		bt = shim_backtrace(caller, depth);
 	struct reg_set *set = registry_set_lock(epfd);
 	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
 	if (ret == 0) {
 		int saved_errno = errno;
 		/* A re-arm from the same call site keeps its stack. */
-		if (want_bt && op == EPOLL_CTL_MOD &&
+		if (depth && op == EPOLL_CTL_MOD &&
 		    !(bt = registry_same_call_site(set, fd, caller)))
-			bt = shim_backtrace(caller);
+			bt = shim_backtrace(caller, depth);
 		registry_ctl_locked(set, epfd, op, fd, event, bt);
 		errno = saved_errno;
 	}

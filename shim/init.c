@@ -25,26 +25,44 @@
 
 struct shim_config shim_config = {
 	.backtrace_depth = BACKTRACE_DEFAULT_DEPTH,
+	.backtrace_mod_depth = 1,
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-uint32_t shim_backtrace(uintptr_t caller)
+uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 {
-	return backtrace_capture(caller, shim_config.backtrace_depth);
+	if (depth == 1)
+		return backtrace_intern(&caller, 1);
+	return backtrace_capture(caller, depth);
+}
+
+/* A depth from the environment variable name, or *depth left alone. */
+static void read_depth(const char *name, unsigned *depth)
+{
+	const char *v = getenv(name);
+	unsigned long d;
+	char *end;
+
+	if (!v || !*v)
+		return;
+	d = strtoul(v, &end, 10);
+	if (*end || d > BACKTRACE_MAX_DEPTH) {
+		d = *end ? 0 : BACKTRACE_MAX_DEPTH;
+		log_warn("%s=%s is not a depth from 0 to %d; using %lu", name, v, BACKTRACE_MAX_DEPTH, d);
+	}
+	*depth = (unsigned)d;
 }
 
 static void read_config(void)
 {
-	const char *v = getenv("EPOLLCR_BACKTRACE");
-	if (v && *v) {
-		char *end;
-		unsigned long depth = strtoul(v, &end, 10);
-		if (*end || depth > BACKTRACE_MAX_DEPTH)
-			log_warn("EPOLLCR_BACKTRACE=%s is not a depth from 0 to %d; using %lu", v, BACKTRACE_MAX_DEPTH,
-				 depth > BACKTRACE_MAX_DEPTH ? (unsigned long)BACKTRACE_MAX_DEPTH : depth);
-		shim_config.backtrace_depth = depth > BACKTRACE_MAX_DEPTH ? BACKTRACE_MAX_DEPTH : (unsigned)depth;
-	}
+	const char *v;
+
+	read_depth("EPOLLCR_BACKTRACE", &shim_config.backtrace_depth);
+	/* MOD: the call site only, unless asked; never without ADD's. */
+	if (!shim_config.backtrace_depth)
+		shim_config.backtrace_mod_depth = 0;
+	read_depth("EPOLLCR_BACKTRACE_MOD", &shim_config.backtrace_mod_depth);
 	v = getenv("EPOLLCR_DIR");
 	if (v && strlen(v) < sizeof(shim_config.dir))
 		strcpy(shim_config.dir, v);

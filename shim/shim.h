@@ -66,6 +66,7 @@ void shim_resolve(void);
 /* Configuration, read once at load (the environment may vanish later). */
 struct shim_config {
 	unsigned backtrace_depth; /* EPOLLCR_BACKTRACE, 0: off */
+	unsigned backtrace_mod_depth; /* EPOLLCR_BACKTRACE_MOD, 0: off */
 	int signal;		  /* EPOLLCR_SIGNAL */
 	char dir[4096];		  /* EPOLLCR_DIR, or "" for the default */
 	unsigned recorder_flags;  /* RECORDER_F_* (EPOLLCR_FAULT_NOPROC) */
@@ -104,10 +105,11 @@ int shim_fd_high(int fd);
 void shim_init(void);
 
 /*
- * The backtrace from a wrapper's caller (caller: the wrapper's
- * __builtin_return_address(0)), interned; 0 when off or failed.
+ * The backtrace of at most depth frames from a wrapper's caller (caller: the
+ * wrapper's __builtin_return_address(0)), interned; 0 when depth is 0 or the
+ * capture failed.  Depth 1 is the call site alone, without unwinding.
  */
-uint32_t shim_backtrace(uintptr_t caller);
+uint32_t shim_backtrace(uintptr_t caller, unsigned depth);
 
 /* Recorder hooks (recorder/): start the thread when the first set exists. */
 void shim_recorder_need(void);

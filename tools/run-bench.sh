@@ -18,7 +18,7 @@ LIMIT=${BENCH_TIMEOUT:-900}
 [ -n "$QUICK" ] && LIMIT=${BENCH_TIMEOUT:-60}
 
 # Environment a measurement must not inherit from the caller.
-unset LD_PRELOAD EPOLLCR_BACKTRACE EPOLLCR_LOG EPOLLCR_DIR
+unset LD_PRELOAD EPOLLCR_BACKTRACE EPOLLCR_BACKTRACE_MOD EPOLLCR_LOG EPOLLCR_DIR
 
 run() { # label, command...
 	local label=$1 rc
@@ -59,6 +59,10 @@ if have bench_ctl; then
 	run "ctl bt=0" env EPOLLCR_BACKTRACE=0 LD_PRELOAD="$LIB" \
 		"$BIN/bench_ctl"
 	run "ctl bt=default" env LD_PRELOAD="$LIB" "$BIN/bench_ctl"
+	# MOD stacks in full instead of the call site alone (not a target:
+	# what EPOLLCR_BACKTRACE_MOD=8 costs).
+	[ -n "$QUICK" ] || run "ctl mod=8" env EPOLLCR_BACKTRACE_MOD=8 \
+		LD_PRELOAD="$LIB" "$BIN/bench_ctl"
 fi
 # Figure 3: close/dup/dup2 of untracked descriptors.
 have bench_fdops && run fdops env LD_PRELOAD="$LIB" "$BIN/bench_fdops"
