@@ -53,6 +53,8 @@ printf '# epollcr benchmarks%s: %s cpus, %s, kernel %s, %s\n' \
 printf '# load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '# ratio = shim time / raw time per round; median over the rounds\n'
 
+# The machine's own costs, which every ratio below divides by.
+have bench_env && run env "$BIN/bench_env"
 # Figures 1, 2: epoll_ctl, one process run per backtrace setting (the
 # shim reads EPOLLCR_BACKTRACE once, at load).
 if have bench_ctl; then
