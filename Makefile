@@ -8,8 +8,11 @@ SAN ?=
 O ?= 2
 BUILD ?= build
 PKG_CONFIG ?= pkg-config
-VERSION := $(shell sed -n 's/^#define EPOLLCR_VERSION_STRING "\(.*\)"/\1/p' include/epollcr.h)
-SOMAJOR := $(shell sed -n 's/^#define EPOLLCR_VERSION_MAJOR \(.*\)/\1/p' include/epollcr.h)
+# The version's one source is include/epollcr.h (EPOLLCR_VERSION_*).
+version_part = $(shell sed -n 's/^\#define EPOLLCR_VERSION_$(1) \([0-9]*\)$$/\1/p' include/epollcr.h)
+SOMAJOR := $(call version_part,MAJOR)
+SOMINOR := $(call version_part,MINOR)
+VERSION := $(SOMAJOR).$(SOMINOR).$(call version_part,PATCH)
 
 comma := ,
 ifneq ($(SAN),)
@@ -73,6 +76,11 @@ $(LIB): $(LIB_OBJ) shim/libepollcr.map
 		-Wl,--version-script=shim/libepollcr.map -Wl,-z,defs \
 		-o $@ $(LIB_OBJ) $(LDLIBS_CORE) $(LIB_SANFLAGS)
 
+# `epollcr run` looks for the installed library in BINDIR/../lib/MULTIARCH
+# too (Debian's layout).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+$(BUILD)/cli/run.o: CFLAGS_BASE += -DEPOLLCR_MULTIARCH='"$(MULTIARCH)"'
+
 $(CLI): $(CLI_OBJ) $(CORE_A)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LDLIBS_CORE) $(SANFLAGS)
 
@@ -84,11 +92,22 @@ $(BUILD)/examples/%: examples/%.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread $(SANFLAGS)
 examples: $(EXAMPLE_BIN)
 
+# restore-embed links the library like an embedder would (through its
+# soname, libepollcr.so.MAJOR, here a link to the build's libepollcr.so).
+$(BUILD)/libepollcr.so.$(SOMAJOR): $(LIB)
+	ln -sf libepollcr.so $@
+$(BUILD)/examples/restore-embed: examples/restore-embed.c $(LIB) \
+		$(BUILD)/libepollcr.so.$(SOMAJOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -lepollcr \
+		-Wl,-rpath,'$$ORIGIN/..' $(SANFLAGS)
+
 -include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d $(BUILD)/*/*/*/*.d)
 include test/test.mk
 include test/integration/restore_unpriv.mk
 include test/fuzz/fuzz.mk
 include bench/bench.mk
+include install.mk
 
 deps:
 	@tools/deps.sh build

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "epollcr.h"
+#include "epollcr_image.h"
 
 static const char usage[] =
 	"usage: epollcr COMMAND [OPTION...] [ARG...]\n"
@@ -37,9 +38,14 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * The library's own answer (the core is linked in), so `epollcr --version`,
+ * epollcr_version() and the version recorded in images cannot disagree.
+ */
 void cli_print_version(void)
 {
-	printf("epollcr %s (image format %d)\n", EPOLLCR_VERSION_STRING, 1);
+	printf("epollcr %s (image format %d)\n", epollcr_version(),
+	       IMAGE_VERSION);
 }
 
 pid_t cli_parse_pid(const char *s)

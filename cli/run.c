@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "epollcr.h"
 #include "signame.h"
 
 static const char run_usage[] =
-	"usage: epollcr run [--signal SIG] [--dir DIR] [--backtrace DEPTH] -- CMD [ARG...]\n"
+	"usage: epollcr run [--signal SIG] [--dir DIR] [--backtrace DEPTH]\n"
+	"                   [--lib PATH] -- CMD [ARG...]\n"
 	"\n"
 	"Run CMD with libepollcr.so preloaded (after any LD_PRELOAD already set),\n"
 	"so that `epollcr dump PID` can checkpoint its epoll state.  CMD replaces\n"
@@ -20,10 +22,35 @@ static const char run_usage[] =
 	"  --signal SIG       checkpoint signal (default SIGRTMAX-3; EPOLLCR_SIGNAL)\n"
 	"  --dir DIR          where a plain kill -SIG writes images (EPOLLCR_DIR)\n"
 	"  --backtrace DEPTH  frames kept per registration, 0 disables (EPOLLCR_BACKTRACE)\n"
-	"  --lib PATH         the shim to preload (default: next to epollcr, or\n"
-	"                     ../lib/libepollcr.so.0 from it; EPOLLCR_LIB)\n";
+	"  --lib PATH         the shim to preload (EPOLLCR_LIB; default: next to\n"
+	"                     the epollcr binary, or in ../lib, ../lib64 or\n"
+	"                     ../lib/MULTIARCH from it, as libepollcr.so.MAJOR)\n";
 
-/* The shim next to this binary (build tree) or in ../lib (installed). */
+#define SONAME_(major) "libepollcr.so." EPOLLCR_STRINGIFY(major)
+#define LIB_SONAME SONAME_(EPOLLCR_VERSION_MAJOR)
+#ifndef EPOLLCR_MULTIARCH
+#define EPOLLCR_MULTIARCH "" /* the compiler's -print-multiarch, if any */
+#endif
+
+/*
+ * Where the shim is looked for, relative to the directory of the real
+ * epollcr binary (symbolic links resolved): next to it (the build tree),
+ * then where `make install` puts it for any PREFIX (BINDIR/../lib), then
+ * the lib64 and Debian multiarch variants of that directory.
+ */
+static const char *const lib_candidates[] = {
+	"%s/libepollcr.so",
+	"%s/../lib/" LIB_SONAME,
+	"%s/../lib64/" LIB_SONAME,
+	"%s/../lib/" EPOLLCR_MULTIARCH "/" LIB_SONAME,
+};
+
+/*
+ * Find the shim to preload: EPOLLCR_LIB when set (it must be readable),
+ * else the first readable lib_candidates entry, as an absolute path with
+ * symbolic links resolved.  Returns 0 with the path in out (len bytes), or
+ * -1 when there is none.
+ */
 static int find_lib(char *out, size_t len)
 {
 	const char *env = getenv("EPOLLCR_LIB");
@@ -32,24 +59,20 @@ static int find_lib(char *out, size_t len)
 		return access(out, R_OK);
 	}
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
+	if (!realpath("/proc/self/exe", exe))
 		return -1;
-	exe[n] = '\0';
 	char *slash = strrchr(exe, '/');
 	if (!slash)
 		return -1;
 	*slash = '\0';
-	static const char *const candidates[] = {
-		"%s/libepollcr.so", "%s/../lib/libepollcr.so.0",
-		"%s/../lib/x86_64-linux-gnu/libepollcr.so.0",
-	};
-	for (size_t i = 0; i < sizeof(candidates) / sizeof(*candidates); i++) {
-		snprintf(out, len, candidates[i], exe);
-		if (access(out, R_OK) == 0) {
-			char real[PATH_MAX];
-			if (realpath(out, real))
-				snprintf(out, len, "%s", real);
+	size_t n = sizeof(lib_candidates) / sizeof(*lib_candidates);
+	if (!*EPOLLCR_MULTIARCH)
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		char real[PATH_MAX];
+		snprintf(out, len, lib_candidates[i], exe);
+		if (access(out, R_OK) == 0 && realpath(out, real)) {
+			snprintf(out, len, "%s", real);
 			return 0;
 		}
 	}
@@ -112,7 +135,11 @@ int cmd_run(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (find_lib(lib, sizeof(lib)) < 0) {
-		cli_error("cannot find libepollcr.so (looked next to epollcr and in ../lib); set EPOLLCR_LIB or --lib");
+		const char *env = getenv("EPOLLCR_LIB");
+		if (env && *env)
+			cli_error("run: cannot read the library %s: %m (from --lib or EPOLLCR_LIB)", lib);
+		else
+			cli_error("run: cannot find the library: no libepollcr.so next to the epollcr binary, nor " LIB_SONAME " in ../lib, ../lib64 or ../lib/%s from it; give --lib PATH or EPOLLCR_LIB", *EPOLLCR_MULTIARCH ? EPOLLCR_MULTIARCH : "MULTIARCH");
 		return CLI_FAIL;
 	}
 	const char *old = getenv("LD_PRELOAD");

@@ -17,10 +17,28 @@ extern "C" {
 /* The library's exported interface (everything else is hidden). */
 #define EPOLLCR_EXPORT __attribute__((visibility("default")))
 
+/*
+ * The version: these three numbers are its only source.  The Makefile reads
+ * them (library file name libepollcr.so.MAJOR.MINOR, soname
+ * libepollcr.so.MAJOR, epollcr.pc), epollcr_version() and
+ * `epollcr --version` return EPOLLCR_VERSION_STRING, and every image records
+ * it.  MAJOR changes when the ABI breaks, MINOR when the API grows.
+ */
 #define EPOLLCR_VERSION_MAJOR 0
 #define EPOLLCR_VERSION_MINOR 1
 #define EPOLLCR_VERSION_PATCH 0
-#define EPOLLCR_VERSION_STRING "0.1.0"
+
+#define EPOLLCR_STRINGIFY_(x) #x
+#define EPOLLCR_STRINGIFY(x) EPOLLCR_STRINGIFY_(x)
+/* "MAJOR.MINOR.PATCH", e.g. "0.1.0" */
+#define EPOLLCR_VERSION_STRING                                                 \
+	EPOLLCR_STRINGIFY(EPOLLCR_VERSION_MAJOR)                               \
+	"." EPOLLCR_STRINGIFY(EPOLLCR_VERSION_MINOR)                           \
+	"." EPOLLCR_STRINGIFY(EPOLLCR_VERSION_PATCH)
+/* One number for #if tests: 0x000100 is 0.1.0 */
+#define EPOLLCR_VERSION_NUMBER                                                 \
+	((EPOLLCR_VERSION_MAJOR << 16) | (EPOLLCR_VERSION_MINOR << 8) |       \
+	 EPOLLCR_VERSION_PATCH)
 
 /* The library's version string, e.g. "0.1.0". */
 EPOLLCR_EXPORT const char *epollcr_version(void);

@@ -7,8 +7,10 @@
 # names them and fails.
 set -eu
 what=${1:-build}
-build_pkgs="gcc make pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3"
-all_pkgs="$build_pkgs clang libclang-rt-14-dev valgrind redis-server redis-tools memcached nginx-light nodejs binutils"
+# binutils: readelf and nm (test_abi); man-db and groff-base: man pages
+# rendered with warnings (test_man, test_install).
+build_pkgs="gcc make pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3 binutils man-db groff-base"
+all_pkgs="$build_pkgs clang libclang-rt-14-dev valgrind redis-server redis-tools memcached nginx-light nodejs"
 case $what in
 build) want=$build_pkgs ;;
 all) want=$all_pkgs ;;
