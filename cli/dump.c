@@ -194,7 +194,6 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 		    cred.pid == pid)
 			break;
 		close(cfd); /* not our process: ignore the impostor */
-		cfd = -1;
 	}
 	ret = copy_stream(cfd, out_fd, deadline);
 	if (ret < 0)
