@@ -18,8 +18,10 @@
 #include "restore.h"
 
 static const char restore_usage[] =
-	"usage: epollcr restore [--hold | --exec CMD [ARG...]]\n"
-	"                       [--targets=recreate|existing] [--missing=fail|skip] IMAGE\n"
+	"usage: epollcr restore [--hold] [--targets=recreate|existing]\n"
+	"                       [--missing=fail|skip] IMAGE\n"
+	"       epollcr restore --exec [--targets=recreate|existing]\n"
+	"                       [--missing=fail|skip] IMAGE CMD [ARG...]\n"
 	"\n"
 	"Rebuild every epoll set of IMAGE at its original fd number, with every\n"
 	"watch's original fd number, events, data and nesting, then verify the\n"
@@ -32,7 +34,8 @@ static const char restore_usage[] =
 	"  --missing=skip      leave such watches out and say so\n"
 	"  --hold              after success print 'ready' and wait for SIGTERM\n"
 	"                      or SIGINT, so the state can be inspected\n"
-	"  --exec CMD [ARG...] after success, exec CMD with the restored fds;\n"
+	"  --exec              after success, exec CMD (given after IMAGE) with the\n"
+	"                      restored fds;\n"
 	"                      those the image recorded close-on-exec are closed\n"
 	"                      by the exec, as in the original process; the list\n"
 	"                      of restored fds is in EPOLLCR_RESTORED_FDS\n";
