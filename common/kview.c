@@ -38,6 +38,7 @@
 
 #include "kind_internal.h"
 #include "kview.h"
+#include "unix_diag.h"
 
 #define KVIEW_MAX_FDINFO (256u << 20) /* bytes of one fdinfo text read */
 #define KVIEW_READ_BUF (64u << 10)    /* initial read buffer */
@@ -99,6 +100,12 @@ struct kv_group {
 	uint64_t ino;
 };
 
+/* A unix socket of the process, as sock_diag shows it. */
+struct kv_usock {
+	struct unix_diag_sock d;
+	bool paired;		/* one end of a socketpair held here */
+};
+
 /* What a watch's fdinfo line says its file is. */
 struct kv_key {
 	uint64_t ino;
@@ -142,6 +149,10 @@ struct kv {
 	size_t kind_link[IMAGE_KIND_COUNT]; /* arena offset + 1, learnt */
 	bool kcmp_broken;
 	int kcmp_failed_errno;	/* KCMP_FILE failure while grouping */
+	struct kv_usock *usocks; /* the process's unix sockets, by inode */
+	uint32_t nusocks, cap_usocks;
+	uint64_t *sock_inos;	/* its socket fds' inodes, sorted, unique */
+	uint32_t nsock_inos;
 	uint32_t stamp;
 	struct kview_stats st;
 };
@@ -806,6 +817,14 @@ static bool same_group_key(const struct kv_fd *x, const struct kv_fd *y)
  * kcmp(KCMP_FILE) as a comparator of two kv.fds indexes: -1, 0, 1.  A
  * failure is remembered in kv->kcmp_failed_errno and orders by fd number.
  */
+/* Was kv.fds[i] closed since it was read?  (kcmp of an fd with itself.) */
+static bool fd_vanished(struct kv *kv, uint32_t i)
+{
+	unsigned long fd = (unsigned long)kv->fds[i].fd;
+
+	return kv_kcmp(kv, KCMP_FILE, fd, fd) < 0 && errno == EBADF;
+}
+
 static int cmp_file(struct kv *kv, uint32_t a, uint32_t b)
 {
 	long r;
@@ -820,6 +839,20 @@ static int cmp_file(struct kv *kv, uint32_t a, uint32_t b)
 		return -1;
 	if (r == 2)
 		return 1;
+	if (r < 0 && errno == EBADF) {
+		/*
+		 * Closed since it was read: a file without watches, whose
+		 * close a dump does not hold back.  It stays a file of its
+		 * own, after the live ones; kcmp stays usable.
+		 */
+		bool a_gone = fd_vanished(kv, a), b_gone = fd_vanished(kv, b);
+
+		if (a_gone != b_gone)
+			return a_gone ? 1 : -1;
+		if (a_gone)
+			return (a > b) - (a < b);
+		errno = EBADF;
+	}
 	kv->kcmp_failed_errno = r < 0 ? errno : EINVAL;
 	return (a > b) - (a < b);
 }
@@ -1092,6 +1125,225 @@ static void pair_pipes(struct kv *kv)
 		if (found == 1 && t && p &&
 		    t->u.pipe.write_end != p->u.pipe.write_end)
 			t->u.pipe.peer = peer;
+	}
+}
+
+/* ---- socketpairs --------------------------------------------------------- */
+
+/* Could f be an AF_UNIX socket?  Its kept fdinfo says so (`scm_fds:`). */
+static bool fd_maybe_unix(const struct kv *kv, const struct kv_fd *f)
+{
+	const char *text = fd_text(kv, f);
+
+	return f->cls == KV_CLASS_SOCK &&
+	       (!text || fdinfo_value(text, "scm_fds:") != NULL);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_usock(const void *a, const void *b)
+{
+	const struct kv_usock *x = a, *y = b;
+
+	return (x->d.ino > y->d.ino) - (x->d.ino < y->d.ino);
+}
+
+static bool has_sock_ino(const struct kv *kv, uint64_t ino)
+{
+	return bsearch(&ino, kv->sock_inos, kv->nsock_inos, sizeof(uint64_t),
+		       cmp_u64) != NULL;
+}
+
+/* The unix socket of the process with inode ino, or NULL. */
+static struct kv_usock *usock_of(const struct kv *kv, uint64_t ino)
+{
+	struct kv_usock key = { .d.ino = ino };
+
+	if (!ino || !kv->nusocks)
+		return NULL;
+	return bsearch(&key, kv->usocks, kv->nusocks, sizeof(key), cmp_usock);
+}
+
+/* unix_diag_dump() callback: keep the sockets some fd of ours holds. */
+static int keep_usock(void *ctx, const struct unix_diag_sock *s)
+{
+	struct kv *kv = ctx;
+
+	if (!has_sock_ino(kv, s->ino))
+		return 0;
+	if (kv->nusocks == kv->cap_usocks) {
+		uint32_t cap = kv->cap_usocks ? kv->cap_usocks * 2 : 16;
+		struct kv_usock *n = realloc(kv->usocks, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		kv->usocks = n;
+		kv->cap_usocks = cap;
+	}
+	kv->usocks[kv->nusocks++] = (struct kv_usock){ .d = *s };
+	return 0;
+}
+
+/*
+ * The inodes of every socket fd, and whether a relevant one may be a unix
+ * socket (then the pairs are worth a sock_diag dump).  Returns that, or
+ * -ENOMEM.
+ */
+static int collect_sock_inos(struct kv *kv)
+{
+	bool want = false;
+	uint32_t n = 0;
+
+	kv->sock_inos = malloc((kv->nfds ? kv->nfds : 1) * sizeof(uint64_t));
+	if (!kv->sock_inos)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < kv->nfds; i++) {
+		const struct kv_fd *f = &kv->fds[i];
+
+		if (f->cls != KV_CLASS_SOCK || !f->ino)
+			continue;
+		kv->sock_inos[n++] = f->ino;
+		want = want || (f->relevant && fd_maybe_unix(kv, f));
+	}
+	qsort(kv->sock_inos, n, sizeof(uint64_t), cmp_u64);
+	kv->nsock_inos = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (i == 0 || kv->sock_inos[i] != kv->sock_inos[i - 1])
+			kv->sock_inos[kv->nsock_inos++] = kv->sock_inos[i];
+	return want;
+}
+
+/*
+ * Both ends of a socketpair held here: each the other's peer, neither
+ * named (what socketpair() makes; an accepted connection to our own
+ * listener has a name), of one type.
+ */
+static bool usock_pair_of(const struct kv *kv, const struct kv_usock *u,
+			  struct kv_usock **peer)
+{
+	struct kv_usock *p = usock_of(kv, u->d.peer_ino);
+
+	*peer = p;
+	return p && p != u && p->d.peer_ino == u->d.ino && !u->d.named &&
+	       !p->d.named && p->d.type == u->d.type;
+}
+
+/*
+ * Find the socketpairs whose two ends this process holds, one of them
+ * relevant: one sock_diag dump of the namespace's unix sockets (only when
+ * a relevant fd may be a unix socket), kept for the process's socket
+ * inodes.  The other end's fds become relevant too, so that the image
+ * holds both ends at their numbers.  When sock_diag cannot be used, a
+ * warning says the pairs are unknown.  Returns 0 or -errno (-ENOMEM).
+ */
+static int find_socketpairs(struct kv *kv)
+{
+	int ret = collect_sock_inos(kv);
+
+	if (ret <= 0)
+		return ret;
+	ret = unix_diag_dump(keep_usock, kv);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0) {
+		kv->nusocks = 0;
+		return image_add_diag(kv->img, IMAGE_SEV_WARNING,
+				      IMAGE_DIAG_GENERIC, -1, -1, NULL,
+				      IMAGE_NONE,
+				      "the peers of unix sockets could not be read (sock_diag: %s): the ends of a socketpair are recorded as lone connected sockets",
+				      strerror(-ret));
+	}
+	qsort(kv->usocks, kv->nusocks, sizeof(*kv->usocks), cmp_usock);
+	for (uint32_t i = 0; i < kv->nfds; i++) {
+		struct kv_fd *f = &kv->fds[i];
+		struct kv_usock *u, *p;
+
+		if (!f->relevant || f->cls != KV_CLASS_SOCK)
+			continue;
+		u = usock_of(kv, f->ino);
+		if (u && !u->paired && usock_pair_of(kv, u, &p))
+			u->paired = p->paired = true;
+	}
+	for (uint32_t i = 0; i < kv->nfds; i++) {
+		struct kv_fd *f = &kv->fds[i];
+		const struct kv_usock *u;
+
+		if (f->relevant || f->cls != KV_CLASS_SOCK)
+			continue;
+		u = usock_of(kv, f->ino);
+		if (u && u->paired) {
+			f->relevant = true;
+			f->kind = IMAGE_KIND_SOCKET;
+			f->kind_known = true;
+		}
+	}
+	return 0;
+}
+
+/* The socket group (index) with inode ino, or -1. */
+static int32_t sock_group_of(const struct kv *kv, uint64_t ino)
+{
+	uint32_t lo = 0, hi = kv->ngroups;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (kv->groups[kv->by_ino[mid]].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < kv->ngroups && kv->groups[kv->by_ino[lo]].ino == ino; lo++)
+		if (kv->groups[kv->by_ino[lo]].kind == IMAGE_KIND_SOCKET)
+			return (int32_t)kv->by_ino[lo];
+	return -1;
+}
+
+/*
+ * One end of a pair: its flags, the other end's id, its queue, and what a
+ * description from /proc alone could not say (domain, type).
+ */
+static void mark_pair_end(struct image_target *t, uint32_t peer,
+			  const struct kv_usock *u)
+{
+	struct image_socket *s = &t->u.sock;
+
+	s->flags |= IMAGE_SOCK_PAIR | IMAGE_SOCK_CONNECTED;
+	s->pair = peer;
+	s->pending = u->d.rqueue;
+	if (s->domain == 0)
+		s->domain = AF_UNIX;
+	if (s->type == 0)
+		s->type = u->d.type;
+}
+
+/* Socketpair ends found by find_socketpairs() name each other. */
+static void pair_sockets(struct kv *kv)
+{
+	for (uint32_t g = 0; g < kv->ngroups; g++) {
+		const struct kv_group *ga = &kv->groups[g];
+		const struct kv_usock *u, *p;
+		struct image_target *ta, *tb;
+		int32_t pg;
+
+		if (ga->kind != IMAGE_KIND_SOCKET ||
+		    !(u = usock_of(kv, ga->ino)) || !u->paired ||
+		    !(p = usock_of(kv, u->d.peer_ino)) ||
+		    (pg = sock_group_of(kv, p->d.ino)) < 0)
+			continue;
+		ta = image_target_by_id(kv->img, ga->target);
+		tb = image_target_by_id(kv->img, kv->groups[pg].target);
+		if (!ta || !tb || ta->id >= tb->id ||
+		    (ta->u.sock.domain && ta->u.sock.domain != AF_UNIX) ||
+		    (tb->u.sock.domain && tb->u.sock.domain != AF_UNIX))
+			continue;
+		mark_pair_end(ta, tb->id, u);
+		mark_pair_end(tb, ta->id, p);
 	}
 }
 
@@ -1456,6 +1708,101 @@ static int emit_set_watches(struct kv *kv, const struct kv_group *sg,
 	return 0;
 }
 
+/* Forget the diagnostics added since there were keep of them. */
+static void drop_diags_since(struct image *img, uint32_t keep)
+{
+	while (img->ndiags > keep) {
+		struct image_diag *d = &img->diags[--img->ndiags];
+
+		free(d->message);
+		free(d->path);
+	}
+}
+
+/*
+ * Read set s's fdinfo again.  Returns 1 when its watches differ from s->w
+ * (s->w then holds the new ones), 0 when they are the same or the fd could
+ * not be read again, -ENOMEM.
+ */
+static int reread_set(struct kv *kv, struct kv_set *s)
+{
+	struct kv_set fresh = { .fdi = s->fdi };
+	ssize_t len = read_fdinfo(kv, kv->fds[s->fdi].fd);
+	int ret;
+
+	if (len < 0)
+		return len == -ENOMEM ? -ENOMEM : 0;
+	ret = fdinfo_parse_epoll(kv->buf, (size_t)len, NULL, set_add_watch,
+				 &fresh);
+	bool same = ret == 0 && fresh.nw == s->nw;
+
+	for (uint32_t i = 0; same && i < s->nw; i++) {
+		const struct fdinfo_watch *a = &s->w[i], *b = &fresh.w[i];
+
+		same = a->tfd == b->tfd && a->events == b->events &&
+		       a->data == b->data && a->ino == b->ino &&
+		       a->sdev == b->sdev;
+	}
+	if (ret == 0 && !same) {
+		struct fdinfo_watch *old = s->w;
+
+		s->w = fresh.w;
+		s->nw = fresh.nw;
+		s->cap = fresh.cap;
+		fresh.w = old;
+	}
+	free(fresh.w);
+	if (ret < 0)
+		return ret == -ENOMEM ? -ENOMEM : 0;
+	return !same;
+}
+
+/*
+ * Resolve set s into *res, growing *res and *order (*cap entries) when a
+ * new read of the set has more watches.  kcmp names a watch by its tfd and
+ * its rank among that tfd's watches: when another process sharing the set
+ * (a forked child) releases a watched file between the read and the kcmp
+ * calls, the ranks shift and kcmp answers about another watch, or ENOENT.
+ * The recorder holds back the program's own epoll_ctl calls, not another
+ * process's.  So when kcmp was used, the set is read again, and resolved
+ * again from the new text when its watches changed: at most
+ * KVIEW_SET_READS reads; the last resolution stays, diagnostics included.
+ * Returns 0 or -ENOMEM.
+ */
+#define KVIEW_SET_READS 4
+
+static int resolve_set_stable(struct kv *kv, struct kv_set *s,
+			      struct kv_res **res, uint32_t **order,
+			      uint32_t *cap)
+{
+	for (int reads = 1;; reads++) {
+		uint32_t diags = kv->img->ndiags, kcmps = kv->st.kcmp_calls;
+		int ret;
+
+		if (s->nw > *cap) {
+			struct kv_res *r = realloc(*res, s->nw * sizeof(**res));
+			uint32_t *o = r ? realloc(*order,
+						  s->nw * sizeof(**order))
+					: NULL;
+
+			if (r)
+				*res = r;
+			if (!o)
+				return -ENOMEM;
+			*order = o;
+			*cap = s->nw;
+		}
+		ret = resolve_set(kv, s, *res, *order);
+		if (ret < 0 || kv->st.kcmp_calls == kcmps ||
+		    reads == KVIEW_SET_READS)
+			return ret;
+		ret = reread_set(kv, s);
+		if (ret <= 0)
+			return ret;
+		drop_diags_since(kv->img, diags);
+	}
+}
+
 /* Resolve and emit the watches of every set, in target order. */
 static int emit_watches(struct kv *kv)
 {
@@ -1479,9 +1826,9 @@ static int emit_watches(struct kv *kv)
 
 		if (sg->kind != IMAGE_KIND_EPOLL || !rep->set)
 			continue;
-		const struct kv_set *s = &kv->sets[rep->set - 1];
+		struct kv_set *s = &kv->sets[rep->set - 1];
 
-		ret = resolve_set(kv, s, res, order);
+		ret = resolve_set_stable(kv, s, &res, &order, &maxw);
 		if (ret == 0)
 			ret = emit_set_watches(kv, sg, s, res, first_orphan);
 	}
@@ -1541,6 +1888,8 @@ static void kv_free(struct kv *kv)
 	free(kv->members);
 	free(kv->by_ino);
 	free(kv->keys);
+	free(kv->usocks);
+	free(kv->sock_inos);
 }
 
 int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
@@ -1573,6 +1922,8 @@ int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
 	if (ret == 0)
 		ret = mark_relevant(&kv);
 	if (ret == 0)
+		ret = find_socketpairs(&kv);
+	if (ret == 0)
 		ret = group_fds(&kv);
 	for (uint32_t g = 0; ret == 0 && g < kv.ngroups; g++)
 		ret = emit_group(&kv, &kv.groups[g]);
@@ -1580,6 +1931,7 @@ int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
 		ret = emit_fds(&kv);
 	if (ret == 0) {
 		pair_pipes(&kv);
+		pair_sockets(&kv);
 		ret = emit_watches(&kv);
 	}
 	if (ret == 0)
@@ -1824,6 +2176,39 @@ static bool same_fds(const struct cmp *c, uint32_t te, uint32_t ta,
 	return same;
 }
 
+/*
+ * A socketpair end: the other end the image names must be this end's other
+ * end in actual too, at the same numbers with the same fd flags and
+ * O_NONBLOCK.  Queued bytes are not compared: the program moves them.
+ */
+static void compare_pair(struct cmp *c, int epfd, int tfd,
+			 const struct image_target *te,
+			 const struct image_target *ta)
+{
+	const struct image_target *pe, *pa;
+	char exp[160], act[160];
+	uint32_t first, end;
+
+	pe = image_target_by_id(c->e.img, te->u.sock.pair);
+	if (!pe)
+		return;
+	pa = image_target_by_id(c->a.img, ta->u.sock.pair);
+	if (!pa) {
+		end = cmp_fds_of(&c->e, pe->id, &first);
+		format_fds(&c->e, first, end, exp, sizeof(exp));
+		diff_line(c, "epfd %d tfd %d: socketpair other end expected at fds %s, actual none (not connected to a socket of this process)",
+			  epfd, tfd, exp);
+		return;
+	}
+	if (!same_fds(c, pe->id, pa->id, exp, act, sizeof(exp)))
+		diff_line(c, "epfd %d tfd %d: socketpair other end's fds expected %s, actual %s",
+			  epfd, tfd, exp, act);
+	if ((pe->file_flags ^ pa->file_flags) & O_NONBLOCK)
+		diff_line(c, "epfd %d tfd %d: socketpair other end's O_NONBLOCK expected %s, actual %s",
+			  epfd, tfd, pe->file_flags & O_NONBLOCK ? "on" : "off",
+			  pa->file_flags & O_NONBLOCK ? "on" : "off");
+}
+
 /* Compare a watched target once: description, fds, file flags. */
 static void compare_target(struct cmp *c, int epfd, int tfd,
 			   const struct image_target *te,
@@ -1856,6 +2241,8 @@ static void compare_target(struct cmp *c, int epfd, int tfd,
 		diff_line(c, "epfd %d tfd %d: target file flags expected 0%o, actual 0%o",
 			  epfd, tfd, te->file_flags & fl_mask,
 			  ta->file_flags & fl_mask);
+	if (te->kind == IMAGE_KIND_SOCKET)
+		compare_pair(c, epfd, tfd, te, ta);
 }
 
 static void compare_watch(struct cmp *c, int epfd,

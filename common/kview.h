@@ -60,7 +60,10 @@ struct kview_hints {
  * holds) with the kernel's view of pid (0 = the calling thread's fd table;
  * another pid needs ptrace read access: same user or root): one target per
  * open file description among the epoll fds and the fds holding a watched
- * file (every fd with KVIEW_F_ALL_FDS), fd entries for all their fds
+ * file (every fd with KVIEW_F_ALL_FDS) and the other end of a socketpair
+ * one of those holds when the process holds it too (found with one
+ * sock_diag dump, see unix_diag.h; both ends then get IMAGE_SOCK_PAIR,
+ * image_socket.pair and .pending), fd entries for all their fds
  * (FD_CLOEXEC from fdinfo), and one watch per fdinfo `tfd:` line, grouped
  * by set in fdinfo order, with IMAGE_W_KERNEL, IMAGE_W_DISARMED (no poll
  * bit left), IMAGE_W_STALE (tfd does not hold the watched file), open_fd
@@ -98,7 +101,8 @@ void kview_last_stats(struct kview_stats *out);
  * every watch (matched by set, tfd and, among watches of one tfd, by target
  * then order: events, data, stale flag, open_fd, target kind, the target's
  * description through kind same(), its fd numbers, FD_CLOEXEC and access
- * mode / O_NONBLOCK), sets and watches that only actual has.  Writes one
+ * mode / O_NONBLOCK, a socketpair end's other end: its fd numbers and
+ * O_NONBLOCK), sets and watches that only actual has.  Writes one
  * line per difference, naming epfd and tfd and both values, to out_fd
  * (when >= 0) and returns the number of differences (0 = identical), or
  * -errno when writing to out_fd failed or memory ran out.

@@ -130,6 +130,12 @@ struct image_socket {
 	struct sockaddr_storage addr; /* getsockname() */
 	uint32_t peer_len;	/* bytes of peer, 0 when not connected */
 	struct sockaddr_storage peer; /* getpeername(), for diagnostics */
+	uint32_t pair;		/* with IMAGE_SOCK_PAIR: the other end's
+				 * target id (both ends name each other),
+				 * else IMAGE_NONE */
+	uint32_t pending;	/* socketpair end: bytes queued for reading
+				 * (SIOCINQ; a datagram socket's first
+				 * datagram), 0 otherwise */
 };
 #define IMAGE_SOCK_LISTENING 0x01 /* SO_ACCEPTCONN */
 #define IMAGE_SOCK_CONNECTED 0x02 /* has a peer: not restorable unprivileged */

@@ -278,8 +278,10 @@ static void put_path(struct writer *w, uint32_t kind, const char *path)
 	}
 }
 
-static void enc_socket(struct writer *w, const struct image_socket *s)
+static void enc_socket(struct writer *w, const struct image_target *t)
 {
+	const struct image_socket *s = &t->u.sock;
+
 	put_varint(w, s->domain);
 	put_varint(w, s->type);
 	put_varint(w, s->protocol);
@@ -287,6 +289,9 @@ static void enc_socket(struct writer *w, const struct image_socket *s)
 	put_fd_or_none(w, s->backlog);
 	put_bytes_field(w, &s->addr, s->addr_len);
 	put_bytes_field(w, &s->peer, s->peer_len);
+	/* Only the later end of a pair names the other: references go back. */
+	put_varint(w, s->pair < t->id ? s->pair : 0);
+	put_varint(w, s->pending);
 }
 
 static void enc_target(struct writer *w, const struct image *img,
@@ -301,7 +306,7 @@ static void enc_target(struct writer *w, const struct image *img,
 	put_path(w, t->kind, t->path);
 	switch (t->kind) {
 	case IMAGE_KIND_SOCKET:
-		enc_socket(w, &t->u.sock);
+		enc_socket(w, t);
 		break;
 	case IMAGE_KIND_PIPE:
 		put_varint(w, t->u.pipe.write_end);
@@ -435,6 +440,23 @@ static bool clock_valid(uint32_t clockid)
 	       clockid == 9;
 }
 
+/*
+ * The two ends of a socketpair name each other, are both flagged
+ * IMAGE_SOCK_PAIR and are sockets of one family, type and protocol.
+ */
+static bool socket_pair_valid(const struct image *img,
+			      const struct image_target *t)
+{
+	const struct image_target *p = image_target_by_id(img, t->u.sock.pair);
+
+	return p && p != t && p->kind == IMAGE_KIND_SOCKET &&
+	       p->u.sock.pair == t->id &&
+	       (t->u.sock.flags & p->u.sock.flags & IMAGE_SOCK_PAIR) &&
+	       p->u.sock.domain == t->u.sock.domain &&
+	       p->u.sock.type == t->u.sock.type &&
+	       p->u.sock.protocol == t->u.sock.protocol;
+}
+
 /* 0 when target index can be written as it is, -1 otherwise. */
 static int check_target(const struct image *img, const struct image_target *t,
 			uint32_t index)
@@ -446,14 +468,14 @@ static int check_target(const struct image *img, const struct image_target *t,
 	case IMAGE_KIND_SOCKET: {
 		const struct image_socket *s = &t->u.sock;
 
-		return s->domain > UINT16_MAX || s->type > 15 ||
-				       s->protocol > INT32_MAX ||
-				       s->flags & ~IMAGE_SOCK_FLAGS_ALL ||
-				       s->backlog < -1 ||
-				       s->addr_len > IMAGE_MAX_SOCKADDR ||
-				       s->peer_len > IMAGE_MAX_SOCKADDR
-			       ? -1
-			       : 0;
+		if (s->domain > UINT16_MAX || s->type > 15 ||
+		    s->protocol > INT32_MAX ||
+		    s->flags & ~IMAGE_SOCK_FLAGS_ALL || s->backlog < -1 ||
+		    s->addr_len > IMAGE_MAX_SOCKADDR ||
+		    s->peer_len > IMAGE_MAX_SOCKADDR)
+			return -1;
+		return s->pair == IMAGE_NONE || socket_pair_valid(img, t) ? 0
+									 : -1;
 	}
 	case IMAGE_KIND_PIPE: {
 		const struct image_target *p;
@@ -512,7 +534,7 @@ static int check_fds(const struct image *img)
 {
 	for (uint32_t i = 0; i < img->ntargets; i++)
 		if (check_target(img, &img->targets[i], i) < 0) {
-			log_error("cannot write image: target %u (%s) has a field out of range or an unpaired pipe peer",
+			log_error("cannot write image: target %u (%s) has a field out of range, or a pipe or socketpair peer that does not name it back",
 				  i + 1, image_kind_name(img->targets[i].kind));
 			return -EINVAL;
 		}

@@ -532,8 +532,49 @@ static int get_path(struct reader *r, struct image_target *t)
 	return take_string(r, "path", code - 2, off, &t->path);
 }
 
-static int read_socket(struct reader *r, struct image_socket *s)
+/*
+ * The later end of a socketpair names the earlier one, which must be a
+ * socket of the same family, type and protocol not paired yet, both ends
+ * flagged IMAGE_SOCK_PAIR.  Both ends then name each other in the model.
+ */
+static int socket_pair(struct reader *r, struct image_target *t,
+		       uint32_t pair, uint64_t off)
 {
+	struct image_target *q = image_target_by_id(r->img, pair);
+	const struct image_socket *s = &t->u.sock;
+
+	if (pair >= t->id)
+		return fail(r, off, "socket pair: target %u is not an earlier target (this is %u)",
+			    pair, t->id);
+	if (q->kind != IMAGE_KIND_SOCKET)
+		return fail(r, off, "socket pair: target %u is of kind %s, not a socket",
+			    pair, image_kind_name(q->kind));
+	if (q->u.sock.pair != IMAGE_NONE)
+		return fail(r, off, "socket pair: target %u is already paired with target %u",
+			    pair, q->u.sock.pair);
+	if (!(s->flags & IMAGE_SOCK_PAIR))
+		return fail(r, off, "socket pair: target %u names a pair but is not flagged as a socketpair end (0x%x)",
+			    t->id, IMAGE_SOCK_PAIR);
+	if (!(q->u.sock.flags & IMAGE_SOCK_PAIR))
+		return fail(r, off, "socket pair: target %u is not flagged as a socketpair end (0x%x)",
+			    pair, IMAGE_SOCK_PAIR);
+	if (q->u.sock.domain != s->domain || q->u.sock.type != s->type ||
+	    q->u.sock.protocol != s->protocol)
+		return fail(r, off, "socket pair: target %u is a socket of family/type/protocol %u/%u/%u, this one %u/%u/%u",
+			    pair, q->u.sock.domain, q->u.sock.type,
+			    q->u.sock.protocol, s->domain, s->type,
+			    s->protocol);
+	t->u.sock.pair = pair;
+	q->u.sock.pair = t->id;
+	return 0;
+}
+
+static int read_socket(struct reader *r, struct image_target *t)
+{
+	struct image_socket *s = &t->u.sock;
+	uint64_t off;
+	uint32_t pair;
+
 	if (get_u32(r, "socket domain", UINT16_MAX, &s->domain) < 0 ||
 	    get_u32(r, "socket type", 15, &s->type) < 0 ||
 	    get_u32(r, "socket protocol", INT32_MAX, &s->protocol) < 0 ||
@@ -544,7 +585,12 @@ static int read_socket(struct reader *r, struct image_socket *s)
 	    get_bytes(r, "socket peer", IMAGE_MAX_SOCKADDR, &s->peer,
 		      &s->peer_len) < 0)
 		return -1;
-	return 0;
+	off = field_off(r);
+	if (get_u32(r, "socket pair", UINT32_MAX, &pair) < 0)
+		return -1;
+	if (pair != IMAGE_NONE && socket_pair(r, t, pair, off) < 0)
+		return -1;
+	return get_u32(r, "socket pending", UINT32_MAX, &s->pending);
 }
 
 static int read_pipe(struct reader *r, struct image_target *t)
@@ -631,7 +677,7 @@ static int read_target(struct reader *r)
 		return -1;
 	switch (kind) {
 	case IMAGE_KIND_SOCKET:
-		return read_socket(r, &t->u.sock);
+		return read_socket(r, t);
 	case IMAGE_KIND_PIPE:
 		return read_pipe(r, t);
 	case IMAGE_KIND_EVENTFD:

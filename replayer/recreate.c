@@ -636,10 +636,30 @@ static int pair_pipes_by_ino(const struct image *img, uint32_t *partner)
 	return 0;
 }
 
+/* Socketpair ends that name each other (image_socket.pair). */
+static void pair_sockets_by_pair(const struct image *img, uint32_t *partner)
+{
+	for (uint32_t i = 0; i < img->ntargets; i++) {
+		const struct image_target *a = &img->targets[i], *b;
+
+		if (a->kind != IMAGE_KIND_SOCKET || partner[i] ||
+		    !(a->u.sock.flags & IMAGE_SOCK_PAIR) ||
+		    !(b = image_target_by_id(img, a->u.sock.pair)) ||
+		    b == a || b->kind != IMAGE_KIND_SOCKET ||
+		    partner[b->id - 1] || b->u.sock.pair != a->id ||
+		    !(b->u.sock.flags & IMAGE_SOCK_PAIR))
+			continue;
+		partner[i] = b->id;
+		partner[b->id - 1] = a->id;
+	}
+}
+
 /*
- * Socketpair ends, matched in id order per (type, protocol).  One end waits
- * per combination; an image with more than PAIR_MAX_WAITING combinations
- * waiting at once leaves the extra ends unpaired (then unrestorable).
+ * Socketpair ends flagged IMAGE_SOCK_PAIR that name no other end (an image
+ * made by hand or by an older writer), matched in id order per (type,
+ * protocol).  One end waits per combination; an image with more than
+ * PAIR_MAX_WAITING combinations waiting at once leaves the extra ends
+ * unpaired (then unrestorable).
  */
 #define PAIR_MAX_WAITING 16
 static void pair_sockets(const struct image *img, uint32_t *partner)
@@ -652,6 +672,7 @@ static void pair_sockets(const struct image *img, uint32_t *partner)
 
 		if (t->kind != IMAGE_KIND_SOCKET ||
 		    !(t->u.sock.flags & IMAGE_SOCK_PAIR) ||
+		    t->u.sock.pair != IMAGE_NONE || partner[i] ||
 		    t->u.sock.domain != AF_UNIX)
 			continue;
 		for (j = 0; j < nwaiting; j++) {
@@ -679,7 +700,9 @@ int recreate_match_pairs(const struct image *img, uint32_t *partner)
 	memset(partner, 0, sizeof(*partner) * img->ntargets);
 	pair_pipes_by_peer(img, partner);
 	ret = pair_pipes_by_ino(img, partner);
-	if (ret == 0)
+	if (ret == 0) {
+		pair_sockets_by_pair(img, partner);
 		pair_sockets(img, partner);
+	}
 	return ret;
 }

@@ -57,8 +57,10 @@ struct recreate_ops {
 			const struct recreate_req *req, int *fd_out);
 	/*
 	 * Create the two ends a and b of one object (pipe, socketpair):
-	 * fds_out[0] is a's descriptor, fds_out[1] b's.  Same returns as
-	 * recreate.  NULL when the kind has no pairs.
+	 * fds_out[0] is a's descriptor, fds_out[1] b's; a socketpair gets
+	 * each end's pending byte count queued again (zeros written through
+	 * the other end).  Same returns as recreate.  NULL when the kind has
+	 * no pairs.
 	 */
 	int (*recreate_pair)(const struct image_target *a,
 			     const struct image_target *b,
@@ -83,10 +85,11 @@ const struct recreate_ops *recreate_ops_of(uint32_t kind);
 /*
  * Find the targets that must be created together: the two ends of a pipe
  * (image_pipe.peer, or else the same pipefs inode with opposite ends) and
- * the two ends of a socketpair (both flagged IMAGE_SOCK_PAIR, AF_UNIX, same
- * type and protocol, paired in id order: the image does not name a
- * socket's peer).  partner[] has img->ntargets entries and gets the other
- * end's id or IMAGE_NONE.  Returns 0 or -ENOMEM; O(n log n) in targets.
+ * the two ends of a socketpair (both flagged IMAGE_SOCK_PAIR and naming
+ * each other in image_socket.pair; ends flagged without a pair, AF_UNIX,
+ * are paired in id order per type and protocol).  partner[] has
+ * img->ntargets entries and gets the other end's id or IMAGE_NONE.
+ * Returns 0 or -ENOMEM; O(n log n) in targets.
  */
 int recreate_match_pairs(const struct image *img, uint32_t *partner);
 

@@ -2,8 +2,9 @@
 /*
  * Recreating sockets without privilege: socket(), the recorded options,
  * bind() to the recorded address, listen().  Connected sockets come back
- * only where no privilege is needed: both ends of a socketpair, and a
- * connected datagram socket of AF_INET/AF_INET6 (connect() sends nothing).
+ * only where no privilege is needed: both ends of a socketpair (with as
+ * many bytes queued as were pending), and a connected datagram socket of
+ * AF_INET/AF_INET6 (connect() sends nothing).
  * A connected stream socket would need TCP_REPAIR.  An AF_UNIX path is
  * bound only where nothing exists yet and no symlink leads to it: nothing
  * is ever unlinked or replaced.
@@ -27,6 +28,11 @@
 
 /* How long make_ready waits for a loopback connection to be queued. */
 #define SOCK_READY_TIMEOUT_MS 1000
+/* Bytes of zeros sent at a time to queue a socketpair end's pending bytes;
+ * also the largest datagram queued that way. */
+#define SOCK_PENDING_CHUNK 65536
+/* Sends at most, per end, to queue its pending bytes. */
+#define SOCK_PENDING_MAX_SENDS 4096
 
 static bool sock_is_inet(uint32_t domain)
 {
@@ -292,6 +298,62 @@ int recreate_socket(const struct image_target *t,
 	return 0;
 }
 
+/*
+ * Queue count bytes (zeros) for reading at one end of a socketpair by
+ * sending them through the other end, `from`, without blocking: a stream
+ * in chunks, a datagram or record socket as one message (the image holds
+ * the size of its first datagram; SEQPACKET records are joined into one).
+ * Stops where the kernel's buffers are full.  Returns the bytes queued.
+ */
+static uint32_t sock_queue_pending(int from, uint32_t type, uint32_t count)
+{
+	static const char zeros[SOCK_PENDING_CHUNK];
+	uint32_t done = 0;
+	int tries = 0;
+
+	for (int i = 0; done < count && i < SOCK_PENDING_MAX_SENDS; i++) {
+		size_t n = count - done < sizeof(zeros) ? count - done
+							: sizeof(zeros);
+		ssize_t k;
+
+		if (type != SOCK_STREAM && n < count)
+			break; /* one message larger than what is sent */
+		k = send(from, zeros, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR && ++tries < 100)
+			continue;
+		if (k <= 0)
+			break;
+		done += (uint32_t)k;
+		if (type != SOCK_STREAM)
+			break;
+	}
+	return done;
+}
+
+/* Queue both ends' pending bytes again; a note says what was done. */
+static void sock_pair_pending(const struct image_target *a,
+			      const struct image_target *b, const int fds[2],
+			      const struct recreate_req *req)
+{
+	uint32_t want_a = a->u.sock.pending, want_b = b->u.sock.pending;
+	uint32_t got_a = 0, got_b = 0;
+
+	if (!want_a && !want_b)
+		return;
+	if (want_a)
+		got_a = sock_queue_pending(fds[1], a->u.sock.type, want_a);
+	if (want_b)
+		got_b = sock_queue_pending(fds[0], b->u.sock.type, want_b);
+	if (got_a == want_a && got_b == want_b)
+		recreate_say(req->note, req->note_len,
+			     "socketpair targets %u and %u: %u and %u pending bytes queued again, as zeros (their contents are not kept)",
+			     a->id, b->id, want_a, want_b);
+	else
+		recreate_say(req->note, req->note_len,
+			     "socketpair targets %u and %u: only %u of %u and %u of %u pending bytes could be queued again (as zeros)",
+			     a->id, b->id, got_a, want_a, got_b, want_b);
+}
+
 int recreate_socket_pair(const struct image_target *a,
 			 const struct image_target *b,
 			 const struct recreate_req *req, int fds_out[2])
@@ -320,6 +382,7 @@ int recreate_socket_pair(const struct image_target *a,
 		close(sv[1]);
 		return ret;
 	}
+	sock_pair_pending(a, b, sv, req);
 	fds_out[0] = sv[0];
 	fds_out[1] = sv[1];
 	return 0;

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -47,6 +48,7 @@
 #include "log.h"
 #include "recreate.h"
 #include "restore.h"
+#include "unix_diag.h"
 
 /* The bits a fired EPOLLONESHOT watch keeps (the kernel's EP_PRIVATE_BITS). */
 #define RS_PRIVATE_BITS \
@@ -782,10 +784,72 @@ static int rs_check_existing_fd(struct restore *r, int dir, uint32_t id,
 	return 0;
 }
 
+/* SO_TYPE of fd, -1 when it has none. */
+static int rs_sock_type(int fd)
+{
+	socklen_t len = sizeof(int);
+	int type;
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type
+								      : -1;
+}
+
+/*
+ * targets=existing: a found socketpair end (target id) and the other end
+ * the image names must be one connected pair here, at their first numbers:
+ * unix sockets of the recorded type, fd's peer being the other fd's inode
+ * (sock_diag).  Where sock_diag cannot answer, both must at least be
+ * connected (getpeername).  Cheap: two fstat, two getsockopt, one netlink
+ * request.
+ */
+static int rs_check_existing_pair(struct restore *r, uint32_t id)
+{
+	const struct image_target *t = rs_tgt(r, id);
+	uint32_t pair = t->u.sock.pair;
+	struct sockaddr_storage ss;
+	struct unix_diag_sock d;
+	struct stat a, b;
+	socklen_t len = sizeof(ss);
+	int fd, pfd;
+
+	if (t->kind != IMAGE_KIND_SOCKET ||
+	    !(t->u.sock.flags & IMAGE_SOCK_PAIR) || !pair)
+		return 0;
+	fd = rs_first_fd(r, id);
+	pfd = rs_first_fd(r, pair);
+	if (fd < 0 || pfd < 0)
+		return 0;
+	if (fstat(fd, &a) < 0 || fstat(pfd, &b) < 0 || !S_ISSOCK(a.st_mode) ||
+	    !S_ISSOCK(b.st_mode) || rs_sock_type(fd) != (int)t->u.sock.type ||
+	    rs_sock_type(pfd) != (int)t->u.sock.type)
+		return rs_fail(r, "targets=existing: fds %d and %d must be the two ends of a socketpair of type %u, but one is not open or not such a socket",
+			       fd, pfd, t->u.sock.type);
+	if (unix_diag_lookup(a.st_ino, &d) == 0) {
+		if (d.peer_ino == 0)
+			return rs_fail(r, "targets=existing: fds %d and %d must be the two ends of one socketpair, but fd %d is connected to no open socket",
+				       fd, pfd, fd);
+		if (d.peer_ino != b.st_ino)
+			return rs_fail(r, "targets=existing: fds %d and %d must be the two ends of one socketpair, but fd %d is connected to socket inode %llu, not to fd %d's inode %llu",
+				       fd, pfd, fd,
+				       (unsigned long long)d.peer_ino, pfd,
+				       (unsigned long long)b.st_ino);
+		return 0;
+	}
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (len = sizeof(ss),
+	     getpeername(pfd, (struct sockaddr *)&ss, &len) < 0))
+		return rs_fail(r, "targets=existing: fds %d and %d must be the two ends of a socketpair, but one is not connected",
+			       fd, pfd);
+	log_debug("targets=existing: fds %d and %d: sock_diag unavailable, the pair is checked as connected unix sockets only",
+		  fd, pfd);
+	return 0;
+}
+
 /*
  * targets=existing: every found target must be open at each of its
  * numbers, of the kind the image says (readlink of /proc/self/fd/N), and
- * its numbers must hold one file (kcmp KCMP_FILE).
+ * its numbers must hold one file (kcmp KCMP_FILE); a socketpair end must
+ * be connected to the other end the image names.
  */
 static int rs_check_existing(struct restore *r)
 {
@@ -805,6 +869,8 @@ static int rs_check_existing(struct restore *r)
 			ret = rs_check_existing_fd(r, dir, i + 1,
 						   rs_fd_of(r, rt, k)->fd,
 						   rs_first_fd(r, i + 1));
+		if (ret == 0)
+			ret = rs_check_existing_pair(r, i + 1);
 	}
 	close(dir);
 	return ret;

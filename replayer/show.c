@@ -946,6 +946,13 @@ static void text_socket(struct text_ctx *c, const struct image_socket *s)
 			out_printf(c->o, ", %s", flags[i].name);
 	if (s->backlog >= 0)
 		out_printf(c->o, ", backlog %d", s->backlog);
+	if (s->pair) {
+		out_printf(c->o, ", other end target %u (", s->pair);
+		text_fds(c, s->pair);
+		out_puts(c->o, ")");
+	}
+	if (s->pending)
+		out_printf(c->o, ", %u bytes pending", s->pending);
 }
 
 /* Nanoseconds as seconds with 9 decimals. */
@@ -1294,6 +1301,11 @@ static void json_target_kind(struct text_ctx *c, const struct image_target *t)
 			   json_bool(s->flags & IMAGE_SOCK_REUSEPORT),
 			   json_bool(s->flags & IMAGE_SOCK_V6ONLY),
 			   json_bool(s->flags & IMAGE_SOCK_PAIR));
+		out_puts(o, ", \"pair\": ");
+		out_json_fd(o, s->pair ? (int64_t)s->pair : -1);
+		out_puts(o, ", \"pair_fd\": ");
+		out_json_fd(o, lowest_fd(c->img, &c->ix, s->pair));
+		out_printf(o, ", \"pending\": %u", s->pending);
 		break;
 	}
 	case IMAGE_KIND_PIPE:

@@ -24,9 +24,12 @@ vg show 0 "$CLI" show "$WORK/s.img"
 vg show-json 0 "$CLI" show --json "$WORK/s.img"
 vg verify 0 "$CLI" verify "$WORK/s.img"
 stop "$pid"
-# The scenario holds a connected socketpair end: skip it, or fail cleanly.
 vg restore-skip 0 "$CLI" restore --missing=skip "$WORK/s.img"
-vg restore-fail 1 "$CLI" restore "$WORK/s.img"
+# A number the image needs is taken here: the restore fails cleanly.
+epfd=$("$CLI" show --json "$WORK/s.img" | json_query /dev/stdin "j['epoll'][0]['fd']")
+eval 'vg restore-fail 1 "$CLI" restore "$WORK/s.img" '"$epfd"'</dev/null'
+grep -q "fd $epfd is already open" "$WORK/restore-fail.out" "$WORK/restore-fail.err" &&
+	pass "restore-fail: says fd $epfd is taken" || { fail "restore-fail: another reason"; cat "$WORK/restore-fail.out" "$WORK/restore-fail.err"; }
 vg bad-image 1 "$CLI" show "$TOP/test/fixtures/bad_checksum.img"
 vg usage 2 "$CLI" restore --targets=nonsense x
 finish

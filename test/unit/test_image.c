@@ -149,6 +149,8 @@ static void assert_same_model(const struct image *a, const struct image *b)
 			assert_int_equal(x->u.sock.peer_len, y->u.sock.peer_len);
 			assert_memory_equal(&x->u.sock.peer, &y->u.sock.peer,
 					    x->u.sock.peer_len);
+			assert_int_equal(x->u.sock.pair, y->u.sock.pair);
+			assert_int_equal(x->u.sock.pending, y->u.sock.pending);
 			break;
 		case IMAGE_KIND_PIPE:
 			assert_int_equal(x->u.pipe.write_end,
@@ -326,6 +328,110 @@ static void test_round_trip_full(void **state)
 	image_free(&model);
 	fx_buf_free(&b1);
 	fx_buf_free(&b2);
+}
+
+/* What show_image_text (no addr2line) or show_image_json print for img. */
+static char *show_to_string(const struct image *img, bool json)
+{
+	int fd = memfd_create("show", MFD_CLOEXEC);
+	off_t len;
+	char *out;
+
+	assert_true(fd >= 0);
+	assert_int_equal(json ? show_image_json(img, fd)
+			      : show_image_text(img, fd, SHOW_NO_ADDR2LINE),
+			 0);
+	len = lseek(fd, 0, SEEK_END);
+	out = malloc((size_t)len + 1);
+	assert_non_null(out);
+	assert_int_equal(pread(fd, out, (size_t)len, 0), len);
+	out[len] = '\0';
+	close(fd);
+	return out;
+}
+
+/*
+ * A socketpair's two ends name each other in the model, but only the later
+ * end stores the other's id; the reader fills in the earlier end.
+ */
+static void test_round_trip_socketpair(void **state)
+{
+	struct image model, back;
+	struct fx_buf b1, b2;
+	uint8_t enc[2 * LEB128_MAX_LEN];
+	size_t n;
+
+	(void)state;
+	fx_model_pair(&model);
+	b1 = model_bytes(&model);
+	expect_good(&b1, &back);
+	assert_same_model(&model, &back);
+	assert_int_equal(back.targets[3].u.sock.pair, 5);
+	assert_int_equal(back.targets[4].u.sock.pair, 4);
+	assert_int_equal(back.targets[3].u.sock.pending, 5);
+	assert_int_equal(back.targets[4].u.sock.pending, 70000);
+	assert_int_equal(back.targets[5].u.sock.pair, IMAGE_NONE);
+	assert_true(back.targets[5].u.sock.flags & IMAGE_SOCK_PAIR);
+	b2 = model_bytes(&back);
+	assert_int_equal(b1.len, b2.len);
+	assert_memory_equal(b1.p, b2.p, b1.len);
+	/* the later end's "pair 4, pending 70000" is in the file */
+	n = leb128_put(enc, 4);
+	n += leb128_put(enc + n, 70000);
+	assert_non_null(memmem(b1.p, b1.len, enc, n));
+	/* `epollcr show` names the other end and the queue */
+	char *text = show_to_string(&back, false);
+	char *json = show_to_string(&back, true);
+
+	if (!strstr(text, "socket AF_UNIX SOCK_STREAM protocol 0, address (unnamed), peer (unnamed), connected, socketpair, other end target 5 (fd 7 (cloexec), fd 8), 5 bytes pending; fd 6 (cloexec)"))
+		fail_msg("text lacks the pair:\n%s", text);
+	if (!strstr(json, "\"socketpair\": true, \"pair\": 5, \"pair_fd\": 7, \"pending\": 5"))
+		fail_msg("JSON lacks the pair:\n%s", json);
+	free(text);
+	free(json);
+	fx_buf_free(&b1);
+	fx_buf_free(&b2);
+	image_free(&back);
+	image_free(&model);
+}
+
+/* The writer refuses socketpair ends that do not name each other right. */
+static void test_writer_socketpair(void **state)
+{
+	struct image img;
+
+	fx_model_pair(&img);
+	struct {
+		uint32_t *field;
+		uint32_t bad;
+	} cases[] = {
+		{ &img.targets[4].u.sock.pair, 6 },	  /* 4 names 5 */
+		{ &img.targets[3].u.sock.pair, 2 },	  /* not a socket */
+		{ &img.targets[3].u.sock.pair, 4 },	  /* itself */
+		{ &img.targets[3].u.sock.pair, 99 },	  /* no such target */
+		{ &img.targets[4].u.sock.flags, IMAGE_SOCK_CONNECTED },
+		{ &img.targets[3].u.sock.flags, IMAGE_SOCK_CONNECTED },
+		{ &img.targets[4].u.sock.type, SOCK_DGRAM },
+		{ &img.targets[4].u.sock.protocol, 1 },
+	};
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t saved = *cases[i].field;
+
+		*cases[i].field = cases[i].bad;
+		fd = memfd_create("t", MFD_CLOEXEC);
+		if (image_write_fd(&img, fd) != -EINVAL)
+			fail_msg("bad socketpair model %zu was written", i);
+		assert_int_equal(lseek(fd, 0, SEEK_END), 0);
+		close(fd);
+		*cases[i].field = saved;
+	}
+	fd = memfd_create("t", MFD_CLOEXEC);
+	assert_int_equal(image_write_fd(&img, fd), 0);
+	close(fd);
+	image_free(&img);
 }
 
 /* ---- fixtures ----------------------------------------------------------- */
@@ -1384,6 +1490,8 @@ int main(void)
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_leb128),
 		cmocka_unit_test(test_round_trip_full),
+		cmocka_unit_test(test_round_trip_socketpair),
+		cmocka_unit_test(test_writer_socketpair),
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_fixture_contents),
 		cmocka_unit_test(test_payload_limits),
