@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "backtrace.h"
 #include "epollcr.h"
 #include "image_io.h"
+#include "kind.h"
 #include "kview.h"
 #include "recorder.h"
 #include "registry.h"
@@ -109,6 +111,20 @@ static uint32_t module_id(struct image *img, const char *path, uint64_t base)
 	return m->id;
 }
 
+/*
+ * The path of the module dladdr found, for addr2line and people.  The main
+ * program has an empty name in its link map, and dladdr names it by
+ * argv[0], which a program may rewrite (a process title, as redis-server
+ * does): /proc/self/exe, read once per image, names the file instead.
+ */
+static const char *module_path(const struct image *img, const Dl_info *info,
+			       const struct link_map *lm)
+{
+	if (lm && lm->l_name && !lm->l_name[0] && img->proc.exe)
+		return img->proc.exe;
+	return info->dli_fname;
+}
+
 /* The image id of registry backtrace id, added to the image on first use. */
 static uint32_t image_backtrace(struct image *img, struct bt_map *map,
 				uint32_t id)
@@ -135,10 +151,13 @@ static uint32_t image_backtrace(struct image *img, struct bt_map *map,
 		return IMAGE_NONE;
 	for (unsigned i = 0; i < n; i++) {
 		Dl_info info;
+		struct link_map *lm = NULL;
 		f[i].offset = frames[i];
-		if (!dladdr((void *)frames[i], &info) || !info.dli_fname)
+		if (!dladdr1((void *)frames[i], &info, (void **)&lm,
+			     RTLD_DL_LINKMAP) ||
+		    !info.dli_fname)
 			continue;
-		f[i].module = module_id(img, info.dli_fname,
+		f[i].module = module_id(img, module_path(img, &info, lm),
 					(uintptr_t)info.dli_fbase);
 		f[i].offset = frames[i] - (uintptr_t)info.dli_fbase;
 		if (info.dli_sname && info.dli_saddr) {
@@ -239,30 +258,69 @@ static int windex_build(struct watch_index *ix, const struct image *img)
 	return 0;
 }
 
+/* Does the kernel's watch w say what the shadow registered as v? */
+static bool watch_agrees(const struct image_watch *w,
+			 const struct reg_watch_view *v)
+{
+	const uint32_t private_bits = EPOLLONESHOT | EPOLLET |
+				      EPOLLEXCLUSIVE | EPOLLWAKEUP;
+
+	if (w->data != v->data)
+		return false;
+	if (w->flags & IMAGE_W_DISARMED)
+		return (v->events & EPOLLONESHOT) &&
+		       ((w->events ^ v->events) & private_bits &
+			~(uint32_t)EPOLLWAKEUP) == 0;
+	return kernel_events(v->events) == (w->events & ~(uint32_t)EPOLLWAKEUP);
+}
+
 /*
- * The first image watch of (set, tfd) not matched yet whose target is
- * target (IMAGE_NONE: a watched file no fd holds), or -1.
+ * The image watch of (set, v->tfd) not matched yet that is the shadow's
+ * watch v, whose file the image knows as target, or -1.  With a target,
+ * (file, tfd) is an epitem key: one candidate at most.  With IMAGE_NONE (a
+ * watched file no fd of the process holds, kept alive by another process:
+ * several may share one tfd and nothing tells them apart but what they
+ * carry), the candidate whose events and data agree with v; failing that,
+ * the only candidate when v is certain.  An uncertain v that agrees with
+ * none is left unmatched: its file is most likely gone, and pairing it
+ * with another file's watch would invent a disagreement.
  */
 static long windex_find(const struct watch_index *ix, const struct image *img,
-			const uint8_t *matched, uint32_t set, int32_t tfd,
-			uint32_t target)
+			const uint8_t *matched, uint32_t set,
+			const struct reg_watch_view *v, uint32_t target)
 {
-	uint32_t h = windex_hash(set, tfd) & ix->mask;
+	uint32_t h = windex_hash(set, v->tfd) & ix->mask;
+	unsigned candidates = 0;
+	long first = -1;
+
 	for (; ix->slots[h]; h = (h + 1) & ix->mask) {
 		uint32_t i = ix->slots[h] - 1;
 		const struct image_watch *w = &img->watches[i];
-		if (w->set == set && w->tfd == tfd && !matched[i] &&
-		    (target != IMAGE_NONE ? w->target == target
-					  : w->open_fd < 0))
+		if (w->set != set || w->tfd != v->tfd || matched[i] ||
+		    (target != IMAGE_NONE ? w->target != target
+					  : w->open_fd >= 0))
+			continue;
+		if (target != IMAGE_NONE || watch_agrees(w, v))
 			return (long)i;
+		if (!candidates++)
+			first = (long)i;
 	}
-	return -1;
+	return candidates == 1 && !v->uncertain ? first : -1;
 }
 
-/* Registry files -> image target ids, through the fds both know. */
+/*
+ * Registry files -> image target ids, through the fds both know.  Fds of
+ * files without watches are not held back by a dump: the program may close
+ * one and dup a watched file onto its number between the kernel's reading
+ * and this map, so the registry then shows the watched file at a number
+ * where the image has another file.  A file whose fds name different
+ * targets is therefore marked ambiguous and resolved fd by fd.
+ */
+#define FILE_MAP_AMBIGUOUS UINT32_MAX /* fds of the file disagree */
+
 struct file_map {
 	const struct reg_file **files;
-	uint32_t *targets;
+	uint32_t *targets;	/* image target, or FILE_MAP_AMBIGUOUS */
 	uint32_t mask;
 };
 
@@ -291,11 +349,14 @@ static int file_map_build(struct file_map *m, const struct image *img)
 		if (!m->files[h]) {
 			m->files[h] = f;
 			m->targets[h] = img->fds[i].target;
+		} else if (m->targets[h] != img->fds[i].target) {
+			m->targets[h] = FILE_MAP_AMBIGUOUS;
 		}
 	}
 	return 0;
 }
 
+/* The target of f, IMAGE_NONE when unknown, or FILE_MAP_AMBIGUOUS. */
 static uint32_t file_map_get(const struct file_map *m, const struct reg_file *f)
 {
 	for (uint32_t h = file_hash(f) & m->mask; m->files[h];
@@ -315,13 +376,46 @@ struct shadow_walk {
 	int epfd;
 };
 
+/*
+ * The image watch that is the shadow's watch v, or -1.  A file mapped to
+ * several targets (see file_map) is tried through each fd that holds it in
+ * the registry, its watch's own tfd first: a watched file's fds cannot go
+ * away during the dump, so where the registry and the image both have the
+ * tfd, that is the file.  Rare, hence linear.
+ */
+static long find_kernel_watch(struct shadow_walk *sw,
+			      const struct reg_watch_view *v)
+{
+	const struct image *img = sw->img;
+	uint32_t target = file_map_get(&sw->files, v->file);
+	long i;
+
+	if (target != FILE_MAP_AMBIGUOUS)
+		return windex_find(&sw->ix, img, sw->matched, sw->set_target,
+				   v, target);
+	if (registry_file_at(v->tfd) == v->file) {
+		target = target_at(img, v->tfd);
+		i = windex_find(&sw->ix, img, sw->matched, sw->set_target, v,
+				target);
+		if (target != IMAGE_NONE && i >= 0)
+			return i;
+	}
+	for (uint32_t k = 0; k < img->nfds; k++) {
+		if (registry_file_at(img->fds[k].fd) != v->file)
+			continue;
+		i = windex_find(&sw->ix, img, sw->matched, sw->set_target, v,
+				img->fds[k].target);
+		if (i >= 0)
+			return i;
+	}
+	return -1;
+}
+
 static int merge_watch(void *ctx, const struct reg_watch_view *v)
 {
 	struct shadow_walk *sw = ctx;
 	struct image *img = sw->img;
-	uint32_t target = file_map_get(&sw->files, v->file);
-	long i = windex_find(&sw->ix, img, sw->matched, sw->set_target,
-			     v->tfd, target);
+	long i = find_kernel_watch(sw, v);
 	uint32_t bt = image_backtrace(img, &sw->bts, v->bt_add);
 	if (i < 0) {
 		/*
@@ -391,8 +485,28 @@ static int merge_set(void *ctx, struct reg_set *set,
 	return registry_walk_watches(set, merge_watch, sw);
 }
 
-/* Targets: kinds and creation parameters the kernel does not keep. */
-static void enrich_targets(struct image *img)
+/*
+ * A kind disagreement seen by enrich_targets(), reported only once
+ * report_kind_disagreements() has looked again.
+ */
+struct kind_suspect {
+	int fd;
+	uint32_t image_kind;	/* the kernel's, when the image was read */
+	const char *path;	/* the target's, owned by the image */
+};
+
+struct kind_suspects {
+	struct kind_suspect *v;
+	uint32_t n, cap;
+};
+
+/*
+ * Targets: kinds and creation parameters the kernel does not keep.  An fd
+ * whose kind the registry and the image disagree on is not enriched, and
+ * goes to suspects (dropped, with the registry marked incomplete, when
+ * memory runs out).
+ */
+static void enrich_targets(struct image *img, struct kind_suspects *suspects)
 {
 	for (uint32_t i = 0; i < img->nfds; i++) {
 		const struct reg_file *f = registry_file_at(img->fds[i].fd);
@@ -401,11 +515,23 @@ static void enrich_targets(struct image *img)
 		if (!f || !t)
 			continue;
 		if (f->kind != IMAGE_KIND_OTHER && f->kind != t->kind) {
-			image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_MISMATCH,
-				       -1, img->fds[i].fd, t->path, IMAGE_NONE,
-				       "fd %d is a %s in the kernel but the shim saw a %s created there (closed and reopened behind the shim's back)",
-				       img->fds[i].fd, image_kind_name(t->kind),
-				       image_kind_name(f->kind));
+			if (suspects->n == suspects->cap) {
+				uint32_t cap = suspects->cap ? suspects->cap * 2
+							     : 16;
+				struct kind_suspect *grown = realloc(
+					suspects->v, cap * sizeof(*grown));
+				if (!grown) {
+					registry_mark_incomplete();
+					continue;
+				}
+				suspects->v = grown;
+				suspects->cap = cap;
+			}
+			suspects->v[suspects->n++] = (struct kind_suspect){
+				.fd = img->fds[i].fd,
+				.image_kind = t->kind,
+				.path = t->path,
+			};
 			continue;
 		}
 		t->origin |= IMAGE_ORIGIN_SHADOW;
@@ -413,6 +539,92 @@ static void enrich_targets(struct image *img)
 		    t->u.sock.backlog < 0)
 			t->u.sock.backlog = f->create.backlog;
 	}
+}
+
+/* The kind of the file at fd now, as the kernel says, or -1 when none. */
+static int kernel_kind_now(int fd)
+{
+	char path[64], link[256];
+	snprintf(path, sizeof(path), "/proc/thread-self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -1;
+	link[n] = '\0';
+	return (int)kind_from_link(link);
+}
+
+/*
+ * Look again at a suspect: KIND_SETTLED when the disagreement is gone (the
+ * kernel now has another file there than the image read, or the registry
+ * now agrees with the kernel), KIND_PERSISTS when the registry still holds
+ * a file of another kind there, KIND_MOVING while the registry changes
+ * under the look.
+ */
+enum kind_look { KIND_SETTLED, KIND_PERSISTS, KIND_MOVING };
+
+static enum kind_look kind_look_again(const struct kind_suspect *s)
+{
+	const struct reg_file *before = registry_file_at(s->fd);
+	int now = kernel_kind_now(s->fd);
+	const struct reg_file *after = registry_file_at(s->fd);
+	if (now != (int)s->image_kind)
+		return KIND_SETTLED;
+	if (before != after)
+		return KIND_MOVING;
+	if (!after || after->kind == IMAGE_KIND_OTHER ||
+	    after->kind == (uint32_t)now)
+		return KIND_SETTLED;
+	return KIND_PERSISTS;
+}
+
+/*
+ * Report the kind disagreements that last.  Fds of files without watches
+ * are not held back by a dump (closing and creating them must not wait for
+ * a lock): while the kernel was read, the program may have closed one and
+ * created a file of another kind at its number, and the registry learns of
+ * a creation just after the real call returns.  So each suspect is looked
+ * at again, after the locks are released, up to KIND_LOOKS times
+ * KIND_LOOK_PAUSE_NS apart, and reported only when the registry still
+ * disagrees with the kernel about the very kind the image read.  Bounds:
+ * KIND_LOOKS rounds over the suspects, so at most about 50 ms of pauses,
+ * paid only by a dump that finds a disagreement.
+ */
+#define KIND_LOOKS 25
+#define KIND_LOOK_PAUSE_NS 2000000L /* 2 ms: a preempted thread catches up */
+
+static void report_kind_disagreements(struct image *img,
+				      struct kind_suspects *suspects)
+{
+	const struct timespec pause = { .tv_nsec = KIND_LOOK_PAUSE_NS };
+	uint32_t left = suspects->n;
+
+	for (int look = 0; look < KIND_LOOKS && left; look++) {
+		if (look)
+			nanosleep(&pause, NULL);
+		uint32_t kept = 0;
+		for (uint32_t i = 0; i < left; i++) {
+			enum kind_look r = kind_look_again(&suspects->v[i]);
+			bool last = look == KIND_LOOKS - 1;
+			if (r == KIND_SETTLED || (last && r == KIND_MOVING))
+				continue;
+			suspects->v[kept++] = suspects->v[i];
+		}
+		left = kept;
+	}
+	for (uint32_t i = 0; i < left; i++) {
+		const struct kind_suspect *s = &suspects->v[i];
+		const struct reg_file *f = registry_file_at(s->fd);
+		if (!f)
+			continue;
+		image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_MISMATCH, -1,
+			       s->fd, s->path, IMAGE_NONE,
+			       "fd %d is a %s in the kernel but the shim saw a %s created there (closed and reopened behind the shim's back)",
+			       s->fd, image_kind_name(s->image_kind),
+			       image_kind_name(f->kind));
+	}
+	free(suspects->v);
+	suspects->v = NULL;
+	suspects->n = suspects->cap = 0;
 }
 
 /*
@@ -636,10 +848,12 @@ int recorder_build_image(struct image *img, unsigned flags)
 		ret = -ENOMEM;
 		goto err;
 	}
-	enrich_targets(img);
+	struct kind_suspects suspects = { 0 };
+	enrich_targets(img, &suspects);
 	registry_walk_sets_locked(merge_set, &sw);
 	registry_unlock_all();
 	img->flags |= IMAGE_F_SHADOW_VIEW;
+	report_kind_disagreements(img, &suspects);
 	diagnose_watches(img, sw.matched);
 	mask_undefined_events(img);
 	free(sw.matched);

@@ -12,13 +12,22 @@
  * Capture the calling thread's stack from the frame whose return address
  * is `from` (the caller of a wrapper: __builtin_return_address(0) there),
  * dropping the shim's own frames above it however the compiler inlined or
- * tail-called them, keeping at most `depth` frames (capped at
- * BACKTRACE_MAX_DEPTH).  Returns the id of the interned copy: 0 when depth
- * is 0, `from` is not within the first BACKTRACE_SEARCH frames, or
- * anything failed.
+ * tail-called them (and, under ThreadSanitizer, the frames of its
+ * interceptor between the program and the shim), keeping at most `depth`
+ * frames (capped at BACKTRACE_MAX_DEPTH).  Returns the id of the interned
+ * copy: 0 when depth is 0, `from` is not within the first BACKTRACE_SEARCH
+ * frames, or anything failed.
  */
 #define BACKTRACE_SEARCH 8
 uint32_t backtrace_capture(uintptr_t from, unsigned depth);
+
+/*
+ * The id of the one-frame stack of the program's call whose return address
+ * is caller: caller itself, without unwinding, except under
+ * ThreadSanitizer, whose interceptor is then the caller: the first frame
+ * out of its runtime (an unwind).  0 when anything failed.
+ */
+uint32_t backtrace_call_site(uintptr_t caller);
 
 /* Intern nframes addresses; the same stack always gets the same id. */
 uint32_t backtrace_intern(const uintptr_t *frames, unsigned nframes);

@@ -33,7 +33,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 {
 	if (depth == 1)
-		return backtrace_intern(&caller, 1);
+		return backtrace_call_site(caller);
 	return backtrace_capture(caller, depth);
 }
 
@@ -65,7 +65,7 @@ static void read_config(void)
 	read_depth("EPOLLCR_BACKTRACE_MOD", &shim_config.backtrace_mod_depth);
 	v = getenv("EPOLLCR_DIR");
 	if (v && strlen(v) < sizeof(shim_config.dir))
-		strcpy(shim_config.dir, v);
+		memcpy(shim_config.dir, v, strlen(v) + 1);
 	/* Test hooks (docs/testing.md): inject failures from load time on. */
 	v = getenv("EPOLLCR_FAULT_ALLOC");
 	if (v && *v) {

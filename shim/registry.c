@@ -232,6 +232,40 @@ static void file_put(struct reg_file *f)
 		file_last_ref(f);
 }
 
+/*
+ * Forks begun (registry_fork_prepare) and finished (registry_fork_parent,
+ * registry_fork_child), and the latter as this thread saw it at its last
+ * two installs in the fd table (newest first).  See fork_raced().
+ */
+static uint32_t forks_begun, forks_done;
+static __thread uint32_t forks_seen[2];
+
+/*
+ * Did a fork perhaps copy into a child the file this thread just installed
+ * in the fd table, without marking it shared?  Creating, dup'ing or
+ * dup2'ing over a file without watches takes no lock: the real call may
+ * complete before the fork's own while the bookkeeping lands after the
+ * fork marked every file of the table shared; the child then holds a file
+ * the parent believes it counts exactly, and would drop its watches at its
+ * last close while the kernel keeps them.  True when a fork is under way,
+ * or one finished since this thread's install before the previous one
+ * (which preceded this call's real call, even when one real call installs
+ * two files: pipe, socketpair).  Conservative: at most two files per
+ * thread per fork are marked shared for nothing.  Called after the
+ * install, so that a fork marking files at that moment either sees the
+ * file or is seen here.
+ */
+static bool fork_raced(void)
+{
+	uint32_t done = __atomic_load_n(&forks_done, __ATOMIC_SEQ_CST);
+	bool raced = __atomic_load_n(&forks_begun, __ATOMIC_SEQ_CST) != done ||
+		     forks_seen[1] != done;
+
+	forks_seen[1] = forks_seen[0];
+	forks_seen[0] = done;
+	return raced;
+}
+
 /* Install f (whose reference the caller hands over) at fd. */
 static void fdt_install(int fd, struct reg_file *f)
 {
@@ -242,6 +276,8 @@ static void fdt_install(int fd, struct reg_file *f)
 		return;
 	}
 	struct reg_file *old = __atomic_exchange_n(slot, f, __ATOMIC_ACQ_REL);
+	if (f && fork_raced())
+		__atomic_or_fetch(&f->flags, REG_FILE_SHARED, __ATOMIC_RELAXED);
 	if (old)
 		file_put(old);
 }
@@ -776,6 +812,7 @@ uint32_t registry_same_call_site(struct reg_set *set, int fd,
 
 void registry_fork_prepare(void)
 {
+	__atomic_add_fetch(&forks_begun, 1, __ATOMIC_SEQ_CST);
 	registry_lock_all();
 	pthread_mutex_lock(&free_lock);
 }
@@ -803,6 +840,7 @@ static void mark_all_shared(void)
 void registry_fork_parent(void)
 {
 	mark_all_shared();
+	__atomic_add_fetch(&forks_done, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&free_lock);
 	registry_unlock_all();
 }
@@ -810,6 +848,7 @@ void registry_fork_parent(void)
 void registry_fork_child(void)
 {
 	mark_all_shared();
+	__atomic_add_fetch(&forks_done, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_init(&free_lock, NULL);
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		set_lock_init(s);
@@ -942,6 +981,12 @@ void registry_set_created(int epfd, int flags)
 			f->flags |= REG_FILE_SHARED; /* not published yet */
 	}
 	fdt_install(epfd, f);
+	struct reg_set *set = registry_set_of(f);
+	if (set && (file_flags(f) & REG_FILE_SHARED)) { /* see fdt_install */
+		pthread_mutex_lock(&set->lock);
+		set->shared = true;
+		pthread_mutex_unlock(&set->lock);
+	}
 }
 
 struct reg_set *registry_set_of(const struct reg_file *file)
