@@ -45,18 +45,21 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 	uint32_t bt = 0;
 	if (depth && op == EPOLL_CTL_ADD)
 		bt = shim_backtrace(caller, depth);
-	struct reg_set *set = registry_set_lock(epfd);
+	struct reg_ctl ctl;
+	registry_ctl_begin(&ctl, epfd, fd);
 	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
 	if (ret == 0) {
 		int saved_errno = errno;
+		struct reg_set *set = registry_ctl_lock_set(&ctl);
 		/* A re-arm from the same call site keeps its stack. */
 		if (depth && op == EPOLL_CTL_MOD &&
 		    !(bt = registry_same_call_site(set, fd, caller)))
 			bt = shim_backtrace(caller, depth);
 		registry_ctl_locked(set, epfd, op, fd, event, bt);
+		registry_set_unlock(set);
 		errno = saved_errno;
 	}
-	registry_set_unlock(set);
+	registry_ctl_end(&ctl);
 	shim_leave();
 	return ret;
 }

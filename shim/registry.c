@@ -28,7 +28,16 @@ struct reg_slab {
 	struct reg_watch w[SLAB_WATCHES];
 };
 
+/* One lock on its own cache line. */
+struct reg_stripe {
+	pthread_mutex_t lock;
+} __attribute__((aligned(64)));
+
+#define REG_SET_STRIPES 32 /* ctl stripes per set (see registry_ctl_begin) */
+
 struct reg_set {
+	struct reg_stripe stripes[REG_SET_STRIPES]; /* never re-initialised
+						      * while in use */
 	pthread_mutex_t lock;
 	struct reg_file *file;	/* the set's own file; NULL once destroyed */
 	struct reg_watch **buckets;
@@ -49,6 +58,19 @@ static int fdt_max = -1;
 static pthread_rwlock_t fdop_lock =
 	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * epoll_ctl calls on one key (set, fd number) must reach the registry in the
+ * kernel's order; calls on different keys commute.  A stripe of the set,
+ * chosen by the fd number, is held across the real call; the set's own lock
+ * only around the short update of its table, so that threads sharing a set
+ * run their syscalls in parallel as they do without the shim, and threads
+ * on separate sets touch only their own set's cache lines.  Calls on an
+ * epoll fd the shim does not know use the unknown-set stripes.
+ */
+static struct reg_stripe unknown_stripes[REG_SET_STRIPES] = {
+	[0 ... REG_SET_STRIPES - 1] = { PTHREAD_MUTEX_INITIALIZER }
+};
 static struct reg_set *sets_head;
 
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -494,6 +516,12 @@ static void watch_remove(struct reg_set *s, struct reg_watch *w)
  * A set's lock is held across the real epoll_ctl, which is short: spin a
  * little before sleeping (threads sharing a set otherwise meet in futex).
  */
+static void set_stripes_init(struct reg_set *s)
+{
+	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
+		pthread_mutex_init(&s->stripes[i].lock, NULL);
+}
+
 static void set_lock_init(struct reg_set *s)
 {
 	pthread_mutexattr_t attr;
@@ -518,6 +546,7 @@ static struct reg_set *set_new(struct reg_file *file, int flags, bool shared)
 		if (!s)
 			return NULL;
 		set_lock_init(s);
+		set_stripes_init(s);
 		account(sizeof(*s));
 	}
 	s->file = file;
@@ -850,9 +879,16 @@ void registry_fork_child(void)
 	mark_all_shared();
 	__atomic_add_fetch(&forks_done, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_init(&free_lock, NULL);
-	for (struct reg_set *s = sets_head; s; s = s->next)
+	/* Free sets too: a thread gone in the child may have held a stripe. */
+	for (struct reg_set *s = sets_head; s; s = s->next) {
 		set_lock_init(s);
+		set_stripes_init(s);
+	}
+	for (struct reg_set *s = free_sets; s; s = s->next_free)
+		set_stripes_init(s);
 	pthread_mutex_init(&sets_lock, NULL);
+	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
+		pthread_mutex_init(&unknown_stripes[i].lock, NULL);
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,
@@ -874,19 +910,81 @@ void registry_fdop_unlock(void)
 	pthread_rwlock_unlock(&fdop_lock);
 }
 
+static unsigned stripe_of(int fd)
+{
+	return (unsigned)(((uint64_t)(unsigned)fd * 0x9e3779b97f4a7c15ull) >>
+			  60) % REG_SET_STRIPES;
+}
+
+void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
+{
+	unsigned i = stripe_of(fd);
+
+	c->file = fdt_get(epfd);
+	c->set = registry_set_of(c->file);
+	c->stripe = c->set ? &c->set->stripes[i].lock :
+			     &unknown_stripes[i].lock;
+	pthread_mutex_lock(c->stripe);
+}
+
+struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
+{
+	struct reg_set *s = c->set;
+
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		if (s->file == c->file && c->file &&
+		    __atomic_load_n(&c->file->set, __ATOMIC_ACQUIRE) == s)
+			return s;
+		pthread_mutex_unlock(&s->lock);
+	}
+	/*
+	 * Unknown, or destroyed since: registry_ctl_locked() adopts it,
+	 * taking the list lock, which a dump takes before any set's stripe.
+	 * Only the unknown-set stripes come before it: leave the set's.
+	 */
+	if (c->set) {
+		pthread_mutex_unlock(c->stripe);
+		c->stripe = NULL;
+	}
+	return NULL;
+}
+
+void registry_ctl_end(struct reg_ctl *c)
+{
+	if (c->stripe)
+		pthread_mutex_unlock(c->stripe);
+	c->stripe = NULL;
+}
+
+/*
+ * Order: the fd-operation lock, the unknown-set stripes, the list of sets,
+ * then each set's stripes and its lock.  An epoll_ctl holds one stripe and
+ * then that set's lock (or, with no set, the list lock).
+ */
 void registry_lock_all(void)
 {
 	pthread_rwlock_wrlock(&fdop_lock);
+	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
+		pthread_mutex_lock(&unknown_stripes[i].lock);
 	pthread_mutex_lock(&sets_lock);
-	for (struct reg_set *s = sets_head; s; s = s->next)
+	for (struct reg_set *s = sets_head; s; s = s->next) {
+		for (unsigned i = 0; i < REG_SET_STRIPES; i++)
+			pthread_mutex_lock(&s->stripes[i].lock);
 		pthread_mutex_lock(&s->lock);
+	}
 }
 
 void registry_unlock_all(void)
 {
-	for (struct reg_set *s = sets_head; s; s = s->next)
+	for (struct reg_set *s = sets_head; s; s = s->next) {
 		pthread_mutex_unlock(&s->lock);
+		for (unsigned i = REG_SET_STRIPES; i-- > 0;)
+			pthread_mutex_unlock(&s->stripes[i].lock);
+	}
 	pthread_mutex_unlock(&sets_lock);
+	for (unsigned i = REG_SET_STRIPES; i-- > 0;)
+		pthread_mutex_unlock(&unknown_stripes[i].lock);
 	pthread_rwlock_unlock(&fdop_lock);
 }
 

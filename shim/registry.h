@@ -196,11 +196,30 @@ void registry_signalfd_mask(int fd, uint64_t mask);
 
 /*
  * The set that fd refers to, locked, or NULL when fd is not a known epoll
- * fd.  Callers hold it across the real epoll_ctl and registry_ctl_locked(),
- * so that a dump sees each set as a consistent cut; then unlock it.
+ * fd.  Callers hold it around registry_ctl_locked() (after the real
+ * epoll_ctl, within registry_ctl_begin/end), then unlock it.
  */
 struct reg_set *registry_set_lock(int epfd);
 void registry_set_unlock(struct reg_set *set);
+
+/* One epoll_ctl in flight (registry_ctl_begin() fills it). */
+struct reg_ctl {
+	struct reg_file *file;	/* epfd's file when the call began */
+	struct reg_set *set;	/* its set, or NULL when unknown */
+	pthread_mutex_t *stripe; /* held, or NULL */
+};
+
+/*
+ * Order epoll_ctl(epfd, ..., fd, ...) with every other call on the same key
+ * (epfd's set, fd): begin before the real call; after it, on success,
+ * registry_ctl_lock_set() gives the set locked (NULL: unknown or destroyed
+ * meanwhile, for registry_ctl_locked() to adopt), and registry_ctl_end()
+ * after the registry was updated and the set unlocked.  The recorder's
+ * consistent cut (registry_lock_all()) waits for every call in between.
+ */
+void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd);
+struct reg_set *registry_ctl_lock_set(struct reg_ctl *c);
+void registry_ctl_end(struct reg_ctl *c);
 
 /*
  * Record a successful epoll_ctl(epfd, op, fd, ev) on set (locked, from
