@@ -83,19 +83,37 @@ static size_t watch_bytes;
 static unsigned fail_after, fail_count;
 
 /* Allocation with failure injection; failures mark the registry. */
-static void *reg_calloc(size_t n, size_t size)
+/* An injected allocation failure is due (registry_fail_alloc()). */
+static bool reg_fail_now(void)
 {
 	if (__atomic_load_n(&fail_count, __ATOMIC_RELAXED)) {
 		if (__atomic_load_n(&fail_after, __ATOMIC_RELAXED) == 0) {
 			__atomic_sub_fetch(&fail_count, 1, __ATOMIC_RELAXED);
 			registry_mark_incomplete();
-			return NULL;
+			return true;
 		}
 		__atomic_sub_fetch(&fail_after, 1, __ATOMIC_RELAXED);
 	}
-	void *p = calloc(n, size);
+	return false;
+}
+
+static void *reg_calloc(size_t n, size_t size)
+{
+	void *p = reg_fail_now() ? NULL : calloc(n, size);
 	if (!p)
 		registry_mark_incomplete();
+	return p;
+}
+
+/* A zeroed object of size bytes aligned to align (a power of two). */
+static void *reg_zalloc_aligned(size_t align, size_t size)
+{
+	void *p = reg_fail_now() ? NULL : aligned_alloc(align, size);
+	if (!p) {
+		registry_mark_incomplete();
+		return NULL;
+	}
+	memset(p, 0, size);
 	return p;
 }
 
@@ -542,7 +560,8 @@ static struct reg_set *set_new(struct reg_file *file, int flags, bool shared)
 	}
 	pthread_mutex_unlock(&free_lock);
 	if (!s) {
-		s = reg_calloc(1, sizeof(*s));
+		/* Its stripes are cache-line aligned: so must it be. */
+		s = reg_zalloc_aligned(_Alignof(struct reg_set), sizeof(*s));
 		if (!s)
 			return NULL;
 		set_lock_init(s);
