@@ -122,6 +122,31 @@ real_loaded_check() {
 	fi
 }
 
+# real_dumps_under_load PID LPID [WHAT]: while the load LPID (WHAT, "the
+# load" by default) runs, dump PID 5 times, 0.2 s apart, each image checked
+# by real_loaded_check; then stop the load ($WORK/stop), wait for it and
+# set LOAD_STATUS to its exit status.  Passes when 5 dumps were taken under
+# load and the images held client connections.
+real_dumps_under_load() {
+	local pid=$1 lpid=$2 what=${3:-the load} i loaded=0
+	sleep 0.3
+	for ((i = 1; i <= 5; i++)); do
+		real_alive "$lpid" || break
+		real_dump "load$i" "$pid" || { fail "load$i: dump"; continue; }
+		real_alive "$lpid" || { echo "load$i: $what ended during the dump"; break; }
+		loaded=$((loaded + 1))
+		real_loaded_check "load$i" "$pid" "$WORK/load$i.json"
+		sleep 0.2
+	done
+	touch "$WORK/stop"
+	wait "$lpid"
+	LOAD_STATUS=$?
+	[ $loaded = 5 ] && pass "5 dumps taken while $what ran" ||
+		fail "only $loaded dumps taken while $what ran"
+	[ $LOAD_CONNS -gt 0 ] && pass "under load the images held $LOAD_CONNS client connection watches" ||
+		fail "no client connection in any under-load image: the dumps did not see the load"
+}
+
 # real_query FILE EXPR: json_query of lib.sh with the resolved interpreter.
 real_query() {
 	"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"

@@ -79,22 +79,8 @@ fi
 	--reconnect 20 --stop "$WORK/stop" >"$WORK/load.out" 2>&1 &
 LPID=$!
 PIDS+=("$LPID")
-sleep 0.3
-loaded=0
-for ((i = 1; i <= 5; i++)); do
-	real_alive "$LPID" || break
-	real_dump "load$i" "$SPID" || { fail "load$i: dump"; continue; }
-	real_alive "$LPID" || { echo "load$i: the load ended during the dump"; break; }
-	loaded=$((loaded + 1))
-	real_loaded_check "load$i" "$SPID" "$WORK/load$i.json"
-	sleep 0.2
-done
-touch "$WORK/stop"
-wait "$LPID"
-lstatus=$?
-[ $loaded = 5 ] && pass "5 dumps taken under load" || fail "only $loaded dumps taken under load"
-[ $LOAD_CONNS -gt 0 ] && pass "under load the images held $LOAD_CONNS client connection watches" ||
-	fail "no client connection in any under-load image: the dumps did not see the load"
+real_dumps_under_load "$SPID" "$LPID"
+lstatus=$LOAD_STATUS
 
 cat "$WORK/load.out"
 [ $lstatus = 0 ] && pass "every line came back unchanged" || fail "the load saw errors"

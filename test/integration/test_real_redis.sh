@@ -39,24 +39,9 @@ real_dump start "$RPID" && real_exact_check start "$RPID" "$WORK/start.json" "$W
 ) &
 BPID=$!
 PIDS+=("$BPID")
-sleep 0.3
-loaded=0
-for ((i = 1; i <= 5; i++)); do
-	real_alive "$BPID" || break
-	real_dump "load$i" "$RPID" || { fail "load$i: dump"; continue; }
-	real_alive "$BPID" || { echo "load$i: the benchmark ended during the dump"; break; }
-	loaded=$((loaded + 1))
-	real_loaded_check "load$i" "$RPID" "$WORK/load$i.json"
-	sleep 0.2
-done
-touch "$WORK/stop"
-wait "$BPID"
-bstatus=$?
+real_dumps_under_load "$RPID" "$BPID" "the benchmark"
+bstatus=$LOAD_STATUS
 rounds=$(cat "$WORK/rounds" 2>/dev/null || echo 0)
-[ $loaded = 5 ] && pass "5 dumps taken while redis-benchmark ran" ||
-	fail "only $loaded dumps taken while redis-benchmark ran"
-[ $LOAD_CONNS -gt 0 ] && pass "under load the images held $LOAD_CONNS client connection watches" ||
-	fail "no client connection in any under-load image: the dumps did not see the load"
 
 # The benchmark: every test of every round completed, nothing refused.
 echo "redis-benchmark: $rounds round(s) (exit $bstatus):"; grep -v '^"test"' "$WORK/bench.csv"
