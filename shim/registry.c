@@ -13,6 +13,7 @@
  * close against an epoll_ctl of the same fd.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,39 @@ struct reg_slab {
 	struct reg_watch w[SLAB_WATCHES];
 };
 
-/* One lock on its own cache line. */
+/*
+ * A ctl stripe: a spin lock on its own cache line.  Held across one
+ * epoll_ctl (a microsecond or two) and rarely contended (a set has
+ * REG_SET_STRIPES); a waiter spins a little, then yields.  Not a
+ * pthread mutex: a dump holds every stripe of every set, more locks than
+ * ThreadSanitizer's deadlock detector can follow (64).
+ */
 struct reg_stripe {
-	pthread_mutex_t lock;
+	int locked;
 } __attribute__((aligned(64)));
+
+#define STRIPE_SPINS 100 /* pauses before each sched_yield() */
+
+static void stripe_lock(struct reg_stripe *st)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (!__atomic_load_n(&st->locked, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&st->locked, 1, __ATOMIC_ACQUIRE))
+			return;
+		if (spins < STRIPE_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		} else {
+			sched_yield();
+		}
+	}
+}
+
+static void stripe_unlock(struct reg_stripe *st)
+{
+	__atomic_store_n(&st->locked, 0, __ATOMIC_RELEASE);
+}
 
 #define REG_SET_STRIPES 32 /* ctl stripes per set (see registry_ctl_begin) */
 
@@ -68,9 +98,7 @@ static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
  * on separate sets touch only their own set's cache lines.  Calls on an
  * epoll fd the shim does not know use the unknown-set stripes.
  */
-static struct reg_stripe unknown_stripes[REG_SET_STRIPES] = {
-	[0 ... REG_SET_STRIPES - 1] = { PTHREAD_MUTEX_INITIALIZER }
-};
+static struct reg_stripe unknown_stripes[REG_SET_STRIPES];
 static struct reg_set *sets_head;
 
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -537,7 +565,7 @@ static void watch_remove(struct reg_set *s, struct reg_watch *w)
 static void set_stripes_init(struct reg_set *s)
 {
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
-		pthread_mutex_init(&s->stripes[i].lock, NULL);
+		__atomic_store_n(&s->stripes[i].locked, 0, __ATOMIC_RELAXED);
 }
 
 static void set_lock_init(struct reg_set *s)
@@ -907,7 +935,8 @@ void registry_fork_child(void)
 		set_stripes_init(s);
 	pthread_mutex_init(&sets_lock, NULL);
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
-		pthread_mutex_init(&unknown_stripes[i].lock, NULL);
+		__atomic_store_n(&unknown_stripes[i].locked, 0,
+				 __ATOMIC_RELAXED);
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,
@@ -931,8 +960,9 @@ void registry_fdop_unlock(void)
 
 static unsigned stripe_of(int fd)
 {
+	/* The top bits of a Fibonacci hash: REG_SET_STRIPES is 2^5. */
 	return (unsigned)(((uint64_t)(unsigned)fd * 0x9e3779b97f4a7c15ull) >>
-			  60) % REG_SET_STRIPES;
+			  59) % REG_SET_STRIPES;
 }
 
 void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
@@ -941,9 +971,8 @@ void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
 
 	c->file = fdt_get(epfd);
 	c->set = registry_set_of(c->file);
-	c->stripe = c->set ? &c->set->stripes[i].lock :
-			     &unknown_stripes[i].lock;
-	pthread_mutex_lock(c->stripe);
+	c->stripe = c->set ? &c->set->stripes[i] : &unknown_stripes[i];
+	stripe_lock(c->stripe);
 }
 
 struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
@@ -963,7 +992,7 @@ struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
 	 * Only the unknown-set stripes come before it: leave the set's.
 	 */
 	if (c->set) {
-		pthread_mutex_unlock(c->stripe);
+		stripe_unlock(c->stripe);
 		c->stripe = NULL;
 	}
 	return NULL;
@@ -972,7 +1001,7 @@ struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
 void registry_ctl_end(struct reg_ctl *c)
 {
 	if (c->stripe)
-		pthread_mutex_unlock(c->stripe);
+		stripe_unlock(c->stripe);
 	c->stripe = NULL;
 }
 
@@ -985,11 +1014,11 @@ void registry_lock_all(void)
 {
 	pthread_rwlock_wrlock(&fdop_lock);
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
-		pthread_mutex_lock(&unknown_stripes[i].lock);
+		stripe_lock(&unknown_stripes[i]);
 	pthread_mutex_lock(&sets_lock);
 	for (struct reg_set *s = sets_head; s; s = s->next) {
 		for (unsigned i = 0; i < REG_SET_STRIPES; i++)
-			pthread_mutex_lock(&s->stripes[i].lock);
+			stripe_lock(&s->stripes[i]);
 		pthread_mutex_lock(&s->lock);
 	}
 }
@@ -999,11 +1028,11 @@ void registry_unlock_all(void)
 	for (struct reg_set *s = sets_head; s; s = s->next) {
 		pthread_mutex_unlock(&s->lock);
 		for (unsigned i = REG_SET_STRIPES; i-- > 0;)
-			pthread_mutex_unlock(&s->stripes[i].lock);
+			stripe_unlock(&s->stripes[i]);
 	}
 	pthread_mutex_unlock(&sets_lock);
 	for (unsigned i = REG_SET_STRIPES; i-- > 0;)
-		pthread_mutex_unlock(&unknown_stripes[i].lock);
+		stripe_unlock(&unknown_stripes[i]);
 	pthread_rwlock_unlock(&fdop_lock);
 }
 

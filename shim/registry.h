@@ -202,11 +202,13 @@ void registry_signalfd_mask(int fd, uint64_t mask);
 struct reg_set *registry_set_lock(int epfd);
 void registry_set_unlock(struct reg_set *set);
 
+struct reg_stripe;
+
 /* One epoll_ctl in flight (registry_ctl_begin() fills it). */
 struct reg_ctl {
 	struct reg_file *file;	/* epfd's file when the call began */
 	struct reg_set *set;	/* its set, or NULL when unknown */
-	pthread_mutex_t *stripe; /* held, or NULL */
+	struct reg_stripe *stripe; /* held, or NULL */
 };
 
 /*
