@@ -182,8 +182,11 @@ static const struct image_fd *rs_fd_of(const struct restore *r,
 /* The first fd number of a target in the image, or -1 when it has none. */
 static int rs_first_fd(const struct restore *r, uint32_t id)
 {
-	const struct rs_target *rt = &r->t[id - 1];
+	const struct rs_target *rt;
 
+	if (!r->t || id == 0 || id > r->img->ntargets)
+		return -1;
+	rt = &r->t[id - 1];
 	return rt->fd_count ? r->img->fds[r->by_target[rt->fd_first]].fd : -1;
 }
 
@@ -1616,6 +1619,8 @@ static int rs_differ(struct restore *r, uint32_t sid,
 		return rs_fail(r, "verify: epfd %d: watch tfd %d events 0x%x data 0x%llx of the image is not in the kernel's view",
 			       epfd, e->tfd, e->events,
 			       (unsigned long long)e->data);
+	if (!l)
+		return rs_fail(r, "verify: epfd %d: the image and the kernel's view differ", epfd);
 	return rs_fail(r, "verify: epfd %d: the kernel shows watch tfd %d events 0x%x data 0x%llx, which the image does not have",
 		       epfd, l->tfd, l->events, (unsigned long long)l->data);
 }
@@ -1700,7 +1705,7 @@ static int rs_verify_set(struct restore *r, struct rs_verify *v, uint32_t sid)
 
 	for (uint32_t k = 0; k < st->w_count; k++)
 		n += !(r->wflags[r->by_set[st->w_first + k]] & RSW_SKIP);
-	if (rs_verify_grow(r, v, n) < 0)
+	if (rs_verify_grow(r, v, n) < 0 || !v->exps)
 		return -1;
 	v->nexps = n;
 	for (uint32_t k = 0, j = 0; k < st->w_count; k++) {
