@@ -10,7 +10,7 @@ what=${1:-build}
 # binutils: readelf and nm (test_abi); man-db and groff-base: man pages
 # rendered with warnings (test_man, test_install).
 build_pkgs="gcc make pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3 binutils man-db groff-base"
-all_pkgs="$build_pkgs clang libclang-rt-14-dev valgrind redis-server redis-tools memcached nginx-light nodejs"
+all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs"
 case $what in
 build) want=$build_pkgs ;;
 all) want=$all_pkgs ;;
