@@ -181,6 +181,33 @@ static void test_fork_marks_uncertain(void **state)
 	assert_true(w->uncertain);
 }
 
+/*
+ * A file installed after a fork whose real call may have preceded it: the
+ * fork marked every file of the table shared before this one was there, so
+ * the install itself must: the next two installs of the thread after a
+ * fork are marked shared, the third is not, and without a fork none is.
+ */
+static void test_install_after_fork_shared(void **state)
+{
+	(void)state;
+	registry_fd_created(9, IMAGE_KIND_EVENTFD, NULL);
+	registry_fd_created(10, IMAGE_KIND_EVENTFD, NULL);
+	registry_fd_created(8, IMAGE_KIND_EVENTFD, NULL);
+	assert_false(registry_file_at(8)->flags & REG_FILE_SHARED);
+	/* The atfork handlers of a fork, as the parent runs them. */
+	registry_fork_prepare();
+	registry_fork_parent();
+	assert_true(registry_file_at(9)->flags & REG_FILE_SHARED);
+	registry_fd_created(11, IMAGE_KIND_EVENTFD, NULL);
+	registry_fd_created(12, IMAGE_KIND_EVENTFD, NULL);
+	registry_fd_created(13, IMAGE_KIND_EVENTFD, NULL);
+	registry_fd_created(14, IMAGE_KIND_EVENTFD, NULL);
+	assert_true(registry_file_at(11)->flags & REG_FILE_SHARED);
+	assert_true(registry_file_at(12)->flags & REG_FILE_SHARED);
+	assert_false(registry_file_at(13)->flags & REG_FILE_SHARED);
+	assert_false(registry_file_at(14)->flags & REG_FILE_SHARED);
+}
+
 /* A watch on an fd the shim never saw created is adopted, shared. */
 static void test_unknown_fd_adopted(void **state)
 {
@@ -340,6 +367,7 @@ int main(void)
 		cmocka_unit_test_setup(test_close_range, setup),
 		cmocka_unit_test_setup(test_close_set, setup),
 		cmocka_unit_test_setup(test_fork_marks_uncertain, setup),
+		cmocka_unit_test_setup(test_install_after_fork_shared, setup),
 		cmocka_unit_test_setup(test_unknown_fd_adopted, setup),
 		cmocka_unit_test_setup(test_nested_cyclic_walk, setup),
 		cmocka_unit_test_setup(test_long_chain_bounded, setup),
