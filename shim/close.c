@@ -20,12 +20,10 @@ SHIM_API SHIM_HOT int close(int fd)
 		return REAL(close)(fd);
 	bool locked = registry_fdop_begin(seen.file);
 	int ret = REAL(close)(fd);
-	if (seen.file || fd == log_get_fd()) {
-		int saved_errno = errno;
-		registry_fd_closed(fd, seen);
-		log_fd_closed(fd);
-		errno = saved_errno;
-	}
+	int saved_errno = errno;
+	registry_fd_closed(fd, seen); /* no-op for an untracked fd */
+	log_fd_closed(fd);	      /* no-op unless it is the log fd */
+	errno = saved_errno;
 	registry_fdop_end(locked);
 	return ret;
 }

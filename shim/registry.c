@@ -718,20 +718,26 @@ static void file_last_ref(struct reg_file *f)
 	file_maybe_free(f);
 }
 
+/*
+ * Lock s, the set f had when it was looked up, and return it when it is
+ * still f's set; NULL (unlocked) when s or f is NULL, or f's set was
+ * released (and maybe reused) meanwhile.
+ */
+static struct reg_set *set_lock_live(struct reg_file *f, struct reg_set *s)
+{
+	if (!f || !s)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->file == f && __atomic_load_n(&f->set, __ATOMIC_ACQUIRE) == s)
+		return s;
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 struct reg_set *registry_set_lock(int epfd)
 {
 	struct reg_file *f = fdt_get(epfd);
-	if (!f || file_kind(f) != IMAGE_KIND_EPOLL)
-		return NULL;
-	struct reg_set *s = __atomic_load_n(&f->set, __ATOMIC_ACQUIRE);
-	if (!s)
-		return NULL;
-	pthread_mutex_lock(&s->lock);
-	if (s->file != f) { /* destroyed (and maybe reused) meanwhile */
-		pthread_mutex_unlock(&s->lock);
-		return NULL;
-	}
-	return s;
+	return set_lock_live(f, registry_set_of(f));
 }
 
 void registry_set_unlock(struct reg_set *set)
@@ -977,15 +983,10 @@ void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
 
 struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
 {
-	struct reg_set *s = c->set;
+	struct reg_set *s = set_lock_live(c->file, c->set);
 
-	if (s) {
-		pthread_mutex_lock(&s->lock);
-		if (s->file == c->file && c->file &&
-		    __atomic_load_n(&c->file->set, __ATOMIC_ACQUIRE) == s)
-			return s;
-		pthread_mutex_unlock(&s->lock);
-	}
+	if (s)
+		return s;
 	/*
 	 * Unknown, or destroyed since: registry_ctl_locked() adopts it,
 	 * taking the list lock, which a dump takes before any set's stripe.
