@@ -275,65 +275,65 @@ static void format_events(uint32_t events, char *out, size_t len)
 			 rest);
 }
 
+/* A constant and its name, for the tables below. */
+struct const_name {
+	uint32_t value;
+	const char *name;
+};
+
+#define CONST_NAME(c) { (uint32_t)(c), #c }
+
+static const struct const_name domain_names[] = {
+	CONST_NAME(AF_UNIX),	CONST_NAME(AF_INET),   CONST_NAME(AF_INET6),
+	CONST_NAME(AF_NETLINK), CONST_NAME(AF_PACKET),
+};
+
+static const struct const_name socktype_names[] = {
+	CONST_NAME(SOCK_STREAM),    CONST_NAME(SOCK_DGRAM),
+	CONST_NAME(SOCK_RAW),	    CONST_NAME(SOCK_RDM),
+	CONST_NAME(SOCK_SEQPACKET), CONST_NAME(SOCK_DCCP),
+	CONST_NAME(SOCK_PACKET),
+};
+
+static const struct const_name clock_names[] = {
+	CONST_NAME(CLOCK_REALTIME),	  CONST_NAME(CLOCK_MONOTONIC),
+	CONST_NAME(CLOCK_BOOTTIME),	  CONST_NAME(CLOCK_REALTIME_ALARM),
+	CONST_NAME(CLOCK_BOOTTIME_ALARM),
+};
+
+/*
+ * The name of value in the table of n entries, or "PREFIX<value>" written
+ * into buf (len bytes) when the table has none.
+ */
+static const char *const_name(const struct const_name *table, size_t n,
+			      uint32_t value, const char *prefix, char *buf,
+			      size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (table[i].value == value)
+			return table[i].name;
+	snprintf(buf, len, "%s%u", prefix, value);
+	return buf;
+}
+
+/* const_name() of a table given by name. */
+#define CONST_NAME_OF(table, value, prefix, buf, len)                         \
+	const_name(table, sizeof(table) / sizeof((table)[0]), value, prefix,  \
+		   buf, len)
+
 static const char *domain_name(uint32_t domain, char *buf, size_t len)
 {
-	switch (domain) {
-	case AF_UNIX:
-		return "AF_UNIX";
-	case AF_INET:
-		return "AF_INET";
-	case AF_INET6:
-		return "AF_INET6";
-	case AF_NETLINK:
-		return "AF_NETLINK";
-	case AF_PACKET:
-		return "AF_PACKET";
-	default:
-		snprintf(buf, len, "AF_%u", domain);
-		return buf;
-	}
+	return CONST_NAME_OF(domain_names, domain, "AF_", buf, len);
 }
 
 static const char *socktype_name(uint32_t type, char *buf, size_t len)
 {
-	switch (type) {
-	case SOCK_STREAM:
-		return "SOCK_STREAM";
-	case SOCK_DGRAM:
-		return "SOCK_DGRAM";
-	case SOCK_RAW:
-		return "SOCK_RAW";
-	case SOCK_RDM:
-		return "SOCK_RDM";
-	case SOCK_SEQPACKET:
-		return "SOCK_SEQPACKET";
-	case SOCK_DCCP:
-		return "SOCK_DCCP";
-	case SOCK_PACKET:
-		return "SOCK_PACKET";
-	default:
-		snprintf(buf, len, "SOCK_%u", type);
-		return buf;
-	}
+	return CONST_NAME_OF(socktype_names, type, "SOCK_", buf, len);
 }
 
 static const char *clock_name(uint32_t clockid, char *buf, size_t len)
 {
-	switch (clockid) {
-	case CLOCK_REALTIME:
-		return "CLOCK_REALTIME";
-	case CLOCK_MONOTONIC:
-		return "CLOCK_MONOTONIC";
-	case CLOCK_BOOTTIME:
-		return "CLOCK_BOOTTIME";
-	case CLOCK_REALTIME_ALARM:
-		return "CLOCK_REALTIME_ALARM";
-	case CLOCK_BOOTTIME_ALARM:
-		return "CLOCK_BOOTTIME_ALARM";
-	default:
-		snprintf(buf, len, "clock %u", clockid);
-		return buf;
-	}
+	return CONST_NAME_OF(clock_names, clockid, "clock ", buf, len);
 }
 
 /* "SIGINT" for 1..31 where the C library knows it, else "SIG34". */
