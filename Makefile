@@ -53,7 +53,7 @@ LIB := $(BUILD)/libepollcr.so
 CORE_A := $(BUILD)/libepollcr-core.a
 CLI := $(BUILD)/epollcr
 
-.PHONY: all check unit integration demo bench fuzz clean deps format lint \
+.PHONY: all check unit integration demo bench fuzz clean deps deps-demo format lint \
 	install uninstall examples tests
 all: $(LIB) $(CLI)
 
@@ -112,7 +112,11 @@ include install.mk
 deps:
 	@tools/deps.sh build
 
-demo: deps all examples
+# The demo needs a compiler and libunwind, not the test suite's packages.
+deps-demo:
+	@tools/deps.sh demo
+
+demo: deps-demo all examples
 	@tools/demo.sh $(BUILD)
 
 clean:

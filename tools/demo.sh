@@ -20,7 +20,13 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only, and not when NO_COLOR is set
+# (no-color.org): a pipe or a log gets plain text.
+bold= plain=
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+	bold=$'\033[1m' plain=$'\033[0m'
+fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "1. Start an epoll server under the shim"
