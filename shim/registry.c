@@ -13,10 +13,14 @@
  * close against an epoll_ctl of the same fd.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "backtrace.h"
 #include "registry.h"
@@ -100,6 +104,20 @@ static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
  */
 static struct reg_stripe unknown_stripes[REG_SET_STRIPES];
 static struct reg_set *sets_head;
+
+/*
+ * The consistent cut must not starve behind busy epoll_ctl callers.  A
+ * caller blocked on a stripe the cut holds used to spin, then call
+ * sched_yield() in a loop: runnable all along, such waiters took the CPU
+ * from the thread holding the cut (which then waited whole time slices to
+ * finish), and callers releasing a stripe took the next one at once while
+ * the cut needed every one.  So a cut sets cut_pending before it takes the
+ * stripes: callers arriving meanwhile sleep on it (futex) until the cut
+ * ends, and the cut waits only for the calls already in flight.  Set only
+ * by the holder of fdop_lock exclusive: one cut at a time, and no sleeper
+ * holds fdop_lock shared.
+ */
+static int cut_pending;
 
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_file *free_files;
@@ -940,6 +958,7 @@ void registry_fork_child(void)
 	for (struct reg_set *s = free_sets; s; s = s->next_free)
 		set_stripes_init(s);
 	pthread_mutex_init(&sets_lock, NULL);
+	__atomic_store_n(&cut_pending, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
 		__atomic_store_n(&unknown_stripes[i].locked, 0,
 				 __ATOMIC_RELAXED);
@@ -971,6 +990,43 @@ static unsigned stripe_of(int fd)
 			  59) % REG_SET_STRIPES;
 }
 
+/*
+ * A cut is being taken: sleep until it ends.  Only reached from a wrapper's
+ * outermost call (shim_enter()), holding no registry lock.
+ */
+static void __attribute__((noinline, cold)) cut_wait(void)
+{
+	int saved_errno = errno;
+	while (__atomic_load_n(&cut_pending, __ATOMIC_ACQUIRE))
+		syscall(SYS_futex, &cut_pending, FUTEX_WAIT_PRIVATE, 1, NULL,
+			NULL, 0);
+	errno = saved_errno;
+}
+
+/*
+ * stripe_lock() for an epoll_ctl: the same, except that it sleeps while a
+ * cut is pending instead of spinning against it (also when the cut began
+ * while this caller was already waiting for the stripe).
+ */
+static inline void stripe_lock_ctl(struct reg_stripe *st)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (__builtin_expect(__atomic_load_n(&cut_pending,
+						     __ATOMIC_RELAXED), 0))
+			cut_wait();
+		if (!__atomic_load_n(&st->locked, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&st->locked, 1, __ATOMIC_ACQUIRE))
+			return;
+		if (spins < STRIPE_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		} else {
+			sched_yield();
+		}
+	}
+}
+
 void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
 {
 	unsigned i = stripe_of(fd);
@@ -978,7 +1034,7 @@ void registry_ctl_begin(struct reg_ctl *c, int epfd, int fd)
 	c->file = fdt_get(epfd);
 	c->set = registry_set_of(c->file);
 	c->stripe = c->set ? &c->set->stripes[i] : &unknown_stripes[i];
-	stripe_lock(c->stripe);
+	stripe_lock_ctl(c->stripe);
 }
 
 struct reg_set *registry_ctl_lock_set(struct reg_ctl *c)
@@ -1007,13 +1063,15 @@ void registry_ctl_end(struct reg_ctl *c)
 }
 
 /*
- * Order: the fd-operation lock, the unknown-set stripes, the list of sets,
- * then each set's stripes and its lock.  An epoll_ctl holds one stripe and
- * then that set's lock (or, with no set, the list lock).
+ * Order: the fd-operation lock (then cut_pending is set), the unknown-set
+ * stripes, the list of sets, then each set's stripes and its lock.  An
+ * epoll_ctl holds one stripe and then that set's lock (or, with no set,
+ * the list lock).
  */
 void registry_lock_all(void)
 {
 	pthread_rwlock_wrlock(&fdop_lock);
+	__atomic_store_n(&cut_pending, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
 		stripe_lock(&unknown_stripes[i]);
 	pthread_mutex_lock(&sets_lock);
@@ -1034,6 +1092,9 @@ void registry_unlock_all(void)
 	pthread_mutex_unlock(&sets_lock);
 	for (unsigned i = REG_SET_STRIPES; i-- > 0;)
 		stripe_unlock(&unknown_stripes[i]);
+	__atomic_store_n(&cut_pending, 0, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &cut_pending, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+		0);
 	pthread_rwlock_unlock(&fdop_lock);
 }
 

@@ -76,6 +76,9 @@ if have bench_wait; then
 fi
 # Figures 5, 7: dump and registry memory (under the preload).
 have bench_dump && run dump env LD_PRELOAD="$LIB" "$BIN/bench_dump"
+# Figure 9: a dump's latency while 4 threads churn ADD/MOD/DEL, against
+# the dump at rest in the same process.
+have bench_churn && run churn env LD_PRELOAD="$LIB" "$BIN/bench_churn"
 # Figure 6: restore (no preload, as `epollcr restore`; the library is
 # loaded locally only to make the images).
 have bench_restore && run restore env EPOLLCR_BENCH_LIB="$LIB" \
