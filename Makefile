@@ -53,7 +53,7 @@ LIB := $(BUILD)/libepollcr.so
 CORE_A := $(BUILD)/libepollcr-core.a
 CLI := $(BUILD)/epollcr
 
-.PHONY: all check unit integration demo bench fuzz clean deps deps-demo format lint \
+.PHONY: all check check-long unit integration demo bench fuzz clean deps deps-demo format lint \
 	install uninstall examples tests
 all: $(LIB) $(CLI)
 

@@ -1,7 +1,9 @@
 # Tests: cmocka unit tests (test/unit/test_*.c, linked with the core, no
 # preload), integration programs (test/integration/*.c, plain executables
 # run by the scripts test/integration/test_*.sh), all driven by
-# tools/run-tests.sh, which prints "N passed, N failed" last.
+# tools/run-tests.sh, which prints "N passed, N failed" last.  `make check`
+# stays within 5 minutes on 2 cores; `make check-long` runs the long soaks
+# (test/integration/long_*.sh: 100,000 watches, long stress and churn).
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
 IPROG_SRC := $(wildcard test/integration/*.c)
@@ -20,6 +22,9 @@ tests: all examples $(UNIT_BIN) $(IPROG_BIN)
 
 check: deps tests
 	@SAN='$(SAN)' CC='$(CC)' tools/run-tests.sh $(BUILD)
+
+check-long: deps tests
+	@SAN='$(SAN)' CC='$(CC)' LONG=1 tools/run-tests.sh $(BUILD)
 
 unit: tests
 	@SAN='$(SAN)' CC='$(CC)' ONLY=unit tools/run-tests.sh $(BUILD)

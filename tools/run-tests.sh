@@ -3,6 +3,9 @@
 # Unit tests: build/test/unit/test_*; integration: test/integration/test_*.sh
 # (each gets BUILD, LIB, CLI, PRELOAD in its environment).  ONLY=unit or
 # ONLY=integration narrows the run; T=pattern keeps matching names.
+# LONG=1 runs the long soaks instead, test/integration/long_*.sh
+# (`make check-long`).  The total wall, user and system time come last
+# but one.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${1:-build}
@@ -45,29 +48,45 @@ run_one() { # name, command...
 	fi
 }
 
+if [ -n "${LONG:-}" ] && [ "$LONG" != 0 ]; then
+	ONLY=long
+fi
 if [ "${ONLY:-unit}" = unit ] || [ -z "${ONLY:-}" ]; then
 	for t in "$BUILD"/test/unit/test_*; do
 		[ -x "$t" ] || continue
 		run_one "unit/$(basename "$t")" "$t"
 	done
 fi
-if [ "${ONLY:-integration}" = integration ] || [ -z "${ONLY:-}" ]; then
+if [ "${ONLY:-integration}" = integration ] || [ "${ONLY:-}" = long ] ||
+	[ -z "${ONLY:-}" ]; then
 	# A dump (and fork) holds every set's lock at once; TSan's deadlock
 	# detector tracks at most 64 held locks per thread and aborts beyond.
 	# Lock order is checked by the unit tests, which hold few.
 	[[ ${SAN:-} == *thread* ]] && export TSAN_OPTIONS="$TSAN_OPTIONS:detect_deadlocks=0"
-	for t in test/integration/test_*.sh; do
+	pattern=test/integration/test_*.sh
+	[ "${ONLY:-}" = long ] && pattern=test/integration/long_*.sh
+	for t in $pattern; do
 		[ -f "$t" ] || continue
 		# Third-party programs (node, nginx...) are not ours to race-check:
 		# under TSan they get the (uninstrumented) shim alone.
+		name="integration/$(basename "$t" .sh)"
+		[ "${ONLY:-}" = long ] && name="long/$(basename "$t" .sh)"
 		if [[ ${SAN:-} == *thread* && $t == */test_real_* ]]; then
-			PRELOAD=$LIB run_one "integration/$(basename "$t" .sh)" bash "$t"
+			PRELOAD=$LIB run_one "$name" bash "$t"
 		else
-			run_one "integration/$(basename "$t" .sh)" bash "$t"
+			run_one "$name" bash "$t"
 		fi
 	done
 fi
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+# CPU time of every test (this script's children) beside the wall time:
+# on a shared machine the wall time also counts the others' load.
+# (`times` into a file: in a pipe it would run in a subshell, which has no
+# children.)
+times >"$logdir/times"
+tail -n 1 "$logdir/times" | awk -v wall=$SECONDS '
+	function sec(t) { split(t, a, /[ms]/); return a[1] * 60 + a[2] }
+	{ printf "time: %d s wall, %.0f s user, %.0f s sys\n", wall, sec($1), sec($2) }'
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
