@@ -112,11 +112,13 @@ include install.mk
 deps:
 	@tools/deps.sh build
 
-# The demo needs a compiler and libunwind, not the test suite's packages.
+# The demo needs a compiler and libunwind, not the test suite's packages;
+# they are installed before anything is compiled, also under make -j.
 deps-demo:
 	@tools/deps.sh demo
 
-demo: deps-demo all examples
+demo: deps-demo
+	@$(MAKE) -s --no-print-directory all examples
 	@tools/demo.sh $(BUILD)
 
 clean:
