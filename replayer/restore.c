@@ -1079,8 +1079,7 @@ static int rs_create_pair(struct restore *r, uint32_t a, uint32_t b)
 			continue;
 		fd[i] = rs_lift(r, fd[i], id[i]);
 		if (fd[i] < 0) {
-			if (i == 0)
-				close(fd[1]);
+			close(fd[1 - i]); /* the other end, not yet settled */
 			return -1;
 		}
 	}
