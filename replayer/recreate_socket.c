@@ -26,8 +26,6 @@
 
 #include "recreate.h"
 
-/* How long make_ready waits for a loopback connection to be queued. */
-#define SOCK_READY_TIMEOUT_MS 1000
 /* Bytes of zeros sent at a time to queue a socketpair end's pending bytes;
  * also the largest datagram queued that way. */
 #define SOCK_PENDING_CHUNK 65536
@@ -454,11 +452,13 @@ int recreate_socket_make_ready(const struct image_target *t,
 		goto err_close_client;
 	}
 	do
-		ret = poll(&p, 1, SOCK_READY_TIMEOUT_MS);
+		ret = poll(&p, 1, rr->wait_ms > 0 ? rr->wait_ms : 0);
 	while (ret < 0 && errno == EINTR);
 	if (ret <= 0) {
 		recreate_say(why, why_len,
-			     "the loopback connection did not reach the listening socket");
+			     rr->wait_ms > 0
+				     ? "the loopback connection did not reach the listening socket"
+				     : "the loopback connection did not reach the listening socket at once, and the restore's time to wait for readiness is spent");
 		ret = -ETIMEDOUT;
 		goto err_close_client;
 	}

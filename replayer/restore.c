@@ -59,6 +59,12 @@
 #define RS_POLL_BITS                                                          \
 	(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND |          \
 	 EPOLLWRNORM | EPOLLWRBAND | EPOLLRDHUP)
+/*
+ * The most a whole restore waits for events that make fired oneshots'
+ * files ready (a loopback connection to a listener): a listener that no
+ * connection can reach costs the rest of it once, not a second each.
+ */
+#define RS_READY_BUDGET_MS 1000
 /* Numbers checked per poll() call when looking for free fd numbers. */
 #define RS_POLL_CHUNK 1024
 /* fdinfo bytes allowed per expected watch line (a line is about 90). */
@@ -126,6 +132,8 @@ struct restore {
 	int *fillers;		/* created fds left below their home, open */
 	uint32_t nfillers;	/* until the create phase ends */
 	uint32_t nsets;
+	struct timespec ready_end; /* CLOCK_MONOTONIC end of the one
+				    * budget of waiting to make files ready */
 	char why[512];		/* scratch for per-kind reasons */
 	char note[512];
 };
@@ -1253,6 +1261,30 @@ static int rs_ready_now(struct restore *r, const struct image_watch *w,
  * with its private bits (the kernel adds EPOLLERR|EPOLLHUP) and a warning
  * says it is armed.
  */
+/*
+ * Milliseconds left of the restore's budget for waiting on make_ready
+ * (RS_READY_BUDGET_MS for the whole restore, started at the first wait).
+ */
+static int rs_ready_wait_ms(struct restore *r)
+{
+	struct timespec now;
+	long long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!r->ready_end.tv_sec && !r->ready_end.tv_nsec) {
+		r->ready_end = now;
+		r->ready_end.tv_sec += RS_READY_BUDGET_MS / 1000;
+		r->ready_end.tv_nsec += (RS_READY_BUDGET_MS % 1000) * 1000000L;
+		if (r->ready_end.tv_nsec >= 1000000000L) {
+			r->ready_end.tv_sec++;
+			r->ready_end.tv_nsec -= 1000000000L;
+		}
+	}
+	left = (long long)(r->ready_end.tv_sec - now.tv_sec) * 1000 +
+	       (r->ready_end.tv_nsec - now.tv_nsec) / 1000000;
+	return left > 0 ? (int)left : 0;
+}
+
 static int rs_add_disarmed(struct restore *r, uint32_t wi)
 {
 	const struct image_watch *w = &r->img->watches[wi];
@@ -1261,6 +1293,7 @@ static int rs_add_disarmed(struct restore *r, uint32_t wi)
 		.fd = r->t[w->target - 1].home,
 		.peer_fd = rs_partner_fd(r, w->target),
 		.aux_fd = -1,
+		.wait_ms = rs_ready_wait_ms(r),
 	};
 	uint32_t priv = w->events & RS_PRIVATE_BITS;
 	struct epoll_event got;

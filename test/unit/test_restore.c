@@ -705,6 +705,68 @@ static void child_oneshot(void)
 	image_free(&img);
 }
 
+/*
+ * Fired oneshots on listeners no loopback connection can reach: each is
+ * 0.0.0.0:P with SO_REUSEPORT, shadowed by a more specific 127.0.0.1:P
+ * listener the test holds, which takes every connection.  Each is restored
+ * armed with a warning; the restore waits once for all of them (its one
+ * budget, RS_READY_BUDGET_MS), not once per watch (5 s before).
+ */
+#define SHADOWED_LISTENERS 5
+static void child_oneshot_budget(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	uint16_t port = free_port();
+	struct timespec t0, t1;
+	struct image img;
+	struct kline k[16];
+	uint32_t s;
+	double ms;
+	int one = 1, shadow = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int n;
+
+	in.sin_port = htons(port);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(shadow >= 0 &&
+		      setsockopt(shadow, SOL_SOCKET, SO_REUSEPORT, &one,
+				 sizeof(one)) == 0 &&
+		      bind(shadow, (void *)&in, sizeof(in)) == 0 &&
+		      listen(shadow, 64) == 0,
+	      "shadowing listener: %s", strerror(errno));
+	image_init(&img);
+	s = set_tgt(&img);
+	put_fd(&img, 100, s, true);
+	for (int i = 0; i < SHADOWED_LISTENERS; i++) {
+		uint32_t ls = inet_listener(&img, port);
+		struct image_socket *so = &T(&img, ls)->u.sock;
+
+		so->flags |= IMAGE_SOCK_REUSEPORT;
+		((struct sockaddr_in *)&so->addr)->sin_addr.s_addr =
+			htonl(INADDR_ANY);
+		put_fd(&img, 101 + i, ls, true);
+		put_watch(&img, s, 101 + i, EPOLLONESHOT, (uint64_t)i, ls);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "restore: %s", err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	fprintf(stderr, "%d shadowed fired oneshots restored in %.0f ms\n",
+		SHADOWED_LISTENERS, ms);
+	CHECK(ms < 2500, "the restore waited %.0f ms for %d watches", ms,
+	      SHADOWED_LISTENERS);
+	n = KLINES(100, k);
+	CHECK(n == SHADOWED_LISTENERS, "%d lines", n);
+	CHECK(img.ndiags == SHADOWED_LISTENERS, "%u warnings", img.ndiags);
+	for (uint32_t i = 0; i < img.ndiags; i++)
+		CHECK(strstr(img.diags[i].message, "restored armed"),
+		      "warning %u: %s", i, img.diags[i].message);
+	close(shadow);
+	image_free(&img);
+}
+
 static void child_et_exclusive(void)
 {
 	struct image img;
@@ -1667,6 +1729,7 @@ CASE(stale_free)
 CASE(stale_taken)
 CASE(250_same_tfd)
 CASE(oneshot)
+CASE(oneshot_budget)
 CASE(et_exclusive)
 CASE(tcp_listener)
 CASE(unix_abstract)
@@ -1704,6 +1767,7 @@ int main(void)
 		cmocka_unit_test(test_stale_taken),
 		cmocka_unit_test(test_250_same_tfd),
 		cmocka_unit_test(test_oneshot),
+		cmocka_unit_test(test_oneshot_budget),
 		cmocka_unit_test(test_et_exclusive),
 		cmocka_unit_test(test_tcp_listener),
 		cmocka_unit_test(test_unix_abstract),
