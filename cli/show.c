@@ -18,7 +18,8 @@ static const char show_usage[] =
 	"prints every *.img in it; with --json, as a JSON array.\n"
 	"\n"
 	"  --json           the JSON form (see docs/image-format.md)\n"
-	"  --no-addr2line   do not run addr2line for file:line\n";
+	"  --no-addr2line   run no helper: no addr2line for file:line, no\n"
+	"                   c++filt for C++ names\n";
 
 int cmd_show(int argc, char **argv)
 {
@@ -57,6 +58,8 @@ int cmd_show(int argc, char **argv)
 		fputs(show_usage, stderr);
 		return CLI_USAGE;
 	}
+	/* One budget for every helper (addr2line, c++filt) of the command. */
+	show_tools_budget(SHOW_TOOLS_BUDGET_MS);
 	char **paths;
 	bool many;
 	int n = cli_image_paths(argv[optind], &paths, &many);
