@@ -155,12 +155,12 @@ int cmd_restore(int argc, char **argv)
 	struct image img;
 	char err[1024];
 	if (image_read_file(path, &img, err, sizeof(err)) < 0) {
-		cli_error("%s: %s", path, err);
+		cli_error("%s: %s", cli_esc(path), cli_esc(err));
 		return CLI_FAIL;
 	}
 	uint32_t diags_before = img.ndiags;
 	if (restore_image(&img, &o, err, sizeof(err)) < 0) {
-		cli_error("restore of %s failed: %s", path, err);
+		cli_error("restore of %s failed: %s", cli_esc(path), err);
 		image_free(&img);
 		return CLI_FAIL;
 	}
@@ -172,7 +172,7 @@ int cmd_restore(int argc, char **argv)
 		left_out += img.diags[i].code == IMAGE_DIAG_UNRESTORABLE &&
 			    img.diags[i].tfd >= 0;
 	fprintf(stderr, "epollcr: restored %u epoll sets and %u of %u watches from %s (pid %d), verified against /proc/self/fdinfo\n",
-		nsets, img.nwatches - left_out, img.nwatches, path,
+		nsets, img.nwatches - left_out, img.nwatches, cli_esc(path),
 		(int)img.proc.pid);
 	if (do_exec) {
 		prepare_exec(&img);

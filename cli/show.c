@@ -72,13 +72,13 @@ int cmd_show(int argc, char **argv)
 		struct image img;
 		char err[512];
 		if (image_read_file_flags(paths[i], &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-			cli_error("%s: %s", paths[i], err);
+			cli_error("%s: %s", cli_esc(paths[i]), cli_esc(err));
 			status = CLI_FAIL;
 			continue;
 		}
 		fflush(stdout);
 		if (!json && many)
-			printf("%s== %s\n", i ? "\n" : "", paths[i]);
+			printf("%s== %s\n", i ? "\n" : "", cli_esc(paths[i]));
 		if (json && many && i)
 			fputs(",\n", stdout);
 		fflush(stdout);
@@ -86,7 +86,7 @@ int cmd_show(int argc, char **argv)
 			       : show_image_text(&img, STDOUT_FILENO, flags);
 		image_free(&img);
 		if (ret < 0) {
-			cli_error("show: writing %s: %s", paths[i],
+			cli_error("show: writing %s: %s", cli_esc(paths[i]),
 				  strerror(-ret));
 			status = CLI_FAIL;
 		}

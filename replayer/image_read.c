@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image_io.h"
@@ -1399,12 +1400,22 @@ int image_read_file_flags(const char *path, struct image *img,
 			  unsigned flags, char *err, size_t err_len)
 {
 	struct reader r = { .err = err, .err_len = err_len };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Never blocks: a FIFO or a device named as an image is refused. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st = { 0 };
 	int ret;
 
 	if (fd < 0) {
 		image_init(img);
 		return fail(&r, 0, "cannot open the image: %s", strerror(errno));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		const char *why = st.st_mode ? "not a regular file"
+					     : strerror(errno);
+
+		close(fd);
+		image_init(img);
+		return fail(&r, 0, "cannot read the image: %s", why);
 	}
 	ret = image_read_fd_flags(fd, img, flags, err, err_len);
 	close(fd);

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "kind.h"
 #include "kview.h"
 #include "log.h"
@@ -143,9 +144,14 @@ struct restore {
 static int rs_fail(struct restore *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Record the first failure's one-line reason; returns -1. */
+/*
+ * Record the first failure's reason; returns -1.  It names strings of the
+ * image (paths, addresses): escaped by the one rule of escape.h, it is one
+ * line that cannot drive a terminal.
+ */
 static int rs_fail(struct restore *r, const char *fmt, ...)
 {
+	char raw[2048];
 	va_list ap;
 
 	if (r->failed)
@@ -153,8 +159,9 @@ static int rs_fail(struct restore *r, const char *fmt, ...)
 	r->failed = true;
 	if (r->err && r->err_len) {
 		va_start(ap, fmt);
-		vsnprintf(r->err, r->err_len, fmt, ap);
+		vsnprintf(raw, sizeof(raw), fmt, ap);
 		va_end(ap);
+		escape_bytes(r->err, r->err_len, raw, strlen(raw), 0);
 	}
 	return -1;
 }
@@ -1860,7 +1867,7 @@ static void rs_write_all(int fd, const char *buf, size_t len)
 static void rs_report(const struct restore *r)
 {
 	static const char *const sev[] = { "info", "warning", "error" };
-	char line[2048];
+	char line[2048], path[512], msg[1024];
 
 	if (r->report_fd < 0)
 		return;
@@ -1869,10 +1876,14 @@ static void rs_report(const struct restore *r)
 		uint32_t level = d->severity < IMAGE_SEV_ERROR
 					 ? d->severity
 					 : IMAGE_SEV_ERROR;
-		int n = snprintf(line, sizeof(line), "epollcr restore: %s: epfd %d tfd %d%s%s: %s\n",
-				 sev[level], d->epfd, d->tfd,
-				 d->path ? " " : "", d->path ? d->path : "",
-				 d->message);
+		int n;
+
+		if (d->path)
+			escape_str(path, sizeof(path), d->path);
+		escape_str(msg, sizeof(msg), d->message);
+		n = snprintf(line, sizeof(line), "epollcr restore: %s: epfd %d tfd %d%s%s: %s\n",
+			     sev[level], d->epfd, d->tfd, d->path ? " " : "",
+			     d->path ? path : "", msg);
 
 		if (n > (int)sizeof(line) - 1) {
 			n = (int)sizeof(line) - 1;

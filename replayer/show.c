@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "show.h"
 
 #define OUT_BUF_LEN 16384	   /* bytes buffered before a write(2) */
@@ -113,59 +114,15 @@ out_printf(struct out *o, const char *fmt, ...)
 	free(big);
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+static void out_emit(void *ctx, const char *piece, size_t piece_len)
 {
-	uint32_t cp, min;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2, cp = p[0] & 0x1f, min = 0x80;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3, cp = p[0] & 0x0f, min = 0x800;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4, cp = p[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	out_write(ctx, piece, piece_len);
 }
 
-/*
- * n bytes for a terminal: UTF-8 and printable ASCII as they are, a
- * backslash doubled, anything else as \xHH.
- */
+/* n bytes for a terminal, by the one rule of escape.h. */
 static void out_text_bytes(struct out *o, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < n) {
-		size_t k = utf8_len(p + i, n - i);
-
-		if (k > 1 || (k == 1 && p[i] >= 0x20 && p[i] < 0x7f &&
-			      p[i] != '\\')) {
-			out_write(o, p + i, k);
-			i += k;
-			continue;
-		}
-		if (p[i] == '\\')
-			out_puts(o, "\\\\");
-		else
-			out_printf(o, "\\x%02x", p[i]);
-		i++;
-	}
+	escape_emit(s, n, 0, out_emit, o);
 }
 
 static void out_text(struct out *o, const char *s)
@@ -176,44 +133,14 @@ static void out_text(struct out *o, const char *s)
 		out_puts(o, "(none)");
 }
 
-/* A JSON string of n bytes; bytes that are not UTF-8 become \u00XX. */
+/*
+ * A JSON string of n bytes, by the one rule of escape.h: C1 and bidi
+ * controls as \uXXXX, bytes that are not UTF-8 as \u00XX.
+ */
 static void out_json_bytes(struct out *o, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
 	out_puts(o, "\"");
-	while (i < n) {
-		size_t k = utf8_len(p + i, n - i);
-
-		if (k > 1 || (k == 1 && p[i] >= 0x20 && p[i] != 0x7f &&
-			      p[i] != '"' && p[i] != '\\')) {
-			out_write(o, p + i, k);
-			i += k;
-			continue;
-		}
-		switch (p[i]) {
-		case '"':
-			out_puts(o, "\\\"");
-			break;
-		case '\\':
-			out_puts(o, "\\\\");
-			break;
-		case '\n':
-			out_puts(o, "\\n");
-			break;
-		case '\t':
-			out_puts(o, "\\t");
-			break;
-		case '\r':
-			out_puts(o, "\\r");
-			break;
-		default:
-			out_printf(o, "\\u%04x", p[i]);
-			break;
-		}
-		i++;
-	}
+	escape_emit(s, n, ESCAPE_JSON, out_emit, o);
 	out_puts(o, "\"");
 }
 

@@ -10,6 +10,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_BIN := $(FUZZ_DIR)/fuzz_image
 FUZZ_SRC := test/fuzz/fuzz_image.c common/image.c common/crc32c.c \
+	common/escape.c \
 	common/log.c recorder/image_write.c replayer/image_read.c \
 	replayer/show.c
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
