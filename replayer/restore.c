@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "restore"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +117,8 @@ struct restore {
 	struct image *img;
 	bool existing;		/* targets=existing */
 	bool skip_missing;	/* missing=skip */
+	bool policy;		/* root restoring a non-root image, not
+				 * trusted: rs_check_policy applies */
 	int report_fd;
 	char *err;
 	size_t err_len;
@@ -1119,6 +1123,87 @@ static int cmp_home(const void *x, const void *y, void *ctx)
 }
 
 /*
+ * Whether an AF_UNIX path lies under cwd: relative, or below cwd + "/",
+ * and no component is "..".
+ */
+static bool rs_path_under(const char *path, const char *cwd)
+{
+	size_t n = strlen(cwd);
+	const char *p = path;
+
+	if (path[0] == '/') {
+		if (strncmp(path, cwd, n) ||
+		    (path[n] != '/' && !(n == 1 && cwd[0] == '/')))
+			return false;
+		p = path + n;
+	}
+	for (const char *c = p; (c = strstr(c, "..")); c += 2)
+		if ((c == path || c[-1] == '/') && (c[2] == '/' || !c[2]))
+			return false;
+	return true;
+}
+
+/* One socket the restore would create, against the policy. */
+static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
+{
+	const struct image_socket *s = &rs_tgt(r, id)->u.sock;
+	const struct sockaddr_in *in = (const void *)&s->addr;
+	const struct sockaddr_in6 *in6 = (const void *)&s->addr;
+	uint16_t port = 0;
+	char what[256], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	size_t plen;
+
+	rs_what(r, id, what, sizeof(what));
+	if (s->domain != AF_UNIX && s->domain != AF_INET &&
+	    s->domain != AF_INET6)
+		return rs_fail(r, "%s: socket family %u refused: a restore as root of an image of uid %u creates only AF_UNIX, AF_INET and AF_INET6 sockets (--trust-image to allow)",
+			       what, s->domain, r->img->proc.uid);
+	if (s->type == SOCK_RAW || s->type == SOCK_PACKET)
+		return rs_fail(r, "%s: raw socket refused: a restore as root of an image of uid %u creates no raw socket (--trust-image to allow)",
+			       what, r->img->proc.uid);
+	if (!(s->flags & IMAGE_SOCK_BOUND) || !s->addr_len)
+		return 0;
+	if (s->domain == AF_INET && s->addr_len >= sizeof(*in))
+		port = ntohs(in->sin_port);
+	else if (s->domain == AF_INET6 && s->addr_len >= sizeof(*in6))
+		port = ntohs(in6->sin6_port);
+	if (port && port < 1024)
+		return rs_fail(r, "%s: privileged port %u refused: a restore as root of an image of uid %u binds no port below 1024 (--trust-image to allow)",
+			       what, port, r->img->proc.uid);
+	plen = image_sun_path_len(&s->addr, s->addr_len);
+	if (s->domain != AF_UNIX || !plen ||
+	    ((const struct sockaddr_un *)&s->addr)->sun_path[0] == '\0')
+		return 0; /* unnamed or abstract: no file */
+	memcpy(path, ((const struct sockaddr_un *)&s->addr)->sun_path, plen);
+	path[plen] = '\0';
+	if (!rs_path_under(path, cwd))
+		return rs_fail(r, "%s: unix socket path %s refused: a restore as root of an image of uid %u creates sockets only under the working directory %s (--trust-image to allow)",
+			       what, path, r->img->proc.uid, cwd);
+	return 0;
+}
+
+/*
+ * The policy for root restoring another user's image: checked on every
+ * socket to be created before anything is, so that a refusal creates
+ * nothing.
+ */
+static int rs_check_policy(struct restore *r)
+{
+	char cwd[4096];
+
+	if (!r->policy)
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return rs_fail(r, "the working directory: %s", strerror(errno));
+	for (uint32_t i = 0; i < r->img->ntargets; i++)
+		if (r->t[i].state == RS_WANTED && r->t[i].owned &&
+		    rs_tgt(r, i + 1)->kind == IMAGE_KIND_SOCKET &&
+		    rs_policy_socket(r, i + 1, cwd) < 0)
+			return -1;
+	return 0;
+}
+
+/*
  * Create what the restore owns, in the order of the final numbers: each
  * creating syscall takes the lowest free number, which is then most often
  * the final number itself, and no move is needed.
@@ -1131,6 +1216,10 @@ static int rs_create_all(struct restore *r)
 
 	if (!order)
 		return rs_fail(r, "out of memory");
+	if (rs_check_policy(r) < 0) {
+		free(order);
+		return -1;
+	}
 	for (uint32_t i = 0; i < r->img->ntargets; i++)
 		if (r->t[i].state == RS_WANTED && r->t[i].owned)
 			order[n++] = i + 1;
@@ -1963,6 +2052,13 @@ int restore_image(struct image *img,
 		  const struct epollcr_restore_options *options, char *err,
 		  size_t err_len)
 {
+	return restore_image_trust(img, options, 0, err, err_len);
+}
+
+int restore_image_trust(struct image *img,
+			const struct epollcr_restore_options *options,
+			unsigned flags, char *err, size_t err_len)
+{
 	static const struct epollcr_restore_options defaults = {
 		.targets = EPOLLCR_TARGETS_RECREATE,
 		.missing = EPOLLCR_MISSING_FAIL,
@@ -1973,6 +2069,8 @@ int restore_image(struct image *img,
 		.img = img,
 		.existing = o->targets == EPOLLCR_TARGETS_EXISTING,
 		.skip_missing = o->missing == EPOLLCR_MISSING_SKIP,
+		.policy = !(flags & RESTORE_TRUST_IMAGE) && geteuid() == 0 &&
+			  img->proc.uid != 0,
 		.report_fd = o->report_fd,
 		.err = err,
 		.err_len = err_len,

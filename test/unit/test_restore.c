@@ -1237,6 +1237,138 @@ static void child_fail_bind(void)
 }
 
 /*
+ * Root restoring an image of uid 1000 (a policy, docs/security.md): a
+ * privileged port, a unix path outside the working directory or with a
+ * "..", a packet socket are refused before anything is created (the fd
+ * table and the file system unchanged); a path under the working
+ * directory is fine; the same image recorded as root's, or trusted
+ * (RESTORE_TRUST_IMAGE), binds the privileged port.  As root only.
+ */
+static void policy_image(struct image *img, uint32_t uid, uint32_t *ls)
+{
+	uint32_t s, e;
+
+	image_init(img);
+	img->proc.uid = uid;
+	s = set_tgt(img);
+	put_fd(img, 100, s, true);
+	e = efd_tgt(img, 0);
+	put_fd(img, 101, e, true);
+	put_watch(img, s, 101, EPOLLIN, 1, e);
+	*ls = tgt(img, IMAGE_KIND_SOCKET);
+	put_fd(img, 102, *ls, true);
+	put_watch(img, s, 102, EPOLLIN, 2, *ls);
+}
+
+static void set_unix_path(struct image *img, uint32_t id, const char *path)
+{
+	struct image_socket *so = &T(img, id)->u.sock;
+	struct sockaddr_un *un = (void *)&so->addr;
+
+	memset(so, 0, sizeof(*so));
+	so->domain = AF_UNIX;
+	so->type = SOCK_STREAM;
+	so->flags = IMAGE_SOCK_BOUND | IMAGE_SOCK_LISTENING;
+	so->backlog = 4;
+	so->pair = IMAGE_NONE;
+	un->sun_family = AF_UNIX;
+	snprintf(un->sun_path, sizeof(un->sun_path), "%s", path);
+	so->addr_len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
+				  strlen(path) + 1);
+}
+
+static void child_root_policy(void)
+{
+	char dir[] = "/tmp/epollcr-policy-XXXXXX", outside[128], inside[160];
+	struct image img;
+	struct stat st;
+	uint32_t ls;
+	uint16_t port = 1000 + (uint16_t)(getpid() % 23);
+	int ret;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "not root: the policy does not apply, skipped\n");
+		return;
+	}
+	CHECK(mkdtemp(dir), "mkdtemp");
+	CHECK(chdir(dir) == 0, "chdir");
+	snprintf(outside, sizeof(outside), "/tmp/epollcr-policy-%d.sock",
+		 (int)getpid());
+	snprintf(inside, sizeof(inside), "%s/ok.sock", dir);
+
+	/* a privileged port */
+	policy_image(&img, 1000, &ls);
+	{
+		struct image_socket *so = &T(&img, ls)->u.sock;
+		struct sockaddr_in *in = (void *)&so->addr;
+
+		so->domain = AF_INET;
+		so->type = SOCK_STREAM;
+		so->protocol = IPPROTO_TCP;
+		so->flags = IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND |
+			    IMAGE_SOCK_REUSEADDR;
+		so->backlog = 4;
+		so->pair = IMAGE_NONE;
+		so->addr_len = sizeof(*in);
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "refused: a restore as root of an image of uid 1000 binds no port below 1024");
+	/* trusted: bound */
+	ret = restore_image_trust(&img,
+				  &(struct epollcr_restore_options){
+					  .report_fd = -1 },
+				  RESTORE_TRUST_IMAGE, err, sizeof(err));
+	CHECK(ret == 0, "trusted restore: %s", err);
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	/* the image of a root process: no policy */
+	img.proc.uid = 0;
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "root's image: %s", err);
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	image_free(&img);
+
+	/* unix paths: outside the working directory, with "..", inside */
+	static const char *const refused[] = { NULL, "../x.sock",
+					       "sub/../../x.sock" };
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		policy_image(&img, 1000, &ls);
+		set_unix_path(&img, ls, refused[i] ? refused[i] : outside);
+		restore_fails(&img, EPOLLCR_TARGETS_RECREATE,
+			      EPOLLCR_MISSING_FAIL,
+			      "creates sockets only under the working directory");
+		image_free(&img);
+	}
+	CHECK(lstat(outside, &st) < 0 && errno == ENOENT,
+	      "%s was created", outside);
+	policy_image(&img, 1000, &ls);
+	set_unix_path(&img, ls, inside);
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "a path under the working directory: %s", err);
+	CHECK(lstat(inside, &st) == 0 && S_ISSOCK(st.st_mode), "socket made");
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	unlink(inside);
+	image_free(&img);
+
+	/* another family: AF_PACKET */
+	policy_image(&img, 1000, &ls);
+	T(&img, ls)->u.sock = (struct image_socket){
+		.domain = AF_PACKET, .type = SOCK_DGRAM, .backlog = -1,
+		.pair = IMAGE_NONE };
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "socket family 17 refused");
+	image_free(&img);
+	CHECK(chdir("/") == 0 && rmdir(dir) == 0, "rmdir %s", dir);
+}
+
+/*
  * No number is free above the image's numbers (RLIMIT_NOFILE just above
  * them): the file that must wait at a temporary number cannot, after
  * others were created.
@@ -1743,6 +1875,7 @@ CASE(wakeup_unrelated)
 CASE(rlimit)
 CASE(taken)
 CASE(fail_bind)
+CASE(root_policy)
 CASE(fail_rlimit)
 CASE(inject_ctl)
 CASE(inject_dup3)
@@ -1781,6 +1914,7 @@ int main(void)
 		cmocka_unit_test(test_rlimit),
 		cmocka_unit_test(test_taken),
 		cmocka_unit_test(test_fail_bind),
+		cmocka_unit_test(test_root_policy),
 		cmocka_unit_test(test_fail_rlimit),
 		cmocka_unit_test(test_inject_ctl),
 		cmocka_unit_test(test_inject_dup3),
