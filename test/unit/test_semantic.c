@@ -267,11 +267,19 @@ static int restore_once(const char *path, const struct image *img,
 	return ret;
 }
 
-static void show_both(const struct image *img, int null_fd)
+/* show, text (with its helpers now and then) and JSON. */
+static void show_both(const struct image *img, int null_fd, bool helpers)
 {
-	assert_int_equal(show_image_text(img, null_fd, SHOW_NO_ADDR2LINE), 0);
+	assert_int_equal(show_image_text(img, null_fd,
+					 helpers ? 0 : SHOW_NO_ADDR2LINE),
+			 0);
 	assert_int_equal(show_image_json(img, null_fd), 0);
 }
+
+/* Module paths of every sort: ELF, FIFO, device, directory, missing. */
+static char fifo_path[96], missing_path[96];
+static const char *module_paths[] = { "/bin/true", fifo_path, "/dev/zero",
+				      "/", missing_path };
 
 static unsigned long env_ul(const char *name, unsigned long dflt)
 {
@@ -304,7 +312,8 @@ static void test_semantic(void **state)
 		char err[512];
 		long calls = 0;
 
-		ig_image(&g, &img, NULL, 0);
+		ig_image(&g, &img, module_paths,
+			 sizeof(module_paths) / sizeof(module_paths[0]));
 		assert_int_equal(image_write_file(&img, path), 0);
 		image_free(&img);
 		if (image_read_file(path, &back, err, sizeof(err)) < 0) {
@@ -314,7 +323,7 @@ static void test_semantic(void **state)
 			continue;
 		}
 		read_ok++;
-		show_both(&back, null_fd);
+		show_both(&back, null_fd, s % 16 == 0);
 		if (restore_once(path, &back, &o, s, 0, &calls) == 0)
 			restored++;
 		for (int r = 0; r < 3 && calls > 0; r++) {
@@ -346,6 +355,10 @@ static int setup(void **state)
 	snprintf(sock_dir, sizeof(sock_dir), "%s/s", work_dir);
 	if (mkdir(sock_dir, 0700) < 0)
 		return -1;
+	snprintf(fifo_path, sizeof(fifo_path), "%s/fifo", work_dir);
+	snprintf(missing_path, sizeof(missing_path), "%s/missing", work_dir);
+	if (mkfifo(fifo_path, 0600) < 0)
+		return -1;
 	/* Under the working directory: allowed by root's policy too. */
 	if (chdir(work_dir) < 0)
 		return -1;
@@ -357,6 +370,7 @@ static int teardown(void **state)
 	(void)state;
 	clean_sock_dir();
 	rmdir(sock_dir);
+	unlink(fifo_path);
 	if (chdir("/") < 0)
 		return -1;
 	if (!getenv("EPOLLCR_SEMANTIC_KEEP"))
