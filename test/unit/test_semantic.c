@@ -323,7 +323,7 @@ static void test_semantic(void **state)
 			continue;
 		}
 		read_ok++;
-		show_both(&back, null_fd, s % 16 == 0);
+		show_both(&back, null_fd, s % 64 == 0);
 		if (restore_once(path, &back, &o, s, 0, &calls) == 0)
 			restored++;
 		for (int r = 0; r < 3 && calls > 0; r++) {
