@@ -526,6 +526,13 @@ static int module_open(const char *path)
 		close(fd);
 		return -1;
 	}
+	if (fd <= 3) {
+		/* Not 3 itself: dup2 onto itself would keep close-on-exec. */
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+		close(fd);
+		fd = high;
+	}
 	return fd;
 }
 
