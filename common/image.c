@@ -13,6 +13,7 @@
 void image_init(struct image *img)
 {
 	memset(img, 0, sizeof(*img));
+	img->file_uid = -1;
 }
 
 static void backtrace_free(struct image_backtrace *bt)

@@ -315,6 +315,12 @@ struct image {
 	/* capacities of the arrays above, for the image_add_* helpers */
 	uint32_t cap_modules, cap_backtraces, cap_targets, cap_fds, cap_watches,
 		cap_diags;
+	/*
+	 * Not in the format: the owner (st_uid) of the file the image was
+	 * read from by image_read_file*, -1 when not read from a file.  The
+	 * image's own proc.uid is anyone's claim; who owns the file is not.
+	 */
+	int64_t file_uid;
 };
 
 /* Initialise an empty image. */

@@ -1419,6 +1419,8 @@ int image_read_file_flags(const char *path, struct image *img,
 	}
 	ret = image_read_fd_flags(fd, img, flags, err, err_len);
 	close(fd);
+	if (ret == 0)
+		img->file_uid = st.st_uid;
 	return ret;
 }
 

@@ -1153,14 +1153,22 @@ static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
 	char what[256], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	size_t plen;
 
+	char who[64];
+
+	if (r->img->proc.uid != 0)
+		snprintf(who, sizeof(who), "an image of uid %u",
+			 r->img->proc.uid);
+	else
+		snprintf(who, sizeof(who), "an image in a file of uid %lld",
+			 (long long)r->img->file_uid);
 	rs_what(r, id, what, sizeof(what));
 	if (s->domain != AF_UNIX && s->domain != AF_INET &&
 	    s->domain != AF_INET6)
-		return rs_fail(r, "%s: socket family %u refused: a restore as root of an image of uid %u creates only AF_UNIX, AF_INET and AF_INET6 sockets (--trust-image to allow)",
-			       what, s->domain, r->img->proc.uid);
+		return rs_fail(r, "%s: socket family %u refused: a restore as root of %s creates only AF_UNIX, AF_INET and AF_INET6 sockets (--trust-image to allow)",
+			       what, s->domain, who);
 	if (s->type == SOCK_RAW || s->type == SOCK_PACKET)
-		return rs_fail(r, "%s: raw socket refused: a restore as root of an image of uid %u creates no raw socket (--trust-image to allow)",
-			       what, r->img->proc.uid);
+		return rs_fail(r, "%s: raw socket refused: a restore as root of %s creates no raw socket (--trust-image to allow)",
+			       what, who);
 	if (!(s->flags & IMAGE_SOCK_BOUND) || !s->addr_len)
 		return 0;
 	if (s->domain == AF_INET && s->addr_len >= sizeof(*in))
@@ -1168,8 +1176,8 @@ static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
 	else if (s->domain == AF_INET6 && s->addr_len >= sizeof(*in6))
 		port = ntohs(in6->sin6_port);
 	if (port && port < 1024)
-		return rs_fail(r, "%s: privileged port %u refused: a restore as root of an image of uid %u binds no port below 1024 (--trust-image to allow)",
-			       what, port, r->img->proc.uid);
+		return rs_fail(r, "%s: privileged port %u refused: a restore as root of %s binds no port below 1024 (--trust-image to allow)",
+			       what, port, who);
 	plen = image_sun_path_len(&s->addr, s->addr_len);
 	if (s->domain != AF_UNIX || !plen ||
 	    ((const struct sockaddr_un *)&s->addr)->sun_path[0] == '\0')
@@ -1177,8 +1185,8 @@ static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
 	memcpy(path, ((const struct sockaddr_un *)&s->addr)->sun_path, plen);
 	path[plen] = '\0';
 	if (!rs_path_under(path, cwd))
-		return rs_fail(r, "%s: unix socket path %s refused: a restore as root of an image of uid %u creates sockets only under the working directory %s (--trust-image to allow)",
-			       what, path, r->img->proc.uid, cwd);
+		return rs_fail(r, "%s: unix socket path %s refused: a restore as root of %s creates sockets only under the working directory %s (--trust-image to allow)",
+			       what, path, who, cwd);
 	return 0;
 }
 
@@ -2070,7 +2078,8 @@ int restore_image_trust(struct image *img,
 		.existing = o->targets == EPOLLCR_TARGETS_EXISTING,
 		.skip_missing = o->missing == EPOLLCR_MISSING_SKIP,
 		.policy = !(flags & RESTORE_TRUST_IMAGE) && geteuid() == 0 &&
-			  img->proc.uid != 0,
+			  (img->proc.uid != 0 ||
+			   (img->file_uid >= 0 && img->file_uid != 0)),
 		.report_fd = o->report_fd,
 		.err = err,
 		.err_len = err_len,

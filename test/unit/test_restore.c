@@ -1258,6 +1258,7 @@ static void policy_image(struct image *img, uint32_t uid, uint32_t *ls)
 	*ls = tgt(img, IMAGE_KIND_SOCKET);
 	put_fd(img, 102, *ls, true);
 	put_watch(img, s, 102, EPOLLIN, 2, *ls);
+	T(img, s)->u.ep.nwatches = 2;
 }
 
 static void set_unix_path(struct image *img, uint32_t id, const char *path)
@@ -1331,6 +1332,28 @@ static void child_root_policy(void)
 	      "root's image: %s", err);
 	for (int fd = 100; fd <= 102; fd++)
 		close(fd);
+	/* ... unless read from a file root does not own: uid 0 is a claim */
+	img.file_uid = 65534;
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "binds no port below 1024");
+	img.file_uid = -1;
+	{
+		char path[160];
+
+		snprintf(path, sizeof(path), "%s/nobody.img", dir);
+		CHECK(image_write_file(&img, path) == 0 &&
+			      chown(path, 65534, 65534) == 0,
+		      "write %s", path);
+		CHECK(epollcr_restore(path, NULL, err, sizeof(err)) == -1 &&
+			      strstr(err, "binds no port below 1024"),
+		      "a uid-0 image in nobody's file: %s", err);
+		CHECK(chown(path, 0, 0) == 0, "chown");
+		CHECK(epollcr_restore(path, NULL, err, sizeof(err)) == 0,
+		      "a uid-0 image in root's file: %s", err);
+		for (int fd = 100; fd <= 102; fd++)
+			close(fd);
+		unlink(path);
+	}
 	image_free(&img);
 
 	/* unix paths: outside the working directory, with "..", inside */
