@@ -2,13 +2,16 @@
 # Images named by a FIFO (or any file that is not regular) are refused at
 # once instead of blocking the open forever: `restore FILE`, `show FILE`,
 # `verify FILE` fail with "not a regular file"; `show DIR` and `verify DIR`
-# skip such entries with a note and go on with the others.  Every command
+# skip such entries with a note (the name escaped) and go on with the
+# others.  Every command
 # runs under timeout(1): a hang is a failure (status 124).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 good=$TOP/test/fixtures/good_small.img
 mkdir "$WORK/dir"
 mkfifo "$WORK/fifo.img" "$WORK/dir/a.img"
+# a name that would drive a terminal: printed escaped
+mkfifo "$WORK/dir/$(printf 'e\033[31m\342\200\256.img')"
 cp "$good" "$WORK/dir/b.img"
 
 # run_cli NAME CMD...: $CLI CMD under a 10 s timeout, output in NAME.out,
@@ -37,6 +40,13 @@ if [ $RC -eq 0 ] && grep -q 'a.img: not a regular file, skipped' "$WORK/show-dir
 	pass "show DIR: the FIFO skipped with a note, the image shown"
 else
 	fail "show DIR: status $RC, output: $(head -5 "$WORK/show-dir.out")"
+fi
+
+if grep -qF 'e\x1b[31m\u202e.img: not a regular file, skipped' "$WORK/show-dir.out" &&
+	! grep -q "$(printf '\033')" "$WORK/show-dir.out"; then
+	pass "show DIR: a hostile file name is printed escaped"
+else
+	fail "show DIR: the hostile name is not escaped: $(grep -a skipped "$WORK/show-dir.out" | cat -v)"
 fi
 
 run_cli show-json show --json "$WORK/dir"
