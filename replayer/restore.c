@@ -517,7 +517,13 @@ static int rs_unrestorable(struct restore *r, uint32_t id, const char *why)
 	rt->skip_why = strdup(why);
 	if (!rt->skip_why)
 		return rs_fail(r, "out of memory");
-	log_debug("%s skipped: %s", what, why);
+	if (log_get_fd() >= 0) {
+		char esc_what[512], esc_why[1024];
+
+		log_debug("%s skipped: %s",
+			  escape_str(esc_what, sizeof(esc_what), what),
+			  escape_str(esc_why, sizeof(esc_why), why));
+	}
 	return 0;
 }
 
