@@ -77,7 +77,9 @@ void escape_emit(const char *src, size_t n, unsigned flags,
 			len = snprintf(esc, sizeof(esc), "\\%c", (char)cp);
 		else if (k && json && (cp == '\n' || cp == '\t' || cp == '\r'))
 			len = snprintf(esc, sizeof(esc), "\\%c",
-				       cp == '\n' ? 'n' : cp == '\t' ? 't' : 'r');
+				       cp == '\n'   ? 'n'
+				       : cp == '\t' ? 't'
+						    : 'r');
 		else if (k && (cp >= 0x80 || json))
 			len = snprintf(esc, sizeof(esc), "\\u%04x", cp);
 		else if (json)

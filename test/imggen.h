@@ -149,9 +149,12 @@ IG_UNUSED static void ig_unix_addr(struct imggen *g, struct image_socket *s)
 /* An inet address on loopback (or any), port 0, random or privileged. */
 IG_UNUSED static void ig_inet_addr(struct imggen *g, struct image_socket *s)
 {
-	uint16_t port = ig_chance(g, 50) ? 0
-			: ig_chance(g, 30) ? (uint16_t)(1 + ig_below(g, 1023))
-					   : (uint16_t)(20000 + ig_below(g, 40000));
+	uint16_t port = 0;
+
+	if (ig_chance(g, 15))
+		port = (uint16_t)(1 + ig_below(g, 1023));
+	else if (ig_chance(g, 40))
+		port = (uint16_t)(20000 + ig_below(g, 40000));
 
 	if (s->domain == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
@@ -354,8 +357,9 @@ IG_UNUSED static void ig_extras(struct imggen *g, struct image *img,
 		if (image_add_diag(img, ig_below(g, 3), ig_below(g, 8),
 				   (int)ig_below(g, 100) - 1,
 				   (int)ig_below(g, 100) - 1, path,
-				   nbt && ig_chance(g, 50) ? 1 + ig_below(g, nbt)
-							   : IMAGE_NONE,
+				   nbt && ig_chance(g, 50)
+					   ? 1 + ig_below(g, nbt)
+					   : IMAGE_NONE,
 				   "%s", msg) < 0)
 			abort();
 		free(path);
@@ -453,7 +457,8 @@ IG_UNUSED static void ig_image(struct imggen *g, struct image *img,
 		uint32_t seen[IG_MAX_TARGETS + 2] = { 0 };
 
 		for (uint32_t k = 0; k < nw; k++) {
-			uint32_t target = s + 1 + ig_below(g, img->ntargets - s);
+			uint32_t target =
+				s + 1 + ig_below(g, img->ntargets - s);
 			struct image_watch *w;
 			bool disarmed, stale;
 			int32_t tfd;

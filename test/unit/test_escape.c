@@ -69,7 +69,8 @@ static const char *unsafe_at(const char *text, size_t len, bool newlines)
 			cp = cp << 6 | (p[i + j] & 0x3f);
 		}
 		if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
-		    (k == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    (k == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) ||
 		    (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e ||
 		    cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
 		    (cp >= 0x2066 && cp <= 0x2069))
