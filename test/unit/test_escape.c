@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -284,6 +285,31 @@ static char *render(const struct image *img, bool json)
 	return text;
 }
 
+/* python3 parses json (a JSON object with "exe"): 0, or its status. */
+static int python_parses(const char *json)
+{
+	static const char script[] =
+		"import json, sys\n"
+		"d = json.load(sys.stdin)\n"
+		"sys.exit(0 if '\\u202e' in d['exe'] else 3)\n";
+	int fd = memfd_create("json", MFD_CLOEXEC), status;
+	pid_t pid;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd, 0);
+		execlp("python3", "python3", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(fd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 static void test_show_escaped(void **state)
 {
 	struct image img;
@@ -318,6 +344,10 @@ static void test_show_escaped(void **state)
 	assert_safe(text, true);
 	assert_contains(text, "\\u202e");
 	assert_contains(text, "\\u009b");
+	/* valid JSON that decodes back to the characters (127: no python3) */
+	int py = python_parses(text);
+	if (py != 127 && py != 0)
+		fail_msg("python3 (status %d) rejected:\n%s", py, text);
 	free(text);
 	image_free(&img);
 }
