@@ -21,6 +21,12 @@ int cmd_restore(int argc, char **argv);
 /* Print "epollcr: " + message + "\n" to stderr (printf-style). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * s escaped by the one rule of escape.h, for a message: in one of four
+ * static buffers used in turn (four per message at most).
+ */
+const char *cli_esc(const char *s);
+
 /* Parse a pid argument; -1 when it is not one. */
 pid_t cli_parse_pid(const char *s);
 

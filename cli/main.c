@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "epollcr.h"
 #include "epollcr_image.h"
+#include "escape.h"
 
 static const char usage[] =
 	"usage: epollcr COMMAND [OPTION...] [ARG...]\n"
@@ -58,6 +59,14 @@ pid_t cli_parse_pid(const char *s)
 	return (pid_t)n;
 }
 
+const char *cli_esc(const char *s)
+{
+	static char bufs[4][1024];
+	static unsigned next;
+
+	return escape_str(bufs[next++ % 4], sizeof(bufs[0]), s);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -68,7 +77,7 @@ int cli_image_paths(const char *path, char ***out, bool *is_dir)
 	struct stat st;
 	*is_dir = false;
 	if (stat(path, &st) < 0) {
-		cli_error("%s: %s", path, strerror(errno));
+		cli_error("%s: %s", cli_esc(path), strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -82,7 +91,7 @@ int cli_image_paths(const char *path, char ***out, bool *is_dir)
 	*is_dir = true;
 	DIR *dir = opendir(path);
 	if (!dir) {
-		cli_error("%s: %s", path, strerror(errno));
+		cli_error("%s: %s", cli_esc(path), strerror(errno));
 		return -1;
 	}
 	char **paths = NULL;
@@ -92,6 +101,13 @@ int cli_image_paths(const char *path, char ***out, bool *is_dir)
 		size_t len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".img"))
 			continue;
+		/* Only regular files: a FIFO would block the read forever. */
+		if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "epollcr: note: %s/%s: not a regular file, skipped\n",
+				cli_esc(path), cli_esc(de->d_name));
+			continue;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			char **grown = realloc(paths, cap * sizeof(*paths));
@@ -105,7 +121,7 @@ int cli_image_paths(const char *path, char ***out, bool *is_dir)
 	}
 	closedir(dir);
 	if (!n) {
-		cli_error("%s: no image (*.img) in this directory", path);
+		cli_error("%s: no image (*.img) in this directory", cli_esc(path));
 		free(paths);
 		return -1;
 	}

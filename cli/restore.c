@@ -38,7 +38,10 @@ static const char restore_usage[] =
 	"                      restored fds;\n"
 	"                      those the image recorded close-on-exec are closed\n"
 	"                      by the exec, as in the original process; the list\n"
-	"                      of restored fds is in EPOLLCR_RESTORED_FDS\n";
+	"                      of restored fds is in EPOLLCR_RESTORED_FDS\n"
+	"  --trust-image       run as root on an image of another user: allow\n"
+	"                      ports below 1024, unix socket paths outside the\n"
+	"                      working directory, other socket families\n";
 
 /* Clear FD_CLOEXEC where the image says the fd was not close-on-exec. */
 static int prepare_exec(const struct image *img)
@@ -85,6 +88,7 @@ int cmd_restore(int argc, char **argv)
 		{ "exec", no_argument, NULL, 'e' },
 		{ "targets", required_argument, NULL, 't' },
 		{ "missing", required_argument, NULL, 'm' },
+		{ "trust-image", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -95,6 +99,7 @@ int cmd_restore(int argc, char **argv)
 		.report_fd = STDERR_FILENO,
 	};
 	bool do_hold = false, do_exec = false;
+	unsigned trust = 0;
 	int c;
 	optind = 1;
 	/* '+': stop at the first non-option, so --exec CMD keeps its args. */
@@ -105,6 +110,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'e':
 			do_exec = true;
+			break;
+		case 'T':
+			trust = RESTORE_TRUST_IMAGE;
 			break;
 		case 't':
 			if (!strcmp(optarg, "recreate"))
@@ -155,12 +163,12 @@ int cmd_restore(int argc, char **argv)
 	struct image img;
 	char err[1024];
 	if (image_read_file(path, &img, err, sizeof(err)) < 0) {
-		cli_error("%s: %s", path, err);
+		cli_error("%s: %s", cli_esc(path), cli_esc(err));
 		return CLI_FAIL;
 	}
 	uint32_t diags_before = img.ndiags;
-	if (restore_image(&img, &o, err, sizeof(err)) < 0) {
-		cli_error("restore of %s failed: %s", path, err);
+	if (restore_image_trust(&img, &o, trust, err, sizeof(err)) < 0) {
+		cli_error("restore of %s failed: %s", cli_esc(path), err);
 		image_free(&img);
 		return CLI_FAIL;
 	}
@@ -172,7 +180,7 @@ int cmd_restore(int argc, char **argv)
 		left_out += img.diags[i].code == IMAGE_DIAG_UNRESTORABLE &&
 			    img.diags[i].tfd >= 0;
 	fprintf(stderr, "epollcr: restored %u epoll sets and %u of %u watches from %s (pid %d), verified against /proc/self/fdinfo\n",
-		nsets, img.nwatches - left_out, img.nwatches, path,
+		nsets, img.nwatches - left_out, img.nwatches, cli_esc(path),
 		(int)img.proc.pid);
 	if (do_exec) {
 		prepare_exec(&img);

@@ -18,7 +18,8 @@ static const char show_usage[] =
 	"prints every *.img in it; with --json, as a JSON array.\n"
 	"\n"
 	"  --json           the JSON form (see docs/image-format.md)\n"
-	"  --no-addr2line   do not run addr2line for file:line\n";
+	"  --no-addr2line   run no helper: no addr2line for file:line, no\n"
+	"                   c++filt for C++ names\n";
 
 int cmd_show(int argc, char **argv)
 {
@@ -57,6 +58,8 @@ int cmd_show(int argc, char **argv)
 		fputs(show_usage, stderr);
 		return CLI_USAGE;
 	}
+	/* One budget for every helper (addr2line, c++filt) of the command. */
+	show_tools_budget(SHOW_TOOLS_BUDGET_MS);
 	char **paths;
 	bool many;
 	int n = cli_image_paths(argv[optind], &paths, &many);
@@ -69,13 +72,13 @@ int cmd_show(int argc, char **argv)
 		struct image img;
 		char err[512];
 		if (image_read_file_flags(paths[i], &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-			cli_error("%s: %s", paths[i], err);
+			cli_error("%s: %s", cli_esc(paths[i]), cli_esc(err));
 			status = CLI_FAIL;
 			continue;
 		}
 		fflush(stdout);
 		if (!json && many)
-			printf("%s== %s\n", i ? "\n" : "", paths[i]);
+			printf("%s== %s\n", i ? "\n" : "", cli_esc(paths[i]));
 		if (json && many && i)
 			fputs(",\n", stdout);
 		fflush(stdout);
@@ -83,7 +86,7 @@ int cmd_show(int argc, char **argv)
 			       : show_image_text(&img, STDOUT_FILENO, flags);
 		image_free(&img);
 		if (ret < 0) {
-			cli_error("show: writing %s: %s", paths[i],
+			cli_error("show: writing %s: %s", cli_esc(paths[i]),
 				  strerror(-ret));
 			status = CLI_FAIL;
 		}

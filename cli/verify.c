@@ -23,7 +23,7 @@ static int verify_one(const char *path, pid_t pid_opt)
 	struct image img, live;
 	char err[512];
 	if (image_read_file_flags(path, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-		cli_error("%s: %s", path, err);
+		cli_error("%s: %s", cli_esc(path), cli_esc(err));
 		return CLI_FAIL;
 	}
 	pid_t pid = pid_opt > 0 ? pid_opt : img.proc.pid;
@@ -42,10 +42,11 @@ static int verify_one(const char *path, pid_t pid_opt)
 	for (uint32_t i = 0; i < live.ntargets; i++)
 		nsets += live.targets[i].kind == IMAGE_KIND_EPOLL;
 	if (diffs == 0)
-		printf("%s: identical to pid %d (%u sets, %u watches)\n", path,
+		printf("%s: identical to pid %d (%u sets, %u watches)\n",
+		       cli_esc(path),
 		       (int)pid, nsets, live.nwatches);
 	else if (diffs > 0)
-		printf("%s: %d difference%s from pid %d\n", path, diffs,
+		printf("%s: %d difference%s from pid %d\n", cli_esc(path), diffs,
 		       diffs == 1 ? "" : "s", (int)pid);
 	else
 		cli_error("verify: comparing: %s", strerror(-diffs));

@@ -5,12 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 #include "epollcr_image.h"
 
 void image_init(struct image *img)
 {
 	memset(img, 0, sizeof(*img));
+	img->file_uid = -1;
 }
 
 static void backtrace_free(struct image_backtrace *bt)
@@ -163,4 +166,67 @@ const char *image_kind_name(uint32_t kind)
 		[IMAGE_KIND_EPOLL] = "epoll",
 	};
 	return kind < IMAGE_KIND_COUNT ? names[kind] : "other";
+}
+
+bool image_sockaddr_ok(uint32_t domain, const struct sockaddr_storage *addr,
+		       uint32_t len, char *why, size_t why_len)
+{
+	const size_t path_off = offsetof(struct sockaddr_un, sun_path);
+	const struct sockaddr_un *un = (const void *)addr;
+	size_t want = 0, max = sizeof(*addr);
+
+	if (len == 0)
+		return true;
+	if (len < sizeof(sa_family_t) || len > sizeof(*addr) ||
+	    addr->ss_family != domain) {
+		snprintf(why, why_len,
+			 "address of %u bytes, family %u, for a socket of family %u",
+			 len, len >= sizeof(sa_family_t) ? addr->ss_family : 0,
+			 domain);
+		return false;
+	}
+	switch (domain) {
+	case AF_INET:
+		want = sizeof(struct sockaddr_in);
+		break;
+	case AF_INET6:
+		want = sizeof(struct sockaddr_in6);
+		break;
+	case AF_UNIX:
+		max = sizeof(struct sockaddr_un);
+		/* A path of all 108 bytes, reported with its NUL. */
+		if (len == max + 1 && un->sun_path[0] != '\0' &&
+		    ((const char *)addr)[max] == '\0')
+			return true;
+		break;
+	}
+	if (want && len != want) {
+		snprintf(why, why_len,
+			 "address of family %u is %u bytes, not %zu", domain,
+			 len, want);
+		return false;
+	}
+	if (len > max) {
+		snprintf(why, why_len,
+			 "unix address of %u bytes, more than the %zu the kernel accepts (a path of at most %zu bytes)",
+			 len, max, max - path_off);
+		return false;
+	}
+	return true;
+}
+
+size_t image_sun_path_len(const struct sockaddr_storage *addr, uint32_t len)
+{
+	const size_t path_off = offsetof(struct sockaddr_un, sun_path);
+	const struct sockaddr_un *un = (const void *)addr;
+	size_t n;
+
+	if (len <= path_off)
+		return 0;
+	n = len - path_off;
+	if (n > sizeof(un->sun_path))
+		n = sizeof(un->sun_path);
+	if (un->sun_path[0] != '\0')
+		n = strnlen(un->sun_path, n);
+	return n;
 }

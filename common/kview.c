@@ -36,6 +36,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "kind_internal.h"
 #include "kview.h"
 #include "unix_diag.h"
@@ -2098,7 +2099,7 @@ static void diff_line(struct cmp *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void diff_line(struct cmp *c, const char *fmt, ...)
 {
-	char line[CMP_LINE_MAX];
+	char raw[CMP_LINE_MAX], line[CMP_LINE_MAX];
 	va_list ap;
 	int n;
 
@@ -2106,12 +2107,13 @@ static void diff_line(struct cmp *c, const char *fmt, ...)
 	if (c->out_fd < 0 || c->err)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+	/* The image's strings in it: one line, escaped (escape.h). */
+	escape_bytes(line, sizeof(line) - 1, raw, strlen(raw), 0);
+	n = (int)strlen(line);
 	line[n++] = '\n';
 	for (int off = 0, tries = 0; off < n;) {
 		ssize_t w = write(c->out_fd, line + off, (size_t)(n - off));

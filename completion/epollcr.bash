@@ -139,7 +139,7 @@ _epollcr()
 		dump) opts='--output --timeout --signal --tree --help --version' ;;
 		show) opts='--json --no-addr2line --help --version' ;;
 		verify) opts='--pid --help --version' ;;
-		restore) opts='--targets= --missing= --hold --exec --help --version' ;;
+		restore) opts='--targets= --missing= --hold --exec --trust-image --help --version' ;;
 		*) return 0 ;;
 		esac
 		_epollcr_reply -W "$opts" -- "$cur"

@@ -315,6 +315,12 @@ struct image {
 	/* capacities of the arrays above, for the image_add_* helpers */
 	uint32_t cap_modules, cap_backtraces, cap_targets, cap_fds, cap_watches,
 		cap_diags;
+	/*
+	 * Not in the format: the owner (st_uid) of the file the image was
+	 * read from by image_read_file*, -1 when not read from a file.  The
+	 * image's own proc.uid is anyone's claim; who owns the file is not.
+	 */
+	int64_t file_uid;
 };
 
 /* Initialise an empty image. */
@@ -344,6 +350,26 @@ int image_add_diag(struct image *img, uint32_t severity, uint32_t code,
 
 /* The target with this id, or NULL when the id names none. */
 struct image_target *image_target_by_id(const struct image *img, uint32_t id);
+
+/*
+ * Whether a socket address of len bytes is one the kernel accepts for a
+ * socket of this domain (0: none recorded): its family is the domain's;
+ * AF_INET and AF_INET6 are exactly sockaddr_in and sockaddr_in6; AF_UNIX
+ * at most sizeof(struct sockaddr_un) (a path, an abstract name or
+ * nothing), one more byte only when it is a path's trailing NUL (as
+ * getsockname() reports a path of the full 108 bytes); other families at
+ * most sizeof(struct sockaddr_storage).  When not, a one-line reason is
+ * put in why (why_len bytes).
+ */
+bool image_sockaddr_ok(uint32_t domain, const struct sockaddr_storage *addr,
+		       uint32_t len, char *why, size_t why_len);
+
+/*
+ * The bytes of an AF_UNIX address's sun_path (a path, or an abstract name
+ * with its leading NUL) in an address image_sockaddr_ok() accepted, never
+ * more than sizeof(sun_path); a path stops before its first NUL.
+ */
+size_t image_sun_path_len(const struct sockaddr_storage *addr, uint32_t len);
 
 /* Lower-case name of a kind ("socket"...), "other" for unknown values. */
 const char *image_kind_name(uint32_t kind);

@@ -2,8 +2,10 @@
 /* The replayer's public API: epollcr_restore(), epollcr_version(). */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "epollcr.h"
+#include "escape.h"
 #include "image_io.h"
 #include "restore.h"
 
@@ -28,7 +30,11 @@ EPOLLCR_API int epollcr_restore(const char *image_path,
 		return -1;
 	}
 	if (image_read_file(image_path, &img, why, sizeof(why)) < 0) {
-		snprintf(err, err_len, "%s: %s", image_path, why);
+		char raw[1024];
+
+		/* One line, escaped (escape.h): the path may be anyone's. */
+		snprintf(raw, sizeof(raw), "%s: %s", image_path, why);
+		escape_bytes(err, err_len, raw, strlen(raw), 0);
 		errno = saved_errno;
 		return -1;
 	}

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image_io.h"
@@ -569,6 +570,26 @@ static int socket_pair(struct reader *r, struct image_target *t,
 	return 0;
 }
 
+/*
+ * A socket address the kernel would accept for a socket of domain; with
+ * domain IMAGE_NONE (a peer, only shown, checked again before a connect),
+ * for the address's own family.
+ */
+static int get_addr(struct reader *r, const char *what, uint32_t domain,
+		    struct sockaddr_storage *addr, uint32_t *len)
+{
+	uint64_t off = field_off(r);
+	char why[160];
+
+	if (get_bytes(r, what, IMAGE_MAX_SOCKADDR, addr, len) < 0)
+		return -1;
+	if (domain == IMAGE_NONE && *len >= sizeof(sa_family_t))
+		domain = addr->ss_family;
+	if (!image_sockaddr_ok(domain, addr, *len, why, sizeof(why)))
+		return fail(r, off, "%s: %s", what, why);
+	return 0;
+}
+
 static int read_socket(struct reader *r, struct image_target *t)
 {
 	struct image_socket *s = &t->u.sock;
@@ -580,10 +601,9 @@ static int read_socket(struct reader *r, struct image_target *t)
 	    get_u32(r, "socket protocol", INT32_MAX, &s->protocol) < 0 ||
 	    get_bits(r, "socket flags", IMAGE_SOCK_FLAGS_ALL, &s->flags) < 0 ||
 	    get_fd_or_none(r, "socket backlog", &s->backlog) < 0 ||
-	    get_bytes(r, "socket address", IMAGE_MAX_SOCKADDR, &s->addr,
-		      &s->addr_len) < 0 ||
-	    get_bytes(r, "socket peer", IMAGE_MAX_SOCKADDR, &s->peer,
-		      &s->peer_len) < 0)
+	    get_addr(r, "socket address", s->domain, &s->addr,
+		     &s->addr_len) < 0 ||
+	    get_addr(r, "socket peer", IMAGE_NONE, &s->peer, &s->peer_len) < 0)
 		return -1;
 	off = field_off(r);
 	if (get_u32(r, "socket pair", UINT32_MAX, &pair) < 0)
@@ -1380,15 +1400,27 @@ int image_read_file_flags(const char *path, struct image *img,
 			  unsigned flags, char *err, size_t err_len)
 {
 	struct reader r = { .err = err, .err_len = err_len };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Never blocks: a FIFO or a device named as an image is refused. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st = { 0 };
 	int ret;
 
 	if (fd < 0) {
 		image_init(img);
 		return fail(&r, 0, "cannot open the image: %s", strerror(errno));
 	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		const char *why = st.st_mode ? "not a regular file"
+					     : strerror(errno);
+
+		close(fd);
+		image_init(img);
+		return fail(&r, 0, "cannot read the image: %s", why);
+	}
 	ret = image_read_fd_flags(fd, img, flags, err, err_len);
 	close(fd);
+	if (ret == 0)
+		img->file_uid = st.st_uid;
 	return ret;
 }
 

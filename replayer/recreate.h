@@ -34,6 +34,8 @@ struct recreate_ready {
 	int peer_fd;	 /* the other end (pipe, socketpair), or -1 */
 	int aux_fd;	 /* a descriptor make_ready opened, or -1 */
 	uint64_t saved;	 /* kind-specific memo */
+	int wait_ms;	 /* the most make_ready may wait for an event: what
+			  * is left of the restore's one budget */
 };
 
 struct recreate_ops {

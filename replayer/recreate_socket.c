@@ -26,8 +26,6 @@
 
 #include "recreate.h"
 
-/* How long make_ready waits for a loopback connection to be queued. */
-#define SOCK_READY_TIMEOUT_MS 1000
 /* Bytes of zeros sent at a time to queue a socketpair end's pending bytes;
  * also the largest datagram queued that way. */
 #define SOCK_PENDING_CHUNK 65536
@@ -69,16 +67,16 @@ int recreate_socket_can(const struct image_target *t, bool has_partner,
 	return -EOPNOTSUPP;
 }
 
-/* The recorded address must fit and belong to the socket's family. */
+/* The recorded address must be one the kernel accepts for the family. */
 static int sock_check_addr(const struct image_socket *s, uint32_t len,
 			   const struct sockaddr_storage *a,
 			   const struct recreate_req *req, const char *what)
 {
-	if (len > sizeof(*a) || len < sizeof(sa_family_t) ||
-	    a->ss_family != s->domain) {
+	char why[160];
+
+	if (!image_sockaddr_ok(s->domain, a, len, why, sizeof(why))) {
 		recreate_say(req->why, req->why_len,
-			     "bad %s address in the image (length %u, family %u, socket family %u)",
-			     what, len, a->ss_family, s->domain);
+			     "bad %s address in the image: %s", what, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -104,6 +102,12 @@ static int unix_path_free(const char *path, const struct recreate_req *req)
 	if (slash) {
 		size_t n = (size_t)(slash - path);
 
+		if (n >= sizeof(dir)) {
+			recreate_say(req->why, req->why_len,
+				     "unix socket path of more than %zu bytes",
+				     sizeof(dir) - 1);
+			return -EINVAL;
+		}
 		memcpy(dir, path, n);
 		dir[n ? n : 1] = '\0';
 		if (!n)
@@ -166,9 +170,7 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 		break;
 	}
 	case AF_UNIX:
-		plen = len > offsetof(struct sockaddr_un, sun_path)
-			       ? len - offsetof(struct sockaddr_un, sun_path)
-			       : 0;
+		plen = image_sun_path_len(a, len);
 		if (plen && un->sun_path[0] == '\0')
 			snprintf(buf, buf_len, "@%.*s", (int)(plen - 1),
 				 un->sun_path + 1);
@@ -193,11 +195,10 @@ static int sock_bind(int fd, const struct image_socket *s,
 	if (ret < 0)
 		return ret;
 	if (s->domain == AF_UNIX) {
-		size_t off = offsetof(struct sockaddr_un, sun_path);
-		size_t plen = s->addr_len - off;
+		size_t plen = image_sun_path_len(&s->addr, s->addr_len);
 		char path[sizeof(un->sun_path) + 1];
 
-		if (s->addr_len <= off)
+		if (!plen)
 			return 0; /* unnamed: nothing to bind */
 		if (un->sun_path[0] != '\0') {
 			memcpy(path, un->sun_path, plen);
@@ -207,7 +208,10 @@ static int sock_bind(int fd, const struct image_socket *s,
 				return ret;
 		}
 	}
-	if (bind(fd, (const struct sockaddr *)&s->addr, s->addr_len) < 0) {
+	if (bind(fd, (const struct sockaddr *)&s->addr,
+		 s->domain == AF_UNIX && s->addr_len > sizeof(*un)
+			 ? (socklen_t)sizeof(*un)
+			 : s->addr_len) < 0) {
 		int err = errno;
 
 		recreate_say(req->why, req->why_len, "bind %s: %s",
@@ -448,11 +452,13 @@ int recreate_socket_make_ready(const struct image_target *t,
 		goto err_close_client;
 	}
 	do
-		ret = poll(&p, 1, SOCK_READY_TIMEOUT_MS);
+		ret = poll(&p, 1, rr->wait_ms > 0 ? rr->wait_ms : 0);
 	while (ret < 0 && errno == EINTR);
 	if (ret <= 0) {
 		recreate_say(why, why_len,
-			     "the loopback connection did not reach the listening socket");
+			     rr->wait_ms > 0
+				     ? "the loopback connection did not reach the listening socket"
+				     : "the loopback connection did not reach the listening socket at once, and the restore's time to wait for readiness is spent");
 		ret = -ETIMEDOUT;
 		goto err_close_client;
 	}

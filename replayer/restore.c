@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "restore"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,9 +41,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "kind.h"
 #include "kview.h"
 #include "log.h"
@@ -59,6 +62,12 @@
 #define RS_POLL_BITS                                                          \
 	(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND |          \
 	 EPOLLWRNORM | EPOLLWRBAND | EPOLLRDHUP)
+/*
+ * The most a whole restore waits for events that make fired oneshots'
+ * files ready (a loopback connection to a listener): a listener that no
+ * connection can reach costs the rest of it once, not a second each.
+ */
+#define RS_READY_BUDGET_MS 1000
 /* Numbers checked per poll() call when looking for free fd numbers. */
 #define RS_POLL_CHUNK 1024
 /* fdinfo bytes allowed per expected watch line (a line is about 90). */
@@ -108,6 +117,8 @@ struct restore {
 	struct image *img;
 	bool existing;		/* targets=existing */
 	bool skip_missing;	/* missing=skip */
+	bool policy;		/* root restoring a non-root image, not
+				 * trusted: rs_check_policy applies */
 	int report_fd;
 	char *err;
 	size_t err_len;
@@ -126,6 +137,8 @@ struct restore {
 	int *fillers;		/* created fds left below their home, open */
 	uint32_t nfillers;	/* until the create phase ends */
 	uint32_t nsets;
+	struct timespec ready_end; /* CLOCK_MONOTONIC end of the one
+				    * budget of waiting to make files ready */
 	char why[512];		/* scratch for per-kind reasons */
 	char note[512];
 };
@@ -135,9 +148,14 @@ struct restore {
 static int rs_fail(struct restore *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Record the first failure's one-line reason; returns -1. */
+/*
+ * Record the first failure's reason; returns -1.  It names strings of the
+ * image (paths, addresses): escaped by the one rule of escape.h, it is one
+ * line that cannot drive a terminal.
+ */
 static int rs_fail(struct restore *r, const char *fmt, ...)
 {
+	char raw[2048];
 	va_list ap;
 
 	if (r->failed)
@@ -145,8 +163,9 @@ static int rs_fail(struct restore *r, const char *fmt, ...)
 	r->failed = true;
 	if (r->err && r->err_len) {
 		va_start(ap, fmt);
-		vsnprintf(r->err, r->err_len, fmt, ap);
+		vsnprintf(raw, sizeof(raw), fmt, ap);
 		va_end(ap);
+		escape_bytes(r->err, r->err_len, raw, strlen(raw), 0);
 	}
 	return -1;
 }
@@ -498,7 +517,13 @@ static int rs_unrestorable(struct restore *r, uint32_t id, const char *why)
 	rt->skip_why = strdup(why);
 	if (!rt->skip_why)
 		return rs_fail(r, "out of memory");
-	log_debug("%s skipped: %s", what, why);
+	if (log_get_fd() >= 0) {
+		char esc_what[512], esc_why[1024];
+
+		log_debug("%s skipped: %s",
+			  escape_str(esc_what, sizeof(esc_what), what),
+			  escape_str(esc_why, sizeof(esc_why), why));
+	}
 	return 0;
 }
 
@@ -1079,8 +1104,7 @@ static int rs_create_pair(struct restore *r, uint32_t a, uint32_t b)
 			continue;
 		fd[i] = rs_lift(r, fd[i], id[i]);
 		if (fd[i] < 0) {
-			if (i == 0)
-				close(fd[1]);
+			close(fd[1 - i]); /* the other end, not yet settled */
 			return -1;
 		}
 	}
@@ -1105,6 +1129,95 @@ static int cmp_home(const void *x, const void *y, void *ctx)
 }
 
 /*
+ * Whether an AF_UNIX path lies under cwd: relative, or below cwd + "/",
+ * and no component is "..".
+ */
+static bool rs_path_under(const char *path, const char *cwd)
+{
+	size_t n = strlen(cwd);
+	const char *p = path;
+
+	if (path[0] == '/') {
+		if (strncmp(path, cwd, n) ||
+		    (path[n] != '/' && !(n == 1 && cwd[0] == '/')))
+			return false;
+		p = path + n;
+	}
+	for (const char *c = p; (c = strstr(c, "..")); c += 2)
+		if ((c == path || c[-1] == '/') && (c[2] == '/' || !c[2]))
+			return false;
+	return true;
+}
+
+/* One socket the restore would create, against the policy. */
+static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
+{
+	const struct image_socket *s = &rs_tgt(r, id)->u.sock;
+	const struct sockaddr_in *in = (const void *)&s->addr;
+	const struct sockaddr_in6 *in6 = (const void *)&s->addr;
+	uint16_t port = 0;
+	char what[256], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	size_t plen;
+
+	char who[64];
+
+	if (r->img->proc.uid != 0)
+		snprintf(who, sizeof(who), "an image of uid %u",
+			 r->img->proc.uid);
+	else
+		snprintf(who, sizeof(who), "an image in a file of uid %lld",
+			 (long long)r->img->file_uid);
+	rs_what(r, id, what, sizeof(what));
+	if (s->domain != AF_UNIX && s->domain != AF_INET &&
+	    s->domain != AF_INET6)
+		return rs_fail(r, "%s: socket family %u refused: a restore as root of %s creates only AF_UNIX, AF_INET and AF_INET6 sockets (--trust-image to allow)",
+			       what, s->domain, who);
+	if (s->type == SOCK_RAW || s->type == SOCK_PACKET)
+		return rs_fail(r, "%s: raw socket refused: a restore as root of %s creates no raw socket (--trust-image to allow)",
+			       what, who);
+	if (!(s->flags & IMAGE_SOCK_BOUND) || !s->addr_len)
+		return 0;
+	if (s->domain == AF_INET && s->addr_len >= sizeof(*in))
+		port = ntohs(in->sin_port);
+	else if (s->domain == AF_INET6 && s->addr_len >= sizeof(*in6))
+		port = ntohs(in6->sin6_port);
+	if (port && port < 1024)
+		return rs_fail(r, "%s: privileged port %u refused: a restore as root of %s binds no port below 1024 (--trust-image to allow)",
+			       what, port, who);
+	plen = image_sun_path_len(&s->addr, s->addr_len);
+	if (s->domain != AF_UNIX || !plen ||
+	    ((const struct sockaddr_un *)&s->addr)->sun_path[0] == '\0')
+		return 0; /* unnamed or abstract: no file */
+	memcpy(path, ((const struct sockaddr_un *)&s->addr)->sun_path, plen);
+	path[plen] = '\0';
+	if (!rs_path_under(path, cwd))
+		return rs_fail(r, "%s: unix socket path %s refused: a restore as root of %s creates sockets only under the working directory %s (--trust-image to allow)",
+			       what, path, who, cwd);
+	return 0;
+}
+
+/*
+ * The policy for root restoring another user's image: checked on every
+ * socket to be created before anything is, so that a refusal creates
+ * nothing.
+ */
+static int rs_check_policy(struct restore *r)
+{
+	char cwd[4096];
+
+	if (!r->policy)
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return rs_fail(r, "the working directory: %s", strerror(errno));
+	for (uint32_t i = 0; i < r->img->ntargets; i++)
+		if (r->t[i].state == RS_WANTED && r->t[i].owned &&
+		    rs_tgt(r, i + 1)->kind == IMAGE_KIND_SOCKET &&
+		    rs_policy_socket(r, i + 1, cwd) < 0)
+			return -1;
+	return 0;
+}
+
+/*
  * Create what the restore owns, in the order of the final numbers: each
  * creating syscall takes the lowest free number, which is then most often
  * the final number itself, and no move is needed.
@@ -1117,6 +1230,10 @@ static int rs_create_all(struct restore *r)
 
 	if (!order)
 		return rs_fail(r, "out of memory");
+	if (rs_check_policy(r) < 0) {
+		free(order);
+		return -1;
+	}
 	for (uint32_t i = 0; i < r->img->ntargets; i++)
 		if (r->t[i].state == RS_WANTED && r->t[i].owned)
 			order[n++] = i + 1;
@@ -1254,6 +1371,30 @@ static int rs_ready_now(struct restore *r, const struct image_watch *w,
  * with its private bits (the kernel adds EPOLLERR|EPOLLHUP) and a warning
  * says it is armed.
  */
+/*
+ * Milliseconds left of the restore's budget for waiting on make_ready
+ * (RS_READY_BUDGET_MS for the whole restore, started at the first wait).
+ */
+static int rs_ready_wait_ms(struct restore *r)
+{
+	struct timespec now;
+	long long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!r->ready_end.tv_sec && !r->ready_end.tv_nsec) {
+		r->ready_end = now;
+		r->ready_end.tv_sec += RS_READY_BUDGET_MS / 1000;
+		r->ready_end.tv_nsec += (RS_READY_BUDGET_MS % 1000) * 1000000L;
+		if (r->ready_end.tv_nsec >= 1000000000L) {
+			r->ready_end.tv_sec++;
+			r->ready_end.tv_nsec -= 1000000000L;
+		}
+	}
+	left = (long long)(r->ready_end.tv_sec - now.tv_sec) * 1000 +
+	       (r->ready_end.tv_nsec - now.tv_nsec) / 1000000;
+	return left > 0 ? (int)left : 0;
+}
+
 static int rs_add_disarmed(struct restore *r, uint32_t wi)
 {
 	const struct image_watch *w = &r->img->watches[wi];
@@ -1262,6 +1403,7 @@ static int rs_add_disarmed(struct restore *r, uint32_t wi)
 		.fd = r->t[w->target - 1].home,
 		.peer_fd = rs_partner_fd(r, w->target),
 		.aux_fd = -1,
+		.wait_ms = rs_ready_wait_ms(r),
 	};
 	uint32_t priv = w->events & RS_PRIVATE_BITS;
 	struct epoll_event got;
@@ -1828,7 +1970,7 @@ static void rs_write_all(int fd, const char *buf, size_t len)
 static void rs_report(const struct restore *r)
 {
 	static const char *const sev[] = { "info", "warning", "error" };
-	char line[2048];
+	char line[2048], path[512], msg[1024];
 
 	if (r->report_fd < 0)
 		return;
@@ -1837,10 +1979,14 @@ static void rs_report(const struct restore *r)
 		uint32_t level = d->severity < IMAGE_SEV_ERROR
 					 ? d->severity
 					 : IMAGE_SEV_ERROR;
-		int n = snprintf(line, sizeof(line), "epollcr restore: %s: epfd %d tfd %d%s%s: %s\n",
-				 sev[level], d->epfd, d->tfd,
-				 d->path ? " " : "", d->path ? d->path : "",
-				 d->message);
+		int n;
+
+		if (d->path)
+			escape_str(path, sizeof(path), d->path);
+		escape_str(msg, sizeof(msg), d->message);
+		n = snprintf(line, sizeof(line), "epollcr restore: %s: epfd %d tfd %d%s%s: %s\n",
+			     sev[level], d->epfd, d->tfd, d->path ? " " : "",
+			     d->path ? path : "", msg);
 
 		if (n > (int)sizeof(line) - 1) {
 			n = (int)sizeof(line) - 1;
@@ -1920,6 +2066,13 @@ int restore_image(struct image *img,
 		  const struct epollcr_restore_options *options, char *err,
 		  size_t err_len)
 {
+	return restore_image_trust(img, options, 0, err, err_len);
+}
+
+int restore_image_trust(struct image *img,
+			const struct epollcr_restore_options *options,
+			unsigned flags, char *err, size_t err_len)
+{
 	static const struct epollcr_restore_options defaults = {
 		.targets = EPOLLCR_TARGETS_RECREATE,
 		.missing = EPOLLCR_MISSING_FAIL,
@@ -1930,6 +2083,9 @@ int restore_image(struct image *img,
 		.img = img,
 		.existing = o->targets == EPOLLCR_TARGETS_EXISTING,
 		.skip_missing = o->missing == EPOLLCR_MISSING_SKIP,
+		.policy = !(flags & RESTORE_TRUST_IMAGE) && geteuid() == 0 &&
+			  (img->proc.uid != 0 ||
+			   (img->file_uid >= 0 && img->file_uid != 0)),
 		.report_fd = o->report_fd,
 		.err = err,
 		.err_len = err_len,

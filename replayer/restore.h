@@ -22,4 +22,22 @@ int restore_image(struct image *img,
 		  const struct epollcr_restore_options *options, char *err,
 		  size_t err_len);
 
+/* restore_image_trust() flags. */
+#define RESTORE_TRUST_IMAGE 0x1 /* root restoring another user's image:
+				 * no policy (docs/security.md) */
+
+/*
+ * restore_image() with flags (RESTORE_TRUST_IMAGE).  Without that flag, a
+ * restore that runs as root (euid 0) of an image whose process was not
+ * root's (image_process.uid != 0), or that was read from a file root does
+ * not own (image.file_uid, since anyone can write uid 0 into an image),
+ * refuses to create: a socket bound to a
+ * port below 1024, an AF_UNIX socket whose path is not under the current
+ * working directory (or has a ".." component), a socket of a family other
+ * than AF_UNIX/AF_INET/AF_INET6, a raw or packet socket.
+ */
+int restore_image_trust(struct image *img,
+			const struct epollcr_restore_options *options,
+			unsigned flags, char *err, size_t err_len);
+
 #endif

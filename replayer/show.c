@@ -27,11 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "show.h"
 
 #define OUT_BUF_LEN 16384	   /* bytes buffered before a write(2) */
 #define A2L_MAX_ADDRS 16384	   /* addresses given to one addr2line run */
 #define A2L_OUTPUT_PER_ADDR 1024   /* output bytes allowed per address */
+#define DM_MAX_NAMES 1024	   /* names given to one c++filt run */
 #define TREE_MAX_DEPTH 64	   /* nesting levels printed at most */
 #define FRAME_TEXT_LEN (2 * IMAGE_MAX_STRING + 64) /* one frame as text */
 
@@ -112,59 +114,15 @@ out_printf(struct out *o, const char *fmt, ...)
 	free(big);
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+static void out_emit(void *ctx, const char *piece, size_t piece_len)
 {
-	uint32_t cp, min;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2, cp = p[0] & 0x1f, min = 0x80;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3, cp = p[0] & 0x0f, min = 0x800;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4, cp = p[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	out_write(ctx, piece, piece_len);
 }
 
-/*
- * n bytes for a terminal: UTF-8 and printable ASCII as they are, a
- * backslash doubled, anything else as \xHH.
- */
+/* n bytes for a terminal, by the one rule of escape.h. */
 static void out_text_bytes(struct out *o, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < n) {
-		size_t k = utf8_len(p + i, n - i);
-
-		if (k > 1 || (k == 1 && p[i] >= 0x20 && p[i] < 0x7f &&
-			      p[i] != '\\')) {
-			out_write(o, p + i, k);
-			i += k;
-			continue;
-		}
-		if (p[i] == '\\')
-			out_puts(o, "\\\\");
-		else
-			out_printf(o, "\\x%02x", p[i]);
-		i++;
-	}
+	escape_emit(s, n, 0, out_emit, o);
 }
 
 static void out_text(struct out *o, const char *s)
@@ -175,44 +133,14 @@ static void out_text(struct out *o, const char *s)
 		out_puts(o, "(none)");
 }
 
-/* A JSON string of n bytes; bytes that are not UTF-8 become \u00XX. */
+/*
+ * A JSON string of n bytes, by the one rule of escape.h: C1 and bidi
+ * controls as \uXXXX, bytes that are not UTF-8 as \u00XX.
+ */
 static void out_json_bytes(struct out *o, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
 	out_puts(o, "\"");
-	while (i < n) {
-		size_t k = utf8_len(p + i, n - i);
-
-		if (k > 1 || (k == 1 && p[i] >= 0x20 && p[i] != 0x7f &&
-			      p[i] != '"' && p[i] != '\\')) {
-			out_write(o, p + i, k);
-			i += k;
-			continue;
-		}
-		switch (p[i]) {
-		case '"':
-			out_puts(o, "\\\"");
-			break;
-		case '\\':
-			out_puts(o, "\\\\");
-			break;
-		case '\n':
-			out_puts(o, "\\n");
-			break;
-		case '\t':
-			out_puts(o, "\\t");
-			break;
-		case '\r':
-			out_puts(o, "\\r");
-			break;
-		default:
-			out_printf(o, "\\u%04x", p[i]);
-			break;
-		}
-		i++;
-	}
+	escape_emit(s, n, ESCAPE_JSON, out_emit, o);
 	out_puts(o, "\"");
 }
 
@@ -580,23 +508,49 @@ static void a2l_free(struct a2l *a)
 }
 
 /*
+ * The module file opened for addr2line: without blocking (a FIFO or a
+ * device named by an image must not hang show), a regular file, with the
+ * ELF magic.  Returns the fd or -1.
+ */
+static int module_open(const char *path)
+{
+	unsigned char magic[SELFMAG];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+	    memcmp(magic, ELFMAG, SELFMAG)) {
+		close(fd);
+		return -1;
+	}
+	if (fd <= 3) {
+		/* Not 3 itself: dup2 onto itself would keep close-on-exec. */
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+		close(fd);
+		fd = high;
+	}
+	return fd;
+}
+
+/*
  * The link-time address of the module's first byte: what dladdr's
  * dli_fbase corresponds to (0 for PIE and shared objects, 0x400000 for a
  * classic executable).  0 when the file is not a readable ELF64.
  */
-static uint64_t elf_link_base(const char *path)
+static uint64_t elf_link_base(int fd)
 {
 	Elf64_Ehdr eh;
 	uint64_t base = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
 	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
 	    memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512)
-		goto out_close;
+		return 0;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 
@@ -609,67 +563,69 @@ static uint64_t elf_link_base(const char *path)
 			break;
 		}
 	}
-out_close:
-	close(fd);
 	return base;
 }
 
-static int64_t ms_left(const struct timespec *deadline)
+/* The end of the process's one budget for helper programs. */
+static struct timespec tools_deadline;
+static bool tools_started;
+
+void show_tools_budget(int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, &tools_deadline);
+	tools_deadline.tv_sec += ms / 1000;
+	tools_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (tools_deadline.tv_nsec >= 1000000000L) {
+		tools_deadline.tv_sec++;
+		tools_deadline.tv_nsec -= 1000000000L;
+	}
+	tools_started = true;
+}
+
+static int64_t tools_ms_left(void)
 {
 	struct timespec now;
 
+	if (!tools_started)
+		show_tools_budget(SHOW_TOOLS_BUDGET_MS);
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
-	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return (int64_t)(tools_deadline.tv_sec - now.tv_sec) * 1000 +
+	       (tools_deadline.tv_nsec - now.tv_nsec) / 1000000;
 }
 
 /*
- * Run `addr2line -e module -f -C ADDR...` (no shell) and return its output,
- * NUL-terminated, or NULL when it cannot run, fails, prints more than
- * max_out bytes or takes longer than SHOW_ADDR2LINE_TIMEOUT_MS.
+ * Run argv (no shell; argv[0] found in PATH), with module_fd (when >= 0)
+ * as its fd 3, and return its output, NUL-terminated, or NULL when it
+ * cannot run, fails, prints more than max_out bytes or outlives what is
+ * left of the budget (then SIGKILL).
  */
-static char *a2l_run(const char *module, const uint64_t *addrs, size_t n,
-		     size_t max_out)
+static char *tool_run(char *const *argv, int module_fd, size_t max_out)
 {
 	posix_spawn_file_actions_t fa;
-	char **argv = calloc(n + 6, sizeof(*argv));
-	char *nums = malloc(n * 20);
 	char *out = NULL;
-	size_t len = 0;
+	size_t len = 0, cap = 0;
 	bool ok = false;
 	int pipefd[2], status;
 	pid_t pid;
 
-	if (!argv || !nums || pipe2(pipefd, O_CLOEXEC) < 0)
-		goto out_free_args;
-	argv[0] = "addr2line";
-	argv[1] = "-e";
-	argv[2] = (char *)module;
-	argv[3] = "-f";
-	argv[4] = "-C";
-	for (size_t i = 0; i < n; i++) {
-		argv[5 + i] = nums + i * 20;
-		snprintf(argv[5 + i], 20, "0x%" PRIx64, addrs[i]);
-	}
+	if (tools_ms_left() <= 0 || pipe2(pipefd, O_CLOEXEC) < 0)
+		return NULL;
 	if (posix_spawn_file_actions_init(&fa))
 		goto out_close_pipe;
 	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ||
 	    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1) ||
 	    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) ||
-	    posix_spawnp(&pid, "addr2line", &fa, NULL, argv, environ)) {
+	    (module_fd >= 0 &&
+	     posix_spawn_file_actions_adddup2(&fa, module_fd, 3)) ||
+	    posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ)) {
 		posix_spawn_file_actions_destroy(&fa);
 		goto out_close_pipe;
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
 	pipefd[1] = -1;
-
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += SHOW_ADDR2LINE_TIMEOUT_MS / 1000;
-	size_t cap = 0;
 	for (;;) {
-		int64_t left = ms_left(&deadline);
+		int64_t left = tools_ms_left();
 		struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
 
 		if (len == cap) {
@@ -712,14 +668,38 @@ out_close_pipe:
 	close(pipefd[0]);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
-out_free_args:
-	free(argv);
-	free(nums);
 	if (!ok) {
 		free(out);
 		return NULL;
 	}
 	out[len] = '\0';
+	return out;
+}
+
+/*
+ * Run `addr2line -e /dev/fd/3 -f -C ADDR...` on the module opened as
+ * module_fd (the file checked, whatever its path names meanwhile).
+ */
+static char *a2l_run(int module_fd, const uint64_t *addrs, size_t n,
+		     size_t max_out)
+{
+	char **argv = calloc(n + 6, sizeof(*argv));
+	char *nums = malloc(n * 20), *out = NULL;
+
+	if (argv && nums) {
+		argv[0] = "addr2line";
+		argv[1] = "-e";
+		argv[2] = "/dev/fd/3";
+		argv[3] = "-f";
+		argv[4] = "-C";
+		for (size_t i = 0; i < n; i++) {
+			argv[5 + i] = nums + i * 20;
+			snprintf(argv[5 + i], 20, "0x%" PRIx64, addrs[i]);
+		}
+		out = tool_run(argv, module_fd, max_out);
+	}
+	free(argv);
+	free(nums);
 	return out;
 }
 
@@ -747,8 +727,9 @@ static void a2l_parse(char *text, struct a2l_entry *e, size_t n)
 
 /*
  * file:line for every distinct (module, offset) of every backtrace, one
- * addr2line run per module (per A2L_MAX_ADDRS addresses).  Anything that
- * fails just leaves entries without a location.
+ * addr2line run per module (per A2L_MAX_ADDRS addresses), all within the
+ * process's budget.  Anything that fails just leaves entries without a
+ * location.
  */
 static void a2l_build(const struct image *img, struct a2l *a)
 {
@@ -787,16 +768,17 @@ static void a2l_build(const struct image *img, struct a2l *a)
 	for (size_t i = 0; i < a->n;) {
 		uint32_t m = a->e[i].module;
 		const char *path = img->modules[m - 1].path;
-		struct stat st;
 		size_t j = i;
+		int fd;
 
 		while (j < a->n && a->e[j].module == m)
 			j++;
-		if (!path || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fd = path ? module_open(path) : -1;
+		if (fd < 0) {
 			i = j;
 			continue;
 		}
-		uint64_t base = elf_link_base(path);
+		uint64_t base = elf_link_base(fd);
 		while (i < j) {
 			size_t k = j - i;
 
@@ -806,15 +788,127 @@ static void a2l_build(const struct image *img, struct a2l *a)
 			for (size_t x = 0; x < k; x++)
 				addrs[x] = base + a->e[i + x].offset -
 					   (a->e[i + x].offset ? 1 : 0);
-			char *text = a2l_run(path, addrs, k,
+			char *text = a2l_run(fd, addrs, k,
 					     k * A2L_OUTPUT_PER_ADDR + 4096);
 			if (text)
 				a2l_parse(text, a->e + i, k);
 			free(text);
 			i += k;
 		}
+		close(fd);
 	}
 	free(addrs);
+}
+
+/* ---- C++ symbol names --------------------------------------------------- */
+
+/* Mangled symbol -> demangled, sorted by mangled (pointers into the image). */
+struct dm_entry {
+	const char *mangled;
+	char *plain;
+};
+
+struct demangled {
+	struct dm_entry *e;
+	size_t n;
+};
+
+static int cmp_dm(const void *a, const void *b)
+{
+	return strcmp(((const struct dm_entry *)a)->mangled,
+		      ((const struct dm_entry *)b)->mangled);
+}
+
+/* A mangled C++ name: _Z then only [A-Za-z0-9_.$] (never an option). */
+static bool dm_name_ok(const char *sym)
+{
+	if (!sym || strncmp(sym, "_Z", 2))
+		return false;
+	for (const char *p = sym; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' ||
+		      *p == '$'))
+			return false;
+	return true;
+}
+
+static const char *dm_lookup(const struct demangled *d, const char *symbol)
+{
+	struct dm_entry key = { .mangled = symbol };
+	const struct dm_entry *e;
+
+	if (!symbol || !d->n || strncmp(symbol, "_Z", 2))
+		return symbol;
+	e = bsearch(&key, d->e, d->n, sizeof(*d->e), cmp_dm);
+	return e && e->plain ? e->plain : symbol;
+}
+
+static void dm_free(struct demangled *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].plain);
+	free(d->e);
+	d->e = NULL;
+	d->n = 0;
+}
+
+/*
+ * Demangle the C++ names (_Z...) of every frame with c++filt, names given
+ * as arguments (DM_MAX_NAMES per run), within the process's budget.  A
+ * name c++filt leaves alone, or any failure, keeps the mangled name.
+ */
+static void dm_build(const struct image *img, struct demangled *d)
+{
+	size_t total = 0, n = 0;
+	char **argv;
+
+	memset(d, 0, sizeof(*d));
+	for (uint32_t b = 0; b < img->nbacktraces; b++)
+		for (uint32_t f = 0; img->backtraces[b].frames &&
+				     f < img->backtraces[b].nframes; f++) {
+			const char *sym = img->backtraces[b].frames[f].symbol;
+
+			total += dm_name_ok(sym);
+		}
+	if (!total || !(d->e = calloc(total, sizeof(*d->e))))
+		return;
+	for (uint32_t b = 0; b < img->nbacktraces; b++)
+		for (uint32_t f = 0; img->backtraces[b].frames &&
+				     f < img->backtraces[b].nframes; f++) {
+			const char *sym = img->backtraces[b].frames[f].symbol;
+
+			if (dm_name_ok(sym))
+				d->e[n++].mangled = sym;
+		}
+	qsort(d->e, n, sizeof(*d->e), cmp_dm);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || cmp_dm(&d->e[u - 1], &d->e[i]))
+			d->e[u++] = d->e[i];
+	d->n = u;
+	argv = calloc(DM_MAX_NAMES + 2, sizeof(*argv));
+	if (!argv)
+		return;
+	argv[0] = "c++filt";
+	for (size_t i = 0; i < d->n; i += DM_MAX_NAMES) {
+		size_t k = d->n - i < DM_MAX_NAMES ? d->n - i : DM_MAX_NAMES;
+		char *text, *save = NULL, *line;
+
+		for (size_t x = 0; x < k; x++)
+			argv[1 + x] = (char *)d->e[i + x].mangled;
+		argv[1 + k] = NULL;
+		text = tool_run(argv, -1, k * (IMAGE_MAX_STRING * 4 + 2));
+		if (!text)
+			continue;
+		line = strtok_r(text, "\n", &save);
+		for (size_t x = 0; x < k && line; x++) {
+			if (strcmp(line, d->e[i + x].mangled))
+				d->e[i + x].plain = strdup(line);
+			line = strtok_r(NULL, "\n", &save);
+		}
+		free(text);
+	}
+	free(argv);
 }
 
 /*
@@ -822,7 +916,8 @@ static void a2l_build(const struct image *img, struct a2l *a)
  * (FRAME_TEXT_LEN bytes).  Returns its length.
  */
 static size_t format_frame(const struct image *img,
-			   const struct image_frame *f, char *buf)
+			   const struct image_frame *f, const char *symbol,
+			   char *buf)
 {
 	const char *module = NULL;
 	int n;
@@ -831,11 +926,11 @@ static size_t format_frame(const struct image *img,
 		module = img->modules[f->module - 1].path;
 	if (!module && f->module != IMAGE_NONE)
 		module = "?";
-	if (f->symbol && module)
+	if (symbol && module)
 		n = snprintf(buf, FRAME_TEXT_LEN, "%s+0x%" PRIx64 " (%s)",
-			     f->symbol, f->symbol_offset, module);
-	else if (f->symbol)
-		n = snprintf(buf, FRAME_TEXT_LEN, "%s+0x%" PRIx64, f->symbol,
+			     symbol, f->symbol_offset, module);
+	else if (symbol)
+		n = snprintf(buf, FRAME_TEXT_LEN, "%s+0x%" PRIx64, symbol,
 			     f->symbol_offset);
 	else if (module)
 		n = snprintf(buf, FRAME_TEXT_LEN, "%s+0x%" PRIx64, module,
@@ -862,6 +957,7 @@ struct text_ctx {
 	const struct image *img;
 	struct show_index ix;
 	struct a2l a2l;
+	struct demangled dm;	/* C++ names of the frames */
 	char *frame;		/* FRAME_TEXT_LEN bytes */
 };
 
@@ -880,7 +976,8 @@ static void text_backtrace(struct text_ctx *c, const char *title,
 	}
 	for (uint32_t i = 0; bt->frames && i < bt->nframes; i++) {
 		const struct image_frame *f = &bt->frames[i];
-		size_t n = format_frame(c->img, f, c->frame);
+		size_t n = format_frame(c->img, f,
+					dm_lookup(&c->dm, f->symbol), c->frame);
 		const char *where = a2l_lookup(&c->a2l, f->module, f->offset);
 
 		out_printf(c->o, "%s  #%u ", indent, i);
@@ -1218,8 +1315,10 @@ int show_image_text(const struct image *img, int out_fd, unsigned flags)
 	c.o->fd = out_fd;
 	c.o->err = 0;
 	c.o->len = 0;
-	if (!(flags & SHOW_NO_ADDR2LINE))
+	if (!(flags & SHOW_NO_ADDR2LINE)) {
 		a2l_build(img, &c.a2l);
+		dm_build(img, &c.dm);
+	}
 	text_header(&c);
 	text_sets(&c);
 	text_tree(&c);
@@ -1227,6 +1326,7 @@ int show_image_text(const struct image *img, int out_fd, unsigned flags)
 	out_flush(c.o);
 	ret = c.o->err;
 	a2l_free(&c.a2l);
+	dm_free(&c.dm);
 	index_free(&c.ix);
 	free(c.frame);
 	free(c.o);
@@ -1241,7 +1341,8 @@ static void json_backtrace(struct text_ctx *c, uint32_t id)
 
 	out_puts(c->o, "[");
 	for (uint32_t i = 0; bt && bt->frames && i < bt->nframes; i++) {
-		size_t n = format_frame(c->img, &bt->frames[i], c->frame);
+		size_t n = format_frame(c->img, &bt->frames[i],
+					bt->frames[i].symbol, c->frame);
 
 		if (i)
 			out_puts(c->o, ", ");

@@ -10,6 +10,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_BIN := $(FUZZ_DIR)/fuzz_image
 FUZZ_SRC := test/fuzz/fuzz_image.c common/image.c common/crc32c.c \
+	common/escape.c \
 	common/log.c recorder/image_write.c replayer/image_read.c \
 	replayer/show.c
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
@@ -22,7 +23,20 @@ $(FUZZ_BIN): $(FUZZ_SRC) $(wildcard include/*.h common/*.h replayer/*.h) \
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC)
 
-fuzz: $(FUZZ_BIN)
+# The semantic fuzzer (test/unit/test_semantic.c, images from
+# test/imggen.h): `make check` runs 150 images; `make fuzz` runs
+# FUZZ_SEMANTIC_IMAGES from FUZZ_SEMANTIC_SEED, under the sanitizers of the
+# build (SAN=address,undefined make fuzz for ASan and UBSan).  A failure
+# prints its seed: EPOLLCR_SEMANTIC_SEED=N EPOLLCR_SEMANTIC_IMAGES=1
+# replays it.
+FUZZ_SEMANTIC_IMAGES ?= 20000
+FUZZ_SEMANTIC_SEED ?= 1
+.PHONY: fuzz-semantic
+fuzz-semantic: $(BUILD)/test/unit/test_semantic
+	EPOLLCR_SEMANTIC_IMAGES=$(FUZZ_SEMANTIC_IMAGES) \
+		EPOLLCR_SEMANTIC_SEED=$(FUZZ_SEMANTIC_SEED) $<
+
+fuzz: fuzz-semantic $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_DIR)/corpus
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

@@ -634,6 +634,42 @@ static void test_socket_unix_path(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * Addresses longer than the kernel accepts, even if a reader let them
+ * through: refused before any copy into a sun_path-sized buffer (before
+ * the check, a 126-byte path overflowed two stack buffers).
+ */
+static void test_socket_addr_too_long(void **state)
+{
+	struct image_target t = unix_sock(1, IMAGE_SOCK_BOUND);
+	struct recreate_req q = req(true);
+	struct sockaddr_in *in = (void *)&t.u.sock.addr;
+	int fd = -1;
+
+	memset(&t.u.sock.addr, '/', sizeof(t.u.sock.addr));
+	t.u.sock.addr.ss_family = AF_UNIX;
+	t.u.sock.addr_len = IMAGE_MAX_SOCKADDR;
+	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),
+			 -EINVAL);
+	assert_non_null(strstr(why, "more than the 110"));
+	assert_int_equal(fd, -1);
+	/* abstract, one byte too many */
+	t.u.sock.addr_len = sizeof(struct sockaddr_un) + 1;
+	((char *)&t.u.sock.addr)[offsetof(struct sockaddr_un, sun_path)] = 0;
+	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),
+			 -EINVAL);
+	/* an AF_INET address is exactly a sockaddr_in */
+	t.u.sock.domain = AF_INET;
+	t.u.sock.type = SOCK_DGRAM;
+	memset(&t.u.sock.addr, 0, sizeof(t.u.sock.addr));
+	in->sin_family = AF_INET;
+	t.u.sock.addr_len = sizeof(*in) + 4;
+	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),
+			 -EINVAL);
+	assert_non_null(strstr(why, "not 16"));
+	assert_int_equal(fd, -1);
+}
+
 /* ---- pairing ---- */
 
 static void test_match_pairs(void **state)
@@ -700,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_socket_ipv6),
 		cmocka_unit_test(test_socketpair),
 		cmocka_unit_test(test_socket_unix_path),
+		cmocka_unit_test(test_socket_addr_too_long),
 		cmocka_unit_test(test_match_pairs),
 	};
 

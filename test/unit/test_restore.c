@@ -705,6 +705,68 @@ static void child_oneshot(void)
 	image_free(&img);
 }
 
+/*
+ * Fired oneshots on listeners no loopback connection can reach: each is
+ * 0.0.0.0:P with SO_REUSEPORT, shadowed by a more specific 127.0.0.1:P
+ * listener the test holds, which takes every connection.  Each is restored
+ * armed with a warning; the restore waits once for all of them (its one
+ * budget, RS_READY_BUDGET_MS), not once per watch (5 s before).
+ */
+#define SHADOWED_LISTENERS 5
+static void child_oneshot_budget(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	uint16_t port = free_port();
+	struct timespec t0, t1;
+	struct image img;
+	struct kline k[16];
+	uint32_t s;
+	double ms;
+	int one = 1, shadow = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int n;
+
+	in.sin_port = htons(port);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(shadow >= 0 &&
+		      setsockopt(shadow, SOL_SOCKET, SO_REUSEPORT, &one,
+				 sizeof(one)) == 0 &&
+		      bind(shadow, (void *)&in, sizeof(in)) == 0 &&
+		      listen(shadow, 64) == 0,
+	      "shadowing listener: %s", strerror(errno));
+	image_init(&img);
+	s = set_tgt(&img);
+	put_fd(&img, 100, s, true);
+	for (int i = 0; i < SHADOWED_LISTENERS; i++) {
+		uint32_t ls = inet_listener(&img, port);
+		struct image_socket *so = &T(&img, ls)->u.sock;
+
+		so->flags |= IMAGE_SOCK_REUSEPORT;
+		((struct sockaddr_in *)&so->addr)->sin_addr.s_addr =
+			htonl(INADDR_ANY);
+		put_fd(&img, 101 + i, ls, true);
+		put_watch(&img, s, 101 + i, EPOLLONESHOT, (uint64_t)i, ls);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "restore: %s", err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	fprintf(stderr, "%d shadowed fired oneshots restored in %.0f ms\n",
+		SHADOWED_LISTENERS, ms);
+	CHECK(ms < 2500, "the restore waited %.0f ms for %d watches", ms,
+	      SHADOWED_LISTENERS);
+	n = KLINES(100, k);
+	CHECK(n == SHADOWED_LISTENERS, "%d lines", n);
+	CHECK(img.ndiags == SHADOWED_LISTENERS, "%u warnings", img.ndiags);
+	for (uint32_t i = 0; i < img.ndiags; i++)
+		CHECK(strstr(img.diags[i].message, "restored armed"),
+		      "warning %u: %s", i, img.diags[i].message);
+	close(shadow);
+	image_free(&img);
+}
+
 static void child_et_exclusive(void)
 {
 	struct image img;
@@ -1172,6 +1234,161 @@ static void child_fail_bind(void)
 		      "Address already in use");
 	image_free(&img);
 	close(hog);
+}
+
+/*
+ * Root restoring an image of uid 1000 (a policy, docs/security.md): a
+ * privileged port, a unix path outside the working directory or with a
+ * "..", a packet socket are refused before anything is created (the fd
+ * table and the file system unchanged); a path under the working
+ * directory is fine; the same image recorded as root's, or trusted
+ * (RESTORE_TRUST_IMAGE), binds the privileged port.  As root only.
+ */
+static void policy_image(struct image *img, uint32_t uid, uint32_t *ls)
+{
+	uint32_t s, e;
+
+	image_init(img);
+	img->proc.uid = uid;
+	s = set_tgt(img);
+	put_fd(img, 100, s, true);
+	e = efd_tgt(img, 0);
+	put_fd(img, 101, e, true);
+	put_watch(img, s, 101, EPOLLIN, 1, e);
+	*ls = tgt(img, IMAGE_KIND_SOCKET);
+	put_fd(img, 102, *ls, true);
+	put_watch(img, s, 102, EPOLLIN, 2, *ls);
+	T(img, s)->u.ep.nwatches = 2;
+}
+
+static void set_unix_path(struct image *img, uint32_t id, const char *path)
+{
+	struct image_socket *so = &T(img, id)->u.sock;
+	struct sockaddr_un *un = (void *)&so->addr;
+
+	memset(so, 0, sizeof(*so));
+	so->domain = AF_UNIX;
+	so->type = SOCK_STREAM;
+	so->flags = IMAGE_SOCK_BOUND | IMAGE_SOCK_LISTENING;
+	so->backlog = 4;
+	so->pair = IMAGE_NONE;
+	un->sun_family = AF_UNIX;
+	snprintf(un->sun_path, sizeof(un->sun_path), "%s", path);
+	so->addr_len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
+				  strlen(path) + 1);
+}
+
+static void child_root_policy(void)
+{
+	char dir[] = "/tmp/epollcr-policy-XXXXXX", outside[128], inside[160];
+	struct image img;
+	struct stat st;
+	uint32_t ls;
+	uint16_t port = 1000 + (uint16_t)(getpid() % 23);
+	int ret;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "not root: the policy does not apply, skipped\n");
+		return;
+	}
+	CHECK(mkdtemp(dir), "mkdtemp");
+	CHECK(chdir(dir) == 0, "chdir");
+	snprintf(outside, sizeof(outside), "/tmp/epollcr-policy-%d.sock",
+		 (int)getpid());
+	snprintf(inside, sizeof(inside), "%s/ok.sock", dir);
+
+	/* a privileged port */
+	policy_image(&img, 1000, &ls);
+	{
+		struct image_socket *so = &T(&img, ls)->u.sock;
+		struct sockaddr_in *in = (void *)&so->addr;
+
+		so->domain = AF_INET;
+		so->type = SOCK_STREAM;
+		so->protocol = IPPROTO_TCP;
+		so->flags = IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND |
+			    IMAGE_SOCK_REUSEADDR;
+		so->backlog = 4;
+		so->pair = IMAGE_NONE;
+		so->addr_len = sizeof(*in);
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "refused: a restore as root of an image of uid 1000 binds no port below 1024");
+	/* trusted: bound */
+	ret = restore_image_trust(&img,
+				  &(struct epollcr_restore_options){
+					  .report_fd = -1 },
+				  RESTORE_TRUST_IMAGE, err, sizeof(err));
+	CHECK(ret == 0, "trusted restore: %s", err);
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	/* the image of a root process: no policy */
+	img.proc.uid = 0;
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "root's image: %s", err);
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	/* ... unless read from a file root does not own: uid 0 is a claim */
+	img.file_uid = 65534;
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "binds no port below 1024");
+	img.file_uid = -1;
+	{
+		char path[160];
+
+		snprintf(path, sizeof(path), "%s/nobody.img", dir);
+		CHECK(image_write_file(&img, path) == 0 &&
+			      chown(path, 65534, 65534) == 0,
+		      "write %s", path);
+		CHECK(epollcr_restore(path, NULL, err, sizeof(err)) == -1 &&
+			      strstr(err, "binds no port below 1024"),
+		      "a uid-0 image in nobody's file: %s", err);
+		CHECK(chown(path, 0, 0) == 0, "chown");
+		CHECK(epollcr_restore(path, NULL, err, sizeof(err)) == 0,
+		      "a uid-0 image in root's file: %s", err);
+		for (int fd = 100; fd <= 102; fd++)
+			close(fd);
+		unlink(path);
+	}
+	image_free(&img);
+
+	/* unix paths: outside the working directory, with "..", inside */
+	static const char *const refused[] = { NULL, "../x.sock",
+					       "sub/../../x.sock" };
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		policy_image(&img, 1000, &ls);
+		set_unix_path(&img, ls, refused[i] ? refused[i] : outside);
+		restore_fails(&img, EPOLLCR_TARGETS_RECREATE,
+			      EPOLLCR_MISSING_FAIL,
+			      "creates sockets only under the working directory");
+		image_free(&img);
+	}
+	CHECK(lstat(outside, &st) < 0 && errno == ENOENT,
+	      "%s was created", outside);
+	policy_image(&img, 1000, &ls);
+	set_unix_path(&img, ls, inside);
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "a path under the working directory: %s", err);
+	CHECK(lstat(inside, &st) == 0 && S_ISSOCK(st.st_mode), "socket made");
+	for (int fd = 100; fd <= 102; fd++)
+		close(fd);
+	unlink(inside);
+	image_free(&img);
+
+	/* another family: AF_PACKET */
+	policy_image(&img, 1000, &ls);
+	T(&img, ls)->u.sock = (struct image_socket){
+		.domain = AF_PACKET, .type = SOCK_DGRAM, .backlog = -1,
+		.pair = IMAGE_NONE };
+	restore_fails(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      "socket family 17 refused");
+	image_free(&img);
+	CHECK(chdir("/") == 0 && rmdir(dir) == 0, "rmdir %s", dir);
 }
 
 /*
@@ -1667,6 +1884,7 @@ CASE(stale_free)
 CASE(stale_taken)
 CASE(250_same_tfd)
 CASE(oneshot)
+CASE(oneshot_budget)
 CASE(et_exclusive)
 CASE(tcp_listener)
 CASE(unix_abstract)
@@ -1680,6 +1898,7 @@ CASE(wakeup_unrelated)
 CASE(rlimit)
 CASE(taken)
 CASE(fail_bind)
+CASE(root_policy)
 CASE(fail_rlimit)
 CASE(inject_ctl)
 CASE(inject_dup3)
@@ -1704,6 +1923,7 @@ int main(void)
 		cmocka_unit_test(test_stale_taken),
 		cmocka_unit_test(test_250_same_tfd),
 		cmocka_unit_test(test_oneshot),
+		cmocka_unit_test(test_oneshot_budget),
 		cmocka_unit_test(test_et_exclusive),
 		cmocka_unit_test(test_tcp_listener),
 		cmocka_unit_test(test_unix_abstract),
@@ -1717,6 +1937,7 @@ int main(void)
 		cmocka_unit_test(test_rlimit),
 		cmocka_unit_test(test_taken),
 		cmocka_unit_test(test_fail_bind),
+		cmocka_unit_test(test_root_policy),
 		cmocka_unit_test(test_fail_rlimit),
 		cmocka_unit_test(test_inject_ctl),
 		cmocka_unit_test(test_inject_dup3),
