@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A program whose epoll state only the kernel knows: every epoll call is
+ * a raw syscall, so under `epollcr run` the shim's recorder never starts,
+ * and built with -static the shim is not loaded at all.  It holds nested
+ * sets, a fired oneshot, a stale tfd, an EPOLLEXCLUSIVE watch, a
+ * listening TCP socket (backlog 7), a bound UDP socket, a socketpair, an
+ * eventfd, a timerfd and a pipe; prints "ready" and waits to be killed.
+ * Test program of test_kernel_only.sh.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+static int ep_create(void)
+{
+	return (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+}
+
+static void ep_add(int epfd, int fd, unsigned events, unsigned long data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+
+	if (syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		perror("epoll_ctl");
+		exit(1);
+	}
+}
+
+static int tcp_listener(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 7) < 0) {
+		perror("tcp");
+		exit(1);
+	}
+	return fd;
+}
+
+static int udp_bound(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("udp");
+		exit(1);
+	}
+	return fd;
+}
+
+int main(void)
+{
+	int outer = ep_create(), inner = ep_create(), once = ep_create();
+	int efd = eventfd(3, EFD_NONBLOCK);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+	struct itimerspec its = { .it_value.tv_sec = 3600,
+				  .it_interval.tv_sec = 3600 };
+	int lsn = tcp_listener(), udp = udp_bound(), sp[2], pp[2];
+	int fired = eventfd(1, 0);
+
+	if (outer < 0 || inner < 0 || once < 0 || efd < 0 || tfd < 0 ||
+	    fired < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 ||
+	    pipe(pp) < 0) {
+		perror("setup");
+		return 1;
+	}
+	timerfd_settime(tfd, 0, &its, NULL);
+	/* nesting: outer watches inner, inner watches eventfd and timerfd */
+	ep_add(inner, efd, EPOLLIN | EPOLLET, 0x1001);
+	ep_add(inner, tfd, EPOLLIN, 0x1002);
+	ep_add(outer, inner, EPOLLIN, 0x2001);
+	ep_add(outer, lsn, EPOLLIN | EPOLLEXCLUSIVE, 0x2002);
+	ep_add(outer, udp, EPOLLIN | EPOLLOUT, 0x2003);
+	ep_add(outer, sp[0], EPOLLIN | EPOLLRDHUP, 0x2004);
+	/* a stale tfd: added through a dup that is closed again */
+	int dup_r = dup(pp[0]);
+	ep_add(outer, dup_r, EPOLLIN, 0x2005);
+	close(dup_r);
+	/* a fired oneshot: its only event was collected */
+	ep_add(once, fired, EPOLLIN | EPOLLONESHOT, 0x3001);
+	struct epoll_event ev;
+	if (syscall(SYS_epoll_wait, once, &ev, 1, 1000) != 1) {
+		fprintf(stderr, "the oneshot did not fire\n");
+		return 1;
+	}
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;)
+		pause();
+}
