@@ -9,8 +9,10 @@ set -eu
 what=${1:-build}
 # binutils: readelf and nm (test_abi); man-db and groff-base: man pages
 # rendered with warnings (test_man, test_install).
+# golang-go and libc6-dev (its static libc.a): test_kernel_go builds a Go
+# net/http server, test_kernel_only a statically linked C program.
 build_pkgs="gcc make pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3 binutils man-db groff-base"
-all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs"
+all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs golang-go libc6-dev"
 case $what in
 build) want=$build_pkgs ;;
 all) want=$all_pkgs ;;
