@@ -6,12 +6,16 @@
  * sets, a fired oneshot, a stale tfd, an EPOLLEXCLUSIVE watch, a
  * listening TCP socket (backlog 7), a bound UDP socket, a socketpair, an
  * eventfd, a timerfd and a pipe; prints "ready" and waits to be killed.
- * Test program of test_kernel_only.sh.
+ * With the argument "busy" it then changes the data of one watch without
+ * a pause instead (EPOLL_CTL_MOD, data counting up), so that no two reads
+ * of its state agree.  Test program of test_kernel_only.sh.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -62,7 +66,7 @@ static int udp_bound(void)
 	return fd;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int outer = ep_create(), inner = ep_create(), once = ep_create();
 	int efd = eventfd(3, EFD_NONBLOCK);
@@ -99,6 +103,14 @@ int main(void)
 	}
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
+	if (argc > 1 && !strcmp(argv[1], "busy")) {
+		struct epoll_event mod = { .events = EPOLLIN | EPOLLET };
+
+		for (uint64_t n = 0;; n++) {
+			mod.data.u64 = 0x1001 + n;
+			syscall(SYS_epoll_ctl, inner, EPOLL_CTL_MOD, efd, &mod);
+		}
+	}
 	for (;;)
 		pause();
 }

@@ -108,6 +108,30 @@ fi
 stop "$spid"
 real_restore_check static "$WORK/static.img" "$WORK/static.json"
 
+# reads until two agree: a process that changes a watch's data without a
+# pause never gives two equal reads, unless it did not run at all between
+# them (2 cores shared by the whole test suite): up to 10 dumps, until one
+# is unsettled; --freeze gives one consistent read
+kstart busy "$WORK/kstatic" busy || fail "busy: not ready"
+bpid=$STARTED_PID
+for ((try = 1; try <= 10; try++)); do
+	out=$("$CLI" dump --reads 2 -o "$WORK/busy.img" "$bpid" 2>&1)
+	status=$?
+	grep -q "changed its epoll state" <<<"$out" && break
+done
+"$CLI" show --json "$WORK/busy.img" >"$WORK/busy.json" 2>&1
+[ $status = 0 ] && grep -q "changed its epoll state during each of 2 reads" <<<"$out" &&
+	json_is "$WORK/busy.json" 'j["unsettled"] and not j["complete"] and any("no two reads in a row agreed" in d["message"] for d in j["diagnostics"])' &&
+	pass "busy: dump $try: 2 reads did not agree: the image says unsettled: $(grep warning <<<"$out")" ||
+	{ fail "busy: exit $status: $out"; head -c 600 "$WORK/busy.json"; }
+"$CLI" dump --freeze -o "$WORK/busy-frozen.img" "$bpid" >/dev/null 2>&1 &&
+	"$CLI" show --json "$WORK/busy-frozen.img" >"$WORK/busy-frozen.json" &&
+	json_is "$WORK/busy-frozen.json" 'not j["unsettled"] and j["complete"] and len(j["epoll"]) == 3' &&
+	pass "busy: with --freeze one read is consistent and complete" || fail "busy: --freeze"
+[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$bpid/status")" = 0 ] && [ "$(awk '{ print $3 }' "/proc/$bpid/stat")" = R ] &&
+	pass "busy: running again, untraced, after --freeze" || fail "busy: state after --freeze: $(awk '{ print $3 }' "/proc/$bpid/stat")"
+stop "$bpid"
+
 # 2. dynamic, raw syscalls, under epollcr run: the recorder never starts
 kstart raw "$CLI" run -- "$WORK/kdyn" || fail "raw: not ready"
 rpid=$STARTED_PID
