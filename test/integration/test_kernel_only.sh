@@ -97,6 +97,31 @@ if "$CLI" dump --freeze -o "$WORK/frozen.img" "$spid" >"$WORK/frozen.dump" 2>&1;
 else
 	fail "freeze: dump --freeze:"; cat "$WORK/frozen.dump"
 fi
+# --freeze of a process traced by another (here a python ctypes
+# PTRACE_SEIZE): refused, naming the tracer; a plain dump still works
+python3 - "$spid" >"$WORK/tracer.out" 2>&1 <<'PY' &
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_SEIZE = 0x4206
+if libc.ptrace(PTRACE_SEIZE, int(sys.argv[1]), None, None) != 0:
+    print("seize failed", ctypes.get_errno(), flush=True)
+    sys.exit(1)
+print("traced", flush=True)
+time.sleep(30)
+PY
+tracer=$!
+PIDS+=("$tracer")
+if wait_for "$WORK/tracer.out" traced 10; then
+	out=$("$CLI" dump --freeze -o "$WORK/traced.img" "$spid" 2>&1)
+	[ $? = 1 ] && grep -q "pid $spid is already traced by pid $tracer" <<<"$out" &&
+		pass "traced: --freeze refused: $out" || fail "traced: --freeze: $out"
+	"$CLI" dump -o "$WORK/traced.img" "$spid" >/dev/null 2>&1 &&
+		"$CLI" verify --pid "$spid" "$WORK/traced.img" >/dev/null &&
+		pass "traced: a dump without --freeze works" || fail "traced: plain dump"
+fi
+kill "$tracer" 2>/dev/null
+wait "$tracer" 2>/dev/null
+
 # epollcr ps lists it, without the shim
 if "$CLI" ps >"$WORK/ps.txt" 2>&1 && grep -Eq "^ *$spid +kstatic +3 +8 no +-$" "$WORK/ps.txt"; then
 	pass "ps: $(grep -E "^ *$spid " "$WORK/ps.txt")"
