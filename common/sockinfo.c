@@ -17,6 +17,7 @@ struct want {
 	uint64_t ino;
 	struct image_target *t;
 	bool found;
+	bool described;		/* its domain came from sock_diag */
 };
 
 struct wants {
@@ -69,6 +70,7 @@ static int on_inet(void *ctx, const struct inet_diag_sock *s)
 	}
 	len = s->family == AF_INET ? sizeof(struct sockaddr_in)
 				   : sizeof(struct sockaddr_in6);
+	w->described = true;
 	so->domain = s->family;
 	so->type = s->protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
 	so->protocol = s->protocol;
@@ -102,6 +104,11 @@ static int on_unix(void *ctx, const struct unix_diag_sock *s)
 	so = &w->t->u.sock;
 	if (so->domain && so->domain != AF_UNIX)
 		return 0;
+	if (s->state == TCP_LISTEN && so->backlog < 0)
+		so->backlog = (int32_t)(s->wqueue & INT32_MAX);
+	if (so->domain)
+		return 0; /* described through a descriptor: the backlog only */
+	w->described = true;
 	so->domain = AF_UNIX;
 	so->type = s->type;
 	if (s->state == TCP_LISTEN)
@@ -118,9 +125,10 @@ static bool needs_diag(const struct image_target *t)
 
 	if (t->kind != IMAGE_KIND_SOCKET)
 		return false;
-	if (!so->domain || so->domain == AF_UNIX)
-		return !so->domain;
-	return (so->domain == AF_INET || so->domain == AF_INET6) &&
+	if (!so->domain)
+		return true;
+	return (so->domain == AF_INET || so->domain == AF_INET6 ||
+		so->domain == AF_UNIX) &&
 	       (so->flags & IMAGE_SOCK_LISTENING) && so->backlog < 0;
 }
 
@@ -156,15 +164,20 @@ int sockinfo_fill(struct image *img)
 		{ AF_INET6, IPPROTO_UDP, "UDP/IPv6" },
 	};
 	struct wants w;
-	bool undescribed = false;
+	bool undescribed = false, inet = false, unix_ = false;
 	int ret = collect(img, &w);
 
 	if (ret < 0 || !w.n)
 		return ret;
-	for (uint32_t i = 0; i < w.n; i++)
-		undescribed |= !w.v[i].t->u.sock.domain;
+	for (uint32_t i = 0; i < w.n; i++) {
+		uint32_t domain = w.v[i].t->u.sock.domain;
+
+		undescribed |= !domain;
+		inet |= domain == AF_INET || domain == AF_INET6;
+		unix_ |= domain == AF_UNIX;
+	}
 	for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++) {
-		if (!undescribed && tables[k].protocol != IPPROTO_TCP)
+		if (!undescribed && (!inet || tables[k].protocol != IPPROTO_TCP))
 			continue;
 		ret = inet_diag_dump(tables[k].family, tables[k].protocol,
 				     on_inet, &w);
@@ -175,7 +188,7 @@ int sockinfo_fill(struct image *img)
 				   tables[k].name, strerror(-ret)) < 0)
 			goto out_nomem;
 	}
-	if (undescribed) {
+	if (undescribed || unix_) {
 		ret = unix_diag_dump(on_unix, &w);
 		if (ret < 0 &&
 		    image_add_diag(img, IMAGE_SEV_WARNING, IMAGE_DIAG_GENERIC,
@@ -187,11 +200,10 @@ int sockinfo_fill(struct image *img)
 	for (uint32_t i = 0; i < w.n; i++) {
 		const struct image_target *t = w.v[i].t;
 
-		if (t->u.sock.domain == AF_UNIX && !w.v[i].found)
-			continue;
-		if (t->u.sock.domain && (t->u.sock.domain != AF_UNIX ||
-					 !(t->u.sock.flags &
-					   (IMAGE_SOCK_LISTENING))))
+		/* Described but for the name: a unix listener, from sock_diag. */
+		if (t->u.sock.domain &&
+		    !(w.v[i].described && t->u.sock.domain == AF_UNIX &&
+		      (t->u.sock.flags & IMAGE_SOCK_LISTENING)))
 			continue;
 		if (image_add_diag(img, IMAGE_SEV_WARNING,
 				   IMAGE_DIAG_UNRESTORABLE, -1, -1, t->path,

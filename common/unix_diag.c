@@ -51,6 +51,8 @@ static bool ud_parse(const struct nlmsghdr *h, struct unix_diag_sock *s)
 				return false;
 			s->rqueue = ((const struct unix_diag_rqlen *)
 					     RTA_DATA(a))->udiag_rqueue;
+			s->wqueue = ((const struct unix_diag_rqlen *)
+					     RTA_DATA(a))->udiag_wqueue;
 			break;
 		default:
 			break;

@@ -24,6 +24,7 @@ struct unix_diag_sock {
 	uint32_t state;	  /* TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE */
 	uint32_t rqueue;  /* bytes queued for reading (SIOCINQ); for a
 			   * datagram socket, its first datagram's */
+	uint32_t wqueue;  /* listening: its listen backlog */
 	bool named;	  /* bound to a path or an abstract name */
 };
 

@@ -5,19 +5,21 @@
  * and built with -static the shim is not loaded at all.  It holds nested
  * sets, a fired oneshot, a stale tfd, an EPOLLEXCLUSIVE watch, a
  * listening TCP socket (backlog 7), a bound UDP socket, a socketpair, an
- * eventfd, a timerfd and a pipe; prints "ready" and waits to be killed.
+ * eventfd, a timerfd, a signalfd (SIGUSR2, SIGWINCH) and a pipe; prints "ready" and waits to be killed.
  * With the argument "busy" it then changes the data of one watch without
  * a pause instead (EPOLL_CTL_MOD, data counting up), so that no two reads
  * of its state agree.  Test program of test_kernel_only.sh.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -75,9 +77,16 @@ int main(int argc, char **argv)
 				  .it_interval.tv_sec = 3600 };
 	int lsn = tcp_listener(), udp = udp_bound(), sp[2], pp[2];
 	int fired = eventfd(1, 0);
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
 	if (outer < 0 || inner < 0 || once < 0 || efd < 0 || tfd < 0 ||
-	    fired < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 ||
+	    fired < 0 || sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 ||
 	    pipe(pp) < 0) {
 		perror("setup");
 		return 1;
@@ -86,6 +95,7 @@ int main(int argc, char **argv)
 	/* nesting: outer watches inner, inner watches eventfd and timerfd */
 	ep_add(inner, efd, EPOLLIN | EPOLLET, 0x1001);
 	ep_add(inner, tfd, EPOLLIN, 0x1002);
+	ep_add(inner, sfd, EPOLLIN, 0x1003);
 	ep_add(outer, inner, EPOLLIN, 0x2001);
 	ep_add(outer, lsn, EPOLLIN | EPOLLEXCLUSIVE, 0x2002);
 	ep_add(outer, udp, EPOLLIN | EPOLLOUT, 0x2003);

@@ -4,7 +4,7 @@
 # against /proc/PID/fdinfo.
 # - kernel_target (nested sets, a fired oneshot, a stale tfd,
 #   EPOLLEXCLUSIVE, TCP listener with backlog 7, UDP, socketpair, pipe,
-#   eventfd, timerfd) built -static and started with `epollcr run` (the
+#   eventfd, timerfd, signalfd) built -static and started with `epollcr run` (the
 #   shim cannot load), and built dynamic under `epollcr run` (the shim is
 #   loaded, its recorder never starts: raw epoll syscalls);
 # - `dump --kernel` of a program whose shim answers; `dump --freeze`;
@@ -46,19 +46,20 @@ kcheck() {
 	else
 		fail "$name: image differs from /proc/$pid/fdinfo:"; echo "$out"
 	fi
-	python3 - "$WORK/$name.json" <<'PY' && pass "$name: 3 sets, nesting, disarmed oneshot, stale tfd, EPOLLEXCLUSIVE, backlog 7" || fail "$name: shapes missing"
+	python3 - "$WORK/$name.json" <<'PY' && pass "$name: 3 sets, nesting, disarmed oneshot, stale tfd, EPOLLEXCLUSIVE, backlog 7, signalfd" || fail "$name: shapes missing"
 import json, sys
 j = json.load(open(sys.argv[1]))
 sets = j["epoll"]
 w = [x for s in sets for x in s["watches"]]
 by_data = {x["data"]: x for x in w}
-ok = len(sets) == 3 and len(w) == 8
+ok = len(sets) == 3 and len(w) == 9
 ok &= "disarmed" in by_data["0x3001"]["flags"] and by_data["0x3001"]["events"] == "0x40000000"
 ok &= "stale" in by_data["0x2005"]["flags"]
 ok &= int(by_data["0x2002"]["events"], 16) & 0x10000000 != 0
 ok &= by_data["0x2002"]["target"]["backlog"] == 7
 ok &= by_data["0x2001"]["target"]["kind"] == "epoll"
 ok &= any(s["nested_in"] for s in sets)
+ok &= by_data["0x1003"]["target"]["kind"] == "signalfd"
 sys.exit(0 if ok else 1)
 PY
 	if out=$("$CLI" verify --pid "$pid" "$WORK/$name.img" 2>&1); then
@@ -123,12 +124,12 @@ kill "$tracer" 2>/dev/null
 wait "$tracer" 2>/dev/null
 
 # epollcr ps lists it, without the shim
-if "$CLI" ps >"$WORK/ps.txt" 2>&1 && grep -Eq "^ *$spid +kstatic +3 +8 no +-$" "$WORK/ps.txt"; then
+if "$CLI" ps >"$WORK/ps.txt" 2>&1 && grep -Eq "^ *$spid +kstatic +3 +9 no +-$" "$WORK/ps.txt"; then
 	pass "ps: $(grep -E "^ *$spid " "$WORK/ps.txt")"
 else
-	fail "ps: no line for pid $spid with 3 sets, 8 watches, no shim:"; cat "$WORK/ps.txt"
+	fail "ps: no line for pid $spid with 3 sets, 9 watches, no shim:"; cat "$WORK/ps.txt"
 fi
-"$CLI" ps --json >"$WORK/ps.json" && json_is "$WORK/ps.json" "[p for p in j if p['pid'] == $spid] == [{'pid': $spid, 'comm': 'kstatic', 'sets': 3, 'watches': 8, 'shim': False, 'signal': None, 'signo': None}]" &&
+"$CLI" ps --json >"$WORK/ps.json" && json_is "$WORK/ps.json" "[p for p in j if p['pid'] == $spid] == [{'pid': $spid, 'comm': 'kstatic', 'sets': 3, 'watches': 9, 'shim': False, 'signal': None, 'signo': None}]" &&
 	pass "ps --json: pid $spid" || fail "ps --json: $(cat "$WORK/ps.json")"
 stop "$spid"
 real_restore_check static "$WORK/static.img" "$WORK/static.json"
@@ -166,7 +167,7 @@ if kcheck raw "$rpid"; then
 		pass "raw: the note says the recorder never started" ||
 		{ fail "raw: no note about the recorder:"; cat "$WORK/raw.dump"; }
 fi
-grep -Eq "^ *$rpid +kdyn +3 +8 yes +-$" <("$CLI" ps) && pass "ps: the shim runs in $rpid, no recorder signal" ||
+grep -Eq "^ *$rpid +kdyn +3 +9 yes +-$" <("$CLI" ps) && pass "ps: the shim runs in $rpid, no recorder signal" ||
 	{ fail "ps: line of $rpid:"; "$CLI" ps; }
 stop "$rpid"
 real_restore_check raw "$WORK/raw.img" "$WORK/raw.json"

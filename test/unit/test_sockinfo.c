@@ -185,6 +185,7 @@ static void test_unix(void **state)
 	assert_int_equal(img.targets[0].u.sock.domain, AF_UNIX);
 	assert_int_equal(img.targets[0].u.sock.type, SOCK_SEQPACKET);
 	assert_true(img.targets[0].u.sock.flags & IMAGE_SOCK_LISTENING);
+	assert_int_equal(img.targets[0].u.sock.backlog, 2);
 	assert_int_equal(img.targets[1].u.sock.type, SOCK_DGRAM);
 	assert_true(img.targets[1].u.sock.flags & IMAGE_SOCK_CONNECTED);
 	/* the listener's name is not known: said, once */
@@ -195,6 +196,35 @@ static void test_unix(void **state)
 	close(l);
 	close(sp[0]);
 	close(sp[1]);
+}
+
+/* A unix listener described through its fd gains its backlog alone. */
+static void test_unix_backlog_only(void **state)
+{
+	(void)state;
+	struct image img;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+		 "epollcr-test-sockinfo-b-%d", (int)getpid());
+	assert_int_equal(bind(l, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+					  1 + strlen(sa.sun_path + 1))),
+			 0);
+	assert_int_equal(listen(l, 11), 0);
+	image_init(&img);
+	struct image_target *t = bare_target(&img, l);
+	t->u.sock.domain = AF_UNIX;
+	t->u.sock.type = SOCK_STREAM;
+	t->u.sock.flags = IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND;
+	assert_int_equal(sockinfo_fill(&img), 0);
+	assert_int_equal(img.targets[0].u.sock.backlog, 11);
+	assert_int_equal(img.targets[0].u.sock.flags,
+			 IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
+	assert_int_equal(img.ndiags, 0); /* its name is known: no diagnostic */
+	image_free(&img);
+	close(l);
 }
 
 /* Nothing to ask: no netlink traffic, no change. */
@@ -221,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_backlog_only),
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_unix),
+		cmocka_unit_test(test_unix_backlog_only),
 		cmocka_unit_test(test_nothing_to_do),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
