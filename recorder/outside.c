@@ -105,13 +105,31 @@ static int fill_process_of(pid_t pid, struct image *img)
 
 /* ---- why a process cannot be read --------------------------------------- */
 
-static bool alive(pid_t pid)
+/* The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when gone. */
+static char proc_state(pid_t pid)
 {
-	char path[64];
-	struct stat st;
+	char path[64], buf[512];
+	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	return stat(path, &st) == 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* comm may hold spaces and parens */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Running, sleeping, stopped: anything but gone or a zombie. */
+static bool alive(pid_t pid)
+{
+	char st = proc_state(pid);
+
+	return st && st != 'Z' && st != 'X';
 }
 
 /* /proc/sys/kernel/yama/ptrace_scope, or -1 without Yama. */
@@ -133,9 +151,19 @@ void recorder_outside_why(pid_t pid, int err, char *why, size_t why_len)
 	struct stat st;
 	long uid, tracer;
 
+	if (proc_state(pid) == 'Z') {
+		snprintf(why, why_len,
+			 "pid %d has exited (a zombie its parent has not reaped yet): it holds no descriptors",
+			 (int)pid);
+		return;
+	}
 	if (!alive(pid)) {
 		snprintf(why, why_len, "pid %d exited during the read",
 			 (int)pid);
+		return;
+	}
+	if (err == -ESRCH) {
+		snprintf(why, why_len, "pid %d has exited", (int)pid);
 		return;
 	}
 	if (err != -EACCES && err != -EPERM) {
@@ -353,6 +381,14 @@ int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
 	bool settled = false;
 	int ret;
 
+	if (!proc_state(pid)) {
+		snprintf(why, why_len, "no process %d", (int)pid);
+		return -ESRCH;
+	}
+	if (!alive(pid)) {
+		recorder_outside_why(pid, -ESRCH, why, why_len);
+		return -ESRCH;
+	}
 	if (max < 2)
 		max = 2;
 	if (max > RECORDER_READS_MAX)
