@@ -214,6 +214,15 @@ int sockinfo_fill(struct image *img)
 				   t->path) < 0)
 			goto out_nomem;
 	}
+	uint32_t from_diag = 0;
+	for (uint32_t i = 0; i < w.n; i++)
+		from_diag += w.v[i].described;
+	if (from_diag &&
+	    image_add_diag(img, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC, -1, -1,
+			   NULL, IMAGE_NONE,
+			   "%u socket%s described from sock_diag alone (no copy of the descriptor could be made: pidfd_getfd refused): SO_REUSEADDR and SO_REUSEPORT are not known, a restore leaves them off",
+			   from_diag, from_diag == 1 ? " was" : "s were") < 0)
+		goto out_nomem;
 	free(w.v);
 	return 0;
 out_nomem:

@@ -131,8 +131,32 @@ else
 fi
 "$CLI" ps --json >"$WORK/ps.json" && json_is "$WORK/ps.json" "[p for p in j if p['pid'] == $spid] == [{'pid': $spid, 'comm': 'kstatic', 'sets': 3, 'watches': 9, 'shim': False, 'signal': None, 'signo': None}]" &&
 	pass "ps --json: pid $spid" || fail "ps --json: $(cat "$WORK/ps.json")"
+# Without pidfd_getfd (refused, as under Yama ptrace_scope 1: a seccomp
+# filter here), sockets are described from sock_diag alone
+if python3 "$TOP/test/integration/no_getfd.py" "$CLI" dump -o "$WORK/nogetfd.img" "$spid" >"$WORK/nogetfd.dump" 2>&1 &&
+	"$CLI" show --json "$WORK/nogetfd.img" >"$WORK/nogetfd.json"; then
+	python3 - "$WORK/nogetfd.json" <<'PY' && pass "no getfd: TCP listener (address, backlog 7), UDP (address), socketpair from sock_diag; the note says so" || fail "no getfd: $(head -c 2000 "$WORK/nogetfd.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = {w["data"]: w["target"] for s in j["epoll"] for w in s["watches"]}
+ok = t["0x2002"]["domain"] == "AF_INET" and t["0x2002"]["listening"] and t["0x2002"]["backlog"] == 7
+ok &= t["0x2002"]["address"].startswith("127.0.0.1:") and not t["0x2002"]["reuseaddr"]
+ok &= t["0x2003"]["type"] == "SOCK_DGRAM" and t["0x2003"]["address"].startswith("127.0.0.1:")
+ok &= t["0x2004"]["domain"] == "AF_UNIX" and t["0x2004"]["socketpair"]
+ok &= any("4 sockets were described from sock_diag alone" in d["message"] for d in j["diagnostics"])
+sys.exit(0 if ok else 1)
+PY
+	if out=$(python3 "$TOP/test/integration/check_image.py" "$spid" "$WORK/nogetfd.json" 2>&1); then
+		pass "no getfd: image equals /proc/$spid/fdinfo: ${out##*$'\n'}"
+	else
+		fail "no getfd: image differs from /proc/$spid/fdinfo:"; echo "$out"
+	fi
+else
+	fail "no getfd: dump:"; cat "$WORK/nogetfd.dump"
+fi
 stop "$spid"
 real_restore_check static "$WORK/static.img" "$WORK/static.json"
+real_restore_check nogetfd "$WORK/nogetfd.img" "$WORK/nogetfd.json"
 
 # reads until two agree: a process that changes a watch's data without a
 # pause never gives two equal reads, unless it did not run at all between
