@@ -31,7 +31,7 @@
 #define FREEZE_ROUNDS 20	 /* task list scans until no new thread */
 #define FREEZE_WAIT_MS 2000	 /* for one thread to stop */
 
-/* ---- who the process is ---------------------------------------------------- */
+/* ---- who the process is -------------------------------------------------- */
 
 /* The first number after key in /proc/PID/status, or -1. */
 static long status_field(pid_t pid, const char *key)
@@ -103,7 +103,7 @@ static int fill_process_of(pid_t pid, struct image *img)
 	return img->proc.version ? 0 : -ENOMEM;
 }
 
-/* ---- why a process cannot be read --------------------------------------- */
+/* ---- why a process cannot be read ---------------------------------------- */
 
 /* The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when gone. */
 static char proc_state(pid_t pid)
@@ -336,7 +336,7 @@ static int freeze(pid_t pid, struct freeze *fz)
 	return ret;
 }
 
-/* ---- the reads ------------------------------------------------------------ */
+/* ---- the reads ----------------------------------------------------------- */
 
 /* One read of pid into a fresh image. */
 static int read_once(pid_t pid, struct image *img)
