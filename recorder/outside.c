@@ -368,7 +368,7 @@ static void add_missing_diag(struct image *img, const char *why_kernel)
 {
 	image_add_diag(img, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC, -1, -1, NULL,
 		       IMAGE_NONE,
-		       "kernel-only image (read from outside the process%s%s): it has no backtraces; listen backlogs are the kernel's where sock_diag shows them, else a restore uses SOMAXCONN; creation flags the kernel does not show (SOCK_CLOEXEC of an accepted socket, how a socket was created) are not known",
+		       "kernel-only image (read from outside the process%s%s): it has no backtraces; listen backlogs are the kernel's where sock_diag shows them, else a restore uses SOMAXCONN; creation details the kernel does not show (whether a socket was accepted or connected by the program) are not known",
 		       why_kernel ? ": " : ", no shim", why_kernel ? why_kernel : "");
 }
 
