@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "inet_diag.h"
 #include "sockinfo.h"
@@ -61,7 +62,7 @@ static int on_inet(void *ctx, const struct inet_diag_sock *s)
 		return 0;
 	w->found = true;
 	so = &w->t->u.sock;
-	if (so->domain) {
+	if (so->type) {
 		/* Described through a descriptor: only the backlog is new. */
 		if ((so->flags & IMAGE_SOCK_LISTENING) && so->backlog < 0 &&
 		    s->protocol == IPPROTO_TCP && s->state == TCP_LISTEN)
@@ -106,11 +107,23 @@ static int on_unix(void *ctx, const struct unix_diag_sock *s)
 		return 0;
 	if (s->state == TCP_LISTEN && so->backlog < 0)
 		so->backlog = (int32_t)(s->wqueue & INT32_MAX);
-	if (so->domain)
+	if (so->type)
 		return 0; /* described through a descriptor: the backlog only */
 	w->described = true;
 	so->domain = AF_UNIX;
 	so->type = s->type;
+	if (s->name && s->name_len <= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&so->addr;
+
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, s->name, s->name_len);
+		so->addr_len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
+					  s->name_len);
+		so->flags |= IMAGE_SOCK_BOUND;
+	} else {
+		so->addr.ss_family = AF_UNIX;
+		so->addr_len = sizeof(sa_family_t);
+	}
 	if (s->state == TCP_LISTEN)
 		so->flags |= IMAGE_SOCK_LISTENING;
 	if (s->peer_ino)
@@ -125,8 +138,8 @@ static bool needs_diag(const struct image_target *t)
 
 	if (t->kind != IMAGE_KIND_SOCKET)
 		return false;
-	if (!so->domain)
-		return true;
+	if (!so->type)
+		return true; /* no descriptor described it (SO_TYPE is never 0) */
 	return (so->domain == AF_INET || so->domain == AF_INET6 ||
 		so->domain == AF_UNIX) &&
 	       (so->flags & IMAGE_SOCK_LISTENING) && so->backlog < 0;
@@ -172,7 +185,7 @@ int sockinfo_fill(struct image *img)
 	for (uint32_t i = 0; i < w.n; i++) {
 		uint32_t domain = w.v[i].t->u.sock.domain;
 
-		undescribed |= !domain;
+		undescribed |= !w.v[i].t->u.sock.type;
 		inet |= domain == AF_INET || domain == AF_INET6;
 		unix_ |= domain == AF_UNIX;
 	}
@@ -201,16 +214,19 @@ int sockinfo_fill(struct image *img)
 		const struct image_target *t = w.v[i].t;
 
 		/* Described but for the name: a unix listener, from sock_diag. */
-		if (t->u.sock.domain &&
-		    !(w.v[i].described && t->u.sock.domain == AF_UNIX &&
-		      (t->u.sock.flags & IMAGE_SOCK_LISTENING)))
+		bool nameless = w.v[i].described &&
+				t->u.sock.domain == AF_UNIX &&
+				(t->u.sock.flags & IMAGE_SOCK_LISTENING) &&
+				!(t->u.sock.flags & IMAGE_SOCK_BOUND);
+
+		if (t->u.sock.type && !nameless)
 			continue;
 		if (image_add_diag(img, IMAGE_SEV_WARNING,
 				   IMAGE_DIAG_UNRESTORABLE, -1, -1, t->path,
 				   IMAGE_NONE,
-				   t->u.sock.domain
+				   nameless
 					   ? "%s: a listening unix socket seen only through sock_diag: its name is not known, a restore cannot bind it"
-					   : "%s: a socket of a family sock_diag does not show (not TCP, UDP or unix), seen from outside the process: its domain is not known",
+					   : "%s: a socket sock_diag does not show (not TCP, UDP or unix), seen from outside the process: its type is not known",
 				   t->path) < 0)
 			goto out_nomem;
 	}

@@ -13,7 +13,7 @@
  * For every socket target of img (its path "socket:[INODE]"): a listening
  * TCP or unix socket without a backlog gets the kernel's (sock_diag's
  * write queue of a listener); a socket that could not be described through a
- * descriptor (domain 0: no copy of another process's fd) gets domain,
+ * descriptor (type 0: no copy of another process's fd) gets domain,
  * type, protocol, state, local and remote address from sock_diag, one
  * dump per family and protocol (TCP and UDP over IPv4 and IPv6, then
  * AF_UNIX), asked only when a target needs it.  What stays unknown, and a

@@ -4,7 +4,8 @@
  * a raw syscall, so under `epollcr run` the shim's recorder never starts,
  * and built with -static the shim is not loaded at all.  It holds nested
  * sets, a fired oneshot, a stale tfd, an EPOLLEXCLUSIVE watch, a
- * listening TCP socket (backlog 7), a bound UDP socket, a socketpair, an
+ * listening TCP socket (backlog 7), a bound UDP socket, a listening unix
+ * socket (abstract name "epollcr-kt-PID", backlog 5), a socketpair, an
  * eventfd, a timerfd, a signalfd (SIGUSR2, SIGWINCH) and a pipe; prints "ready" and waits to be killed.
  * With the argument "busy" it then changes the data of one watch without
  * a pause instead (EPOLL_CTL_MOD, data counting up), so that no two reads
@@ -14,6 +15,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int ep_create(void)
@@ -68,6 +71,22 @@ static int udp_bound(void)
 	return fd;
 }
 
+static int unix_listener(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	int len = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+			   "epollcr-kt-%d", (int)getpid());
+
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0 ||
+	    listen(fd, 5) < 0) {
+		perror("unix");
+		exit(1);
+	}
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	int outer = ep_create(), inner = ep_create(), once = ep_create();
@@ -75,7 +94,8 @@ int main(int argc, char **argv)
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 	struct itimerspec its = { .it_value.tv_sec = 3600,
 				  .it_interval.tv_sec = 3600 };
-	int lsn = tcp_listener(), udp = udp_bound(), sp[2], pp[2];
+	int lsn = tcp_listener(), udp = udp_bound(), ulsn = unix_listener();
+	int sp[2], pp[2];
 	int fired = eventfd(1, 0);
 	sigset_t mask;
 
@@ -100,6 +120,7 @@ int main(int argc, char **argv)
 	ep_add(outer, lsn, EPOLLIN | EPOLLEXCLUSIVE, 0x2002);
 	ep_add(outer, udp, EPOLLIN | EPOLLOUT, 0x2003);
 	ep_add(outer, sp[0], EPOLLIN | EPOLLRDHUP, 0x2004);
+	ep_add(outer, ulsn, EPOLLIN, 0x2006);
 	/* a stale tfd: added through a dup that is closed again */
 	int dup_r = dup(pp[0]);
 	ep_add(outer, dup_r, EPOLLIN, 0x2005);

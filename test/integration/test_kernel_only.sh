@@ -46,13 +46,13 @@ kcheck() {
 	else
 		fail "$name: image differs from /proc/$pid/fdinfo:"; echo "$out"
 	fi
-	python3 - "$WORK/$name.json" <<'PY' && pass "$name: 3 sets, nesting, disarmed oneshot, stale tfd, EPOLLEXCLUSIVE, backlog 7, signalfd" || fail "$name: shapes missing"
+	python3 - "$WORK/$name.json" <<'PY' && pass "$name: 3 sets, nesting, disarmed oneshot, stale tfd, EPOLLEXCLUSIVE, backlog 7, signalfd, unix listener @epollcr-kt-PID backlog 5" || fail "$name: shapes missing"
 import json, sys
 j = json.load(open(sys.argv[1]))
 sets = j["epoll"]
 w = [x for s in sets for x in s["watches"]]
 by_data = {x["data"]: x for x in w}
-ok = len(sets) == 3 and len(w) == 9
+ok = len(sets) == 3 and len(w) == 10
 ok &= "disarmed" in by_data["0x3001"]["flags"] and by_data["0x3001"]["events"] == "0x40000000"
 ok &= "stale" in by_data["0x2005"]["flags"]
 ok &= int(by_data["0x2002"]["events"], 16) & 0x10000000 != 0
@@ -60,6 +60,8 @@ ok &= by_data["0x2002"]["target"]["backlog"] == 7
 ok &= by_data["0x2001"]["target"]["kind"] == "epoll"
 ok &= any(s["nested_in"] for s in sets)
 ok &= by_data["0x1003"]["target"]["kind"] == "signalfd"
+u = by_data["0x2006"]["target"]
+ok &= u["listening"] and u["backlog"] == 5 and u["address"].startswith("@epollcr-kt-")
 sys.exit(0 if ok else 1)
 PY
 	if out=$("$CLI" verify --pid "$pid" "$WORK/$name.img" 2>&1); then
@@ -124,18 +126,18 @@ kill "$tracer" 2>/dev/null
 wait "$tracer" 2>/dev/null
 
 # epollcr ps lists it, without the shim
-if "$CLI" ps >"$WORK/ps.txt" 2>&1 && grep -Eq "^ *$spid +kstatic +3 +9 no +-$" "$WORK/ps.txt"; then
+if "$CLI" ps >"$WORK/ps.txt" 2>&1 && grep -Eq "^ *$spid +kstatic +3 +10 no +-$" "$WORK/ps.txt"; then
 	pass "ps: $(grep -E "^ *$spid " "$WORK/ps.txt")"
 else
-	fail "ps: no line for pid $spid with 3 sets, 9 watches, no shim:"; cat "$WORK/ps.txt"
+	fail "ps: no line for pid $spid with 3 sets, 10 watches, no shim:"; cat "$WORK/ps.txt"
 fi
-"$CLI" ps --json >"$WORK/ps.json" && json_is "$WORK/ps.json" "[p for p in j if p['pid'] == $spid] == [{'pid': $spid, 'comm': 'kstatic', 'sets': 3, 'watches': 9, 'shim': False, 'signal': None, 'signo': None}]" &&
+"$CLI" ps --json >"$WORK/ps.json" && json_is "$WORK/ps.json" "[p for p in j if p['pid'] == $spid] == [{'pid': $spid, 'comm': 'kstatic', 'sets': 3, 'watches': 10, 'shim': False, 'signal': None, 'signo': None}]" &&
 	pass "ps --json: pid $spid" || fail "ps --json: $(cat "$WORK/ps.json")"
 # Without pidfd_getfd (refused, as under Yama ptrace_scope 1: a seccomp
 # filter here), sockets are described from sock_diag alone
 if python3 "$TOP/test/integration/no_getfd.py" "$CLI" dump -o "$WORK/nogetfd.img" "$spid" >"$WORK/nogetfd.dump" 2>&1 &&
 	"$CLI" show --json "$WORK/nogetfd.img" >"$WORK/nogetfd.json"; then
-	python3 - "$WORK/nogetfd.json" <<'PY' && pass "no getfd: TCP listener (address, backlog 7), UDP (address), socketpair from sock_diag; the note says so" || fail "no getfd: $(head -c 2000 "$WORK/nogetfd.json")"
+	python3 - "$WORK/nogetfd.json" <<'PY' && pass "no getfd: TCP listener (address, backlog 7), UDP (address), unix listener (name, backlog 5) from sock_diag; the note says so" || fail "no getfd: $(head -c 2000 "$WORK/nogetfd.json")"
 import json, sys
 j = json.load(open(sys.argv[1]))
 t = {w["data"]: w["target"] for s in j["epoll"] for w in s["watches"]}
@@ -143,7 +145,8 @@ ok = t["0x2002"]["domain"] == "AF_INET" and t["0x2002"]["listening"] and t["0x20
 ok &= t["0x2002"]["address"].startswith("127.0.0.1:") and not t["0x2002"]["reuseaddr"]
 ok &= t["0x2003"]["type"] == "SOCK_DGRAM" and t["0x2003"]["address"].startswith("127.0.0.1:")
 ok &= t["0x2004"]["domain"] == "AF_UNIX" and t["0x2004"]["socketpair"]
-ok &= any("2 sockets were described from sock_diag alone" in d["message"] for d in j["diagnostics"])
+ok &= t["0x2006"]["backlog"] == 5 and t["0x2006"]["address"].startswith("@epollcr-kt-") and t["0x2006"]["listening"]
+ok &= any("3 sockets were described from sock_diag alone" in d["message"] for d in j["diagnostics"])
 sys.exit(0 if ok else 1)
 PY
 	if out=$(python3 "$TOP/test/integration/check_image.py" "$spid" "$WORK/nogetfd.json" 2>&1); then
@@ -191,7 +194,7 @@ if kcheck raw "$rpid"; then
 		pass "raw: the note says the recorder never started" ||
 		{ fail "raw: no note about the recorder:"; cat "$WORK/raw.dump"; }
 fi
-grep -Eq "^ *$rpid +kdyn +3 +9 yes +-$" <("$CLI" ps) && pass "ps: the shim runs in $rpid, no recorder signal" ||
+grep -Eq "^ *$rpid +kdyn +3 +10 yes +-$" <("$CLI" ps) && pass "ps: the shim runs in $rpid, no recorder signal" ||
 	{ fail "ps: line of $rpid:"; "$CLI" ps; }
 stop "$rpid"
 real_restore_check raw "$WORK/raw.img" "$WORK/raw.json"

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -164,13 +165,16 @@ static void test_udp(void **state)
 	close(b);
 }
 
-/* Unix: domain, type, listening from unix_diag; the name stays unknown. */
+/* Unix: domain, type, listening, backlog and name from unix_diag. */
 static void test_unix(void **state)
 {
 	(void)state;
 	struct image img;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un pa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/epollcr-sockinfo-XXXXXX";
 	int l = socket(AF_UNIX, SOCK_SEQPACKET, 0), sp[2];
+	int lp = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
 		 "epollcr-test-sockinfo-%d", (int)getpid());
@@ -179,24 +183,39 @@ static void test_unix(void **state)
 					  1 + strlen(sa.sun_path + 1))),
 			 0);
 	assert_int_equal(listen(l, 2), 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(pa.sun_path, sizeof(pa.sun_path), "%s/l", dir);
+	assert_int_equal(bind(lp, (struct sockaddr *)&pa, sizeof(pa)), 0);
+	assert_int_equal(listen(lp, 4), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp), 0);
 	image_init(&img);
-	bare_target(&img, l);
+	/* what the kernel view knows of a unix socket without a descriptor:
+	 * its domain (fdinfo has scm_fds), no type */
+	bare_target(&img, l)->u.sock.domain = AF_UNIX;
 	bare_target(&img, sp[0]);
+	bare_target(&img, lp);
 	assert_int_equal(sockinfo_fill(&img), 0);
 	assert_int_equal(img.targets[0].u.sock.domain, AF_UNIX);
 	assert_int_equal(img.targets[0].u.sock.type, SOCK_SEQPACKET);
-	assert_true(img.targets[0].u.sock.flags & IMAGE_SOCK_LISTENING);
+	assert_int_equal(img.targets[0].u.sock.flags,
+			 IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
 	assert_int_equal(img.targets[0].u.sock.backlog, 2);
+	assert_addr(&img.targets[0].u.sock, l); /* the abstract name */
 	assert_int_equal(img.targets[1].u.sock.type, SOCK_DGRAM);
 	assert_true(img.targets[1].u.sock.flags & IMAGE_SOCK_CONNECTED);
-	/* the listener's name is not known: said, once; and the note */
-	assert_int_equal(img.ndiags, 2);
-	assert_int_equal(img.diags[0].code, IMAGE_DIAG_UNRESTORABLE);
-	assert_non_null(strstr(img.diags[0].message, "its name is not known"));
-	assert_non_null(strstr(img.diags[1].message, "2 sockets were described from sock_diag alone"));
+	assert_addr(&img.targets[1].u.sock, sp[0]); /* unnamed */
+	assert_int_equal(img.targets[2].u.sock.flags,
+			 IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
+	assert_int_equal(img.targets[2].u.sock.backlog, 4);
+	assert_addr(&img.targets[2].u.sock, lp); /* the path, with its NUL */
+	/* names known: only the note */
+	assert_int_equal(img.ndiags, 1);
+	assert_non_null(strstr(img.diags[0].message, "3 sockets were described from sock_diag alone"));
 	image_free(&img);
 	close(l);
+	close(lp);
+	unlink(pa.sun_path);
+	rmdir(dir);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -239,6 +258,7 @@ static void test_nothing_to_do(void **state)
 	image_init(&img);
 	struct image_target *t = image_add_target(&img, IMAGE_KIND_SOCKET);
 	t->u.sock.domain = AF_INET;
+	t->u.sock.type = SOCK_DGRAM;
 	t->u.sock.backlog = -1;
 	t->path = strdup("socket:[1]");
 	assert_int_equal(sockinfo_fill(&img), 0);
