@@ -446,6 +446,9 @@ static int dump_one(pid_t pid, const struct dump_opts *o, const char *path,
 	if (!sig && !o->skip_no_epoll)
 		cli_error("dump: note: pid %d: %s; the image was read from outside, from the kernel's view alone (kernel-only: no backtraces, see epollcr show)",
 			  (int)pid, note);
+	if (!sig && !sets && !o->skip_no_epoll)
+		cli_error("dump: note: pid %d had no epoll set when it was looked at: the image may hold none",
+			  (int)pid);
 	*how = sig ? DUMP_VIA_SHIM : DUMP_KERNEL_ONLY;
 	printf("%s\n", path);
 	fflush(stdout);

@@ -238,6 +238,15 @@ if [ "$(id -u)" = 0 ]; then
 		fail "nobody: --freeze of root's process: $out"
 	stop "$npid"
 fi
+# a process without epoll sets: an empty image, and a note saying so
+sleep 30 &
+zpid=$!
+PIDS+=("$zpid")
+out=$("$CLI" dump -o "$WORK/none.img" "$zpid" 2>&1)
+[ $? = 0 ] && grep -q "note: pid $zpid had no epoll set" <<<"$out" &&
+	[ "$(json_query <("$CLI" show --json "$WORK/none.img") 'len(j["epoll"])')" = 0 ] &&
+	pass "no epoll set: an empty kernel-only image and a note" || fail "no epoll set: $out"
+kill "$zpid"
 out=$("$CLI" dump -o "$WORK/gone.img" "$npid" 2>&1)
 [ $? = 1 ] && grep -q "no process $npid" <<<"$out" && pass "gone: $out" || fail "gone: $out"
 [ ! -e "$WORK/gone.img" ] && pass "gone: no image left" || fail "gone: an image was left"
