@@ -396,6 +396,12 @@ int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
 	opt->reads = 0;
 	if (opt->freeze) {
 		ret = freeze(pid, &fz);
+		if (ret == -ETIMEDOUT) {
+			snprintf(why, why_len,
+				 "a thread of pid %d did not stop within %d ms (in an uninterruptible sleep?): dump without --freeze",
+				 (int)pid, FREEZE_WAIT_MS);
+			return ret;
+		}
 		if (ret < 0) {
 			recorder_outside_why(pid, ret, why, why_len);
 			return ret;
@@ -414,8 +420,10 @@ int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
 		}
 		if (opt->reads > 1) {
 			ret = reads_agree(&prev, img);
-			if (ret < 0)
+			if (ret < 0) {
+				image_free(img);
 				break;
+			}
 			if (ret) {
 				settled = true;
 				break;
