@@ -17,6 +17,20 @@ int cmd_dump(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+
+/*
+ * Count the epoll fds of pid (fds whose link is anon_inode:[eventpoll];
+ * a set at two fds counts twice) and their watches (tfd lines of their
+ * fdinfo).  Returns 0 or -errno when /proc/PID/fd cannot be read.
+ */
+int cli_epoll_count(pid_t pid, unsigned *sets, unsigned *watches);
+
+/*
+ * The signal named by pid's recorder thread ("epollcr-sigN"), 0 when it
+ * has no recorder thread.
+ */
+int cli_recorder_signal(pid_t pid);
 
 /* Print "epollcr: " + message + "\n" to stderr (printf-style). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -8,6 +8,7 @@
  * start-up (nginx, memcached) can still be dumped anywhere.
  */
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,34 +32,86 @@
 #include "signame.h"
 
 static const char dump_usage[] =
-	"usage: epollcr dump [-o FILE] [--timeout SECONDS] [--signal SIG] PID\n"
-	"       epollcr dump --tree [-o DIR] [--timeout SECONDS] PID\n"
+	"usage: epollcr dump [-o FILE] [--timeout SECONDS] [--signal SIG]\n"
+	"                    [--kernel] [--freeze] [--reads N] PID\n"
+	"       epollcr dump --tree [-o DIR] [OPTION...] PID\n"
 	"\n"
-	"Write an image of the epoll state of PID, which must run with the\n"
-	"epollcr shim (started by `epollcr run`), and print its path.\n"
+	"Write an image of the epoll state of PID, a process of yours, and\n"
+	"print its path.  When PID runs the epollcr shim (epollcr run) and its\n"
+	"recorder answers, the image is the kernel's view enriched by the\n"
+	"shim's registry; otherwise it is read from outside, from the kernel's\n"
+	"view alone (a kernel-only image: no backtraces), and a note says why.\n"
 	"\n"
 	"  -o, --output PATH    the image file (default: DIR/epollcr-PID.img in\n"
 	"                       EPOLLCR_DIR, $XDG_RUNTIME_DIR/epollcr or\n"
 	"                       /tmp/epollcr-UID); with --tree, a directory\n"
-	"  -t, --timeout SECS   how long to wait for the image (default 10)\n"
-	"  -s, --signal SIG     the process's checkpoint signal (default: read\n"
-	"                       from its recorder thread, else SIGRTMAX-3)\n"
-	"      --tree           PID and every descendant that runs the shim,\n"
-	"                       one image each, into a directory\n";
+	"  -t, --timeout SECS   how long to wait for the shim's image (default 10)\n"
+	"  -s, --signal SIG     the process's checkpoint signal (default: the\n"
+	"                       one its recorder thread names; with none, the\n"
+	"                       image is read from outside)\n"
+	"  -k, --kernel         read from outside even when the shim runs\n"
+	"  -f, --freeze         kernel-only: stop the process for the read\n"
+	"                       (PTRACE_SEIZE + PTRACE_INTERRUPT, unseen by its\n"
+	"                       parent; needs ptrace rights: see epollcr(1))\n"
+	"  -r, --reads N        kernel-only: read up to N times (2..100, default\n"
+	"                       5) until two reads in a row agree\n"
+	"      --tree           PID and every descendant with epoll sets, one\n"
+	"                       image each, into a directory; one line per\n"
+	"                       process on stderr says how it was dumped\n";
 
-/* True when /proc/PID/maps shows libepollcr loaded. */
-static bool has_shim(pid_t pid)
+/*
+ * 1 when /proc/PID/maps shows libepollcr loaded, 0 when it does not,
+ * -errno when the maps cannot be read.
+ */
+static int has_shim(pid_t pid)
 {
 	char path[64], line[4096];
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	FILE *f = fopen(path, "re");
 	bool found = false;
 	if (!f)
-		return false;
+		return -errno;
 	while (!found && fgets(line, sizeof(line), f))
 		found = strstr(line, "/libepollcr.so") != NULL;
 	fclose(f);
 	return found;
+}
+
+/*
+ * 1 when the program pid runs is statically linked (its ELF file has no
+ * PT_INTERP: no dynamic loader, so LD_PRELOAD is never read), 0 when it
+ * is dynamic, -errno when /proc/PID/exe cannot be read.
+ */
+static int exe_is_static(pid_t pid)
+{
+	char path[64];
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	int ret = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(ph) || eh.e_phnum > 4096) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			break;
+		if (ph.p_type == PT_INTERP) {
+			ret = 0;
+			break;
+		}
+	}
+	close(fd);
+	return ret;
 }
 
 /*
@@ -205,36 +258,168 @@ out_close_listen:
 	return ret;
 }
 
-/* Dump pid into path atomically; prints the path.  Returns CLI_*. */
-static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
+/* How one process was dumped, for --tree's report. */
+enum dump_how {
+	DUMP_VIA_SHIM,		/* the shim's recorder wrote the image */
+	DUMP_KERNEL_ONLY,	/* read from outside, the kernel's view */
+	DUMP_NO_EPOLL,		/* no epoll set: nothing to dump (--tree) */
+	DUMP_FAILED,		/* why says why */
+};
+
+struct dump_opts {
+	int sig;		/* --signal, 0: the recorder thread's */
+	double timeout;		/* --timeout */
+	bool kernel;		/* --kernel: never ask the shim */
+	bool freeze;		/* --freeze */
+	bool skip_no_epoll;	/* --tree: no image for a process without
+				 * epoll sets */
+	unsigned reads;		/* --reads, 0: the default */
+};
+
+/*
+ * Can pid's shim answer a dump request?  Returns its signal (> 0), or 0
+ * with the reason it cannot in note.
+ */
+static int shim_answers(pid_t pid, int sig_opt, char *note, size_t note_len)
 {
-	char why[PATH_MAX + 1024], tmp[PATH_MAX + 64];
-	if (kill(pid, 0) < 0 && errno == ESRCH) {
-		cli_error("dump: no process %d", (int)pid);
-		return CLI_FAIL;
+	int r = has_shim(pid), st;
+
+	if (r < 0) {
+		snprintf(note, note_len,
+			 "its memory maps are not readable by you (%s), so whether it runs the shim is not known",
+			 strerror(-r));
+		return 0;
 	}
-	if (!has_shim(pid)) {
-		cli_error("dump: pid %d does not have libepollcr.so loaded (or its maps are not readable by you); start the program with: epollcr run -- PROGRAM [ARG...]", (int)pid);
-		return CLI_FAIL;
+	if (!r) {
+		st = exe_is_static(pid);
+		if (st == 1)
+			snprintf(note, note_len,
+				 "it is a statically linked program: no dynamic loader runs in it, so LD_PRELOAD (epollcr run) cannot load libepollcr.so into it");
+		else
+			snprintf(note, note_len,
+				 "it does not have libepollcr.so loaded (it was not started with epollcr run)");
+		return 0;
 	}
 	int sig = sig_opt ? sig_opt : recorder_signal(pid);
+	if (!sig)
+		snprintf(note, note_len,
+			 "it runs the shim but its recorder never started: it created no epoll set through libc (raw epoll syscalls, as Go makes, or none at all)");
+	return sig;
+}
+
+int cli_recorder_signal(pid_t pid)
+{
+	return recorder_signal(pid);
+}
+
+int cli_epoll_count(pid_t pid, unsigned *sets, unsigned *watches)
+{
+	char path[64], info[320], link[64], line[256];
+	struct dirent *de;
+
+	*sets = *watches = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return -errno;
+	int dfd = dirfd(dir);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		ssize_t n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[eventpoll]"))
+			continue;
+		(*sets)++;
+		snprintf(info, sizeof(info), "/proc/%d/fdinfo/%s", (int)pid,
+			 de->d_name);
+		FILE *f = fopen(info, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			*watches += !strncmp(line, "tfd:", 4);
+		fclose(f);
+	}
+	closedir(dir);
+	return 0;
+}
+
+/*
+ * Write the kernel-only image of pid into fd.  Returns 0 or -errno with
+ * the reason in why.
+ */
+static int outside_image(pid_t pid, const struct dump_opts *o,
+			 const char *note, int fd, char *why, size_t why_len)
+{
+	struct recorder_outside opt = {
+		.max_reads = o->reads,
+		.freeze = o->freeze,
+		.why_kernel = note && *note ? note : NULL,
+	};
+	struct image img;
+	int ret = recorder_build_outside(pid, &opt, &img, why, why_len);
+
+	if (ret < 0)
+		return ret;
+	if (img.flags & IMAGE_F_UNSETTLED)
+		cli_error("dump: warning: pid %d changed its epoll state during each of %u reads: the image is the last read (marked unsettled); dump again, or with --freeze",
+			  (int)pid, opt.reads);
+	ret = image_write_fd(&img, fd);
+	image_free(&img);
+	if (ret < 0)
+		snprintf(why, why_len, "writing the image of pid %d: %s",
+			 (int)pid, strerror(-ret));
+	return ret;
+}
+
+/*
+ * Dump pid into path atomically; prints the path.  Returns CLI_*, with
+ * *how and, on failure, the reason in why (printed unless quiet).
+ */
+static int dump_one(pid_t pid, const struct dump_opts *o, const char *path,
+		    enum dump_how *how, char *why, size_t why_len)
+{
+	char note[512] = "", tmp[PATH_MAX + 64];
+	unsigned sets = 0, watches = 0;
+	int sig = 0;
+
+	*how = DUMP_FAILED;
+	if (kill(pid, 0) < 0 && errno == ESRCH) {
+		snprintf(why, why_len, "no process %d", (int)pid);
+		goto fail;
+	}
+	if (o->kernel)
+		snprintf(note, sizeof(note), "--kernel was given");
+	else
+		sig = shim_answers(pid, o->sig, note, sizeof(note));
 	if (!sig) {
-		cli_error("dump: pid %d runs the shim but has no recorder thread: it has created no epoll set yet", (int)pid);
-		return CLI_FAIL;
+		int r = cli_epoll_count(pid, &sets, &watches);
+		if (r < 0) {
+			recorder_outside_why(pid, r, why, why_len);
+			goto fail;
+		}
+		if (!sets && o->skip_no_epoll) {
+			*how = DUMP_NO_EPOLL;
+			return CLI_OK;
+		}
 	}
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) - 1) {
-		cli_error("dump: %s: path too long", path);
-		return CLI_FAIL;
+		snprintf(why, why_len, "%s: path too long", path);
+		goto fail;
 	}
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		cli_error("dump: cannot create a file next to %s: %m", path);
-		return CLI_FAIL;
+		snprintf(why, why_len, "cannot create a file next to %s: %s",
+			 path, strerror(errno));
+		goto fail;
 	}
-	int ret = request_image(pid, sig, timeout, fd, why, sizeof(why));
+	int ret = sig ? request_image(pid, sig, o->timeout, fd, why, why_len)
+		      : outside_image(pid, o, note, fd, why, why_len);
 	if (ret == 0 && fsync(fd) < 0) {
 		ret = -errno;
-		snprintf(why, sizeof(why), "fsync %s: %s", tmp, strerror(-ret));
+		snprintf(why, why_len, "fsync %s: %s", tmp, strerror(-ret));
 	}
 	close(fd);
 	if (ret == 0) {
@@ -242,9 +427,8 @@ static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
 		struct image img;
 		char err[512];
 		if (image_read_file_flags(tmp, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-			snprintf(why, sizeof(why),
-				 "pid %d sent an invalid image: %s", (int)pid,
-				 err);
+			snprintf(why, why_len, "pid %d %s an invalid image: %s",
+				 (int)pid, sig ? "sent" : "gave", err);
 			ret = -EPROTO;
 		} else {
 			image_free(&img);
@@ -252,17 +436,27 @@ static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
 	}
 	if (ret == 0 && rename(tmp, path) < 0) {
 		ret = -errno;
-		snprintf(why, sizeof(why), "rename to %s: %s", path,
+		snprintf(why, why_len, "rename to %s: %s", path,
 			 strerror(-ret));
 	}
 	if (ret < 0) {
 		unlink(tmp);
-		cli_error("dump: %s", why);
-		return CLI_FAIL;
+		goto fail;
 	}
+	if (!sig && !o->skip_no_epoll)
+		cli_error("dump: note: pid %d: %s; the image was read from outside, from the kernel's view alone (kernel-only: no backtraces, see epollcr show)",
+			  (int)pid, note);
+	if (!sig && !sets && !o->skip_no_epoll)
+		cli_error("dump: note: pid %d had no epoll set when it was looked at: the image may hold none",
+			  (int)pid);
+	*how = sig ? DUMP_VIA_SHIM : DUMP_KERNEL_ONLY;
 	printf("%s\n", path);
 	fflush(stdout);
 	return CLI_OK;
+fail:
+	if (!o->skip_no_epoll)
+		cli_error("dump: %s", why);
+	return CLI_FAIL;
 }
 
 /* Parent pid of pid from /proc/PID/stat, -1 when unknown. */
@@ -312,23 +506,71 @@ static int process_tree(pid_t root, pid_t *out, int max)
 	return n;
 }
 
-static int dump_tree(pid_t root, int sig, double timeout, const char *dir)
+/* The command name of pid, "?" when unknown. */
+static void comm_of(pid_t pid, char *comm, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	snprintf(comm, len, "?");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, comm, len - 1);
+	close(fd);
+	if (n > 0) {
+		comm[n] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+	}
+}
+
+/*
+ * Every process of the tree with epoll sets, through the shim where it
+ * answers, else from the kernel's view; one report line per process on
+ * stderr.  CLI_OK when every process with epoll state was dumped.
+ */
+static int dump_tree(pid_t root, struct dump_opts *o, const char *dir)
 {
 	pid_t pids[4096];
 	int n = process_tree(root, pids, 4096), dumped = 0, failed = 0;
+	o->skip_no_epoll = true;
 	for (int i = 0; i < n; i++) {
-		if (!has_shim(pids[i]))
-			continue;
-		char path[PATH_MAX + 32];
+		char path[PATH_MAX + 32], why[PATH_MAX + 1024], comm[64];
+		enum dump_how how;
 		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir,
 			 (int)pids[i]);
-		if (dump_one(pids[i], sig, timeout, path) == CLI_OK)
+		comm_of(pids[i], comm, sizeof(comm));
+		dump_one(pids[i], o, path, &how, why, sizeof(why));
+		switch (how) {
+		case DUMP_VIA_SHIM:
 			dumped++;
-		else
+			fprintf(stderr, "pid %d (%s): dumped via the shim\n",
+				(int)pids[i], comm);
+			break;
+		case DUMP_KERNEL_ONLY:
+			dumped++;
+			fprintf(stderr, "pid %d (%s): dumped kernel-only\n",
+				(int)pids[i], comm);
+			break;
+		case DUMP_NO_EPOLL:
+			fprintf(stderr, "pid %d (%s): no epoll sets\n",
+				(int)pids[i], comm);
+			break;
+		case DUMP_FAILED:
+			/* A process gone since the tree was listed had none. */
+			if (kill(pids[i], 0) < 0 && errno == ESRCH) {
+				fprintf(stderr, "pid %d (%s): exited\n",
+					(int)pids[i], comm);
+				break;
+			}
 			failed++;
+			fprintf(stderr, "pid %d (%s): failed: %s\n",
+				(int)pids[i], comm, why);
+			break;
+		}
 	}
+	fflush(stderr);
 	if (!dumped && !failed) {
-		cli_error("dump: no process in the tree of %d runs the shim",
+		cli_error("dump: no process in the tree of %d has an epoll set",
 			  (int)root);
 		return CLI_FAIL;
 	}
@@ -342,31 +584,52 @@ int cmd_dump(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "signal", required_argument, NULL, 's' },
 		{ "tree", no_argument, NULL, 'T' },
+		{ "kernel", no_argument, NULL, 'k' },
+		{ "freeze", no_argument, NULL, 'f' },
+		{ "reads", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *output = NULL;
-	double timeout = 10;
-	int sig = 0, c;
+	struct dump_opts o = { .timeout = 10 };
+	int c;
 	bool tree = false;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:t:s:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:s:kfr:hV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'k':
+			o.kernel = true;
+			break;
+		case 'f':
+			o.freeze = true;
+			break;
+		case 'r': {
+			char *end;
+			errno = 0;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 2 ||
+			    n > RECORDER_READS_MAX) {
+				cli_error("--reads %s: give a number from 2 to %d", optarg, RECORDER_READS_MAX);
+				return CLI_USAGE;
+			}
+			o.reads = (unsigned)n;
+			break;
+		}
 		case 'o':
 			output = optarg;
 			break;
 		case 't': {
 			char *end;
-			timeout = strtod(optarg, &end);
-			if (*end || !(timeout > 0 && timeout <= 3600)) {
+			o.timeout = strtod(optarg, &end);
+			if (*end || !(o.timeout > 0 && o.timeout <= 3600)) {
 				cli_error("--timeout %s: give seconds, more than 0 and at most 3600", optarg);
 				return CLI_USAGE;
 			}
 			break;
 		}
 		case 's':
-			if (!(sig = signame_parse(optarg))) {
+			if (!(o.sig = signame_parse(optarg))) {
 				cli_error("--signal %s: not a usable signal", optarg);
 				return CLI_USAGE;
 			}
@@ -410,9 +673,10 @@ int cmd_dump(int argc, char **argv)
 			return CLI_FAIL;
 		}
 		if (tree)
-			return dump_tree(pid, sig, timeout, dir);
+			return dump_tree(pid, &o, dir);
 		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)pid);
 		output = path;
 	}
-	return dump_one(pid, sig, timeout, output);
+	enum dump_how how;
+	return dump_one(pid, &o, output, &how, why, sizeof(why));
 }

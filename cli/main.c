@@ -25,6 +25,7 @@ static const char usage[] =
 	"  show     print an image (text or --json)\n"
 	"  verify   compare an image with a live process\n"
 	"  restore  rebuild an image's epoll sets and watches\n"
+	"  ps       list your processes that hold epoll sets\n"
 	"\n"
 	"Run 'epollcr COMMAND --help' for a command's options.\n"
 	"Exit status: 0 success, 1 failure or difference, 2 usage error.\n";
@@ -146,7 +147,8 @@ int main(int argc, char **argv)
 		     { "dump", cmd_dump },
 		     { "show", cmd_show },
 		     { "verify", cmd_verify },
-		     { "restore", cmd_restore } };
+		     { "restore", cmd_restore },
+		     { "ps", cmd_ps } };
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return CLI_USAGE;

@@ -40,6 +40,8 @@ static bool ud_parse(const struct nlmsghdr *h, struct unix_diag_sock *s)
 		switch (a->rta_type) {
 		case UNIX_DIAG_NAME:
 			s->named = RTA_PAYLOAD(a) > 0;
+			s->name = s->named ? RTA_DATA(a) : NULL;
+			s->name_len = (uint32_t)RTA_PAYLOAD(a);
 			break;
 		case UNIX_DIAG_PEER:
 			if (RTA_PAYLOAD(a) < sizeof(uint32_t))
@@ -51,6 +53,8 @@ static bool ud_parse(const struct nlmsghdr *h, struct unix_diag_sock *s)
 				return false;
 			s->rqueue = ((const struct unix_diag_rqlen *)
 					     RTA_DATA(a))->udiag_rqueue;
+			s->wqueue = ((const struct unix_diag_rqlen *)
+					     RTA_DATA(a))->udiag_wqueue;
 			break;
 		default:
 			break;
@@ -206,6 +210,8 @@ static int ud_keep(void *ctx, const struct unix_diag_sock *s)
 	struct unix_diag_sock *out = ctx;
 
 	*out = *s;
+	out->name = NULL; /* it points into the answer, freed on return */
+	out->name_len = 0;
 	return 1;
 }
 

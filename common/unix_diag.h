@@ -24,7 +24,14 @@ struct unix_diag_sock {
 	uint32_t state;	  /* TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE */
 	uint32_t rqueue;  /* bytes queued for reading (SIOCINQ); for a
 			   * datagram socket, its first datagram's */
+	uint32_t wqueue;  /* listening: its listen backlog */
 	bool named;	  /* bound to a path or an abstract name */
+	const char *name; /* that name (sun_path bytes: a path with its
+			   * NUL, or NUL + an abstract name), name_len
+			   * bytes; points into the answer: valid during
+			   * on_sock only, never in a copy; NULL: none */
+	uint32_t name_len;
+
 };
 
 /*
@@ -45,7 +52,7 @@ int unix_diag_dump(int (*on_sock)(void *ctx, const struct unix_diag_sock *s),
 /*
  * The sock_diag description of the AF_UNIX socket with inode ino, in *out.
  * One request, not a dump (the kernel still looks the inode up among all
- * unix sockets).  Returns 0, -ENOENT when no unix socket of this network
+ * unix sockets); out->name is NULL (the name is not kept).  Returns 0, -ENOENT when no unix socket of this network
  * namespace has that inode (or the kernel has no AF_UNIX handler), or
  * another -errno as unix_diag_dump().
  */

@@ -1,18 +1,21 @@
 # bash completion for epollcr(1): subcommands, their options and option
-# values, pids of processes that run the epollcr library (dump) or any
-# process (verify --pid), images, and commands after `run --` and
+# values, pids of processes that hold epoll sets (dump) or any process
+# (verify --pid), images, and commands after `run --` and
 # `restore --exec IMAGE`.  Self-contained: it needs no bash-completion
 # helper.  Installed as share/bash-completion/completions/epollcr.
 
-# The pids whose /proc/PID/maps (readable by us) name libepollcr.so.
-_epollcr_shim_pids()
+# The pids whose /proc/PID/fd (readable by us) hold an epoll fd: what
+# `epollcr dump` can read, with or without the shim.
+_epollcr_epoll_pids()
 {
-	local maps
-	for maps in /proc/[0-9]*/maps; do
-		grep -qs '/libepollcr\.so' "$maps" && {
-			maps=${maps#/proc/}
-			echo "${maps%/maps}"
-		}
+	local fd pid
+	for pid in /proc/[0-9]*; do
+		for fd in "$pid"/fd/*; do
+			[[ $(readlink "$fd" 2>/dev/null) == 'anon_inode:[eventpoll]' ]] && {
+				echo "${pid#/proc/}"
+				break
+			}
+		done
 	done
 }
 
@@ -59,7 +62,7 @@ _epollcr()
 	fi
 
 	if ((COMP_CWORD == 1)); then
-		_epollcr_reply -W 'run dump show verify restore --help --version' -- "$cur"
+		_epollcr_reply -W 'run dump show verify restore ps --help --version' -- "$cur"
 		return 0
 	fi
 	cmd=${COMP_WORDS[1]}
@@ -127,6 +130,9 @@ _epollcr()
 	dump:--timeout | dump:-t)
 		_epollcr_reply -W '1 5 10 30 60' -- "$cur"
 		return 0 ;;
+	dump:--reads | dump:-r)
+		_epollcr_reply -W '2 3 5 10 20' -- "$cur"
+		return 0 ;;
 	verify:--pid | verify:-p)
 		_epollcr_reply -W "$(cd /proc && compgen -G '[0-9]*')" -- "$cur"
 		return 0 ;;
@@ -136,7 +142,8 @@ _epollcr()
 		local opts
 		case $cmd in
 		run) opts='--signal --dir --backtrace --lib --help --version --' ;;
-		dump) opts='--output --timeout --signal --tree --help --version' ;;
+		dump) opts='--output --timeout --signal --kernel --freeze --reads --tree --help --version' ;;
+		ps) opts='--json --help --version' ;;
 		show) opts='--json --no-addr2line --help --version' ;;
 		verify) opts='--pid --help --version' ;;
 		restore) opts='--targets= --missing= --hold --exec --trust-image --help --version' ;;
@@ -153,7 +160,7 @@ _epollcr()
 	run)
 		_epollcr_files -c -- "$cur" ;;
 	dump)
-		_epollcr_reply -W "$(_epollcr_shim_pids)" -- "$cur" ;;
+		_epollcr_reply -W "$(_epollcr_epoll_pids)" -- "$cur" ;;
 	show | verify | restore)
 		_epollcr_images "$cur" ;;
 	esac

@@ -94,7 +94,13 @@ struct image_file_header {
 #define IMAGE_F_COMPLETE 0x1	   /* nothing was lost while recording */
 #define IMAGE_F_KERNEL_VIEW 0x2	   /* /proc/self/fdinfo was read */
 #define IMAGE_F_SHADOW_VIEW 0x4	   /* the shim's registry contributed */
-#define IMAGE_F_ALL (IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW | IMAGE_F_SHADOW_VIEW)
+#define IMAGE_F_KERNEL_ONLY 0x8	   /* read from outside the process, from
+				    * the kernel's view alone: no shim */
+#define IMAGE_F_UNSETTLED 0x10	   /* with KERNEL_ONLY: no two reads of the
+				    * process agreed; the last one is kept */
+#define IMAGE_F_ALL                                                    \
+	(IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW | IMAGE_F_SHADOW_VIEW |  \
+	 IMAGE_F_KERNEL_ONLY | IMAGE_F_UNSETTLED)
 
 /*
  * Event bits a watch may hold: EPOLLIN|PRI|OUT|ERR|HUP|RDNORM|RDBAND|WRNORM|

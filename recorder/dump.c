@@ -650,7 +650,10 @@ static void mask_undefined_events(struct image *img)
 	}
 }
 
-/* Diagnostics for what the kernel shows and the shadow lacks or doubts. */
+/*
+ * Diagnostics for what the kernel shows and the shadow lacks or doubts;
+ * matched NULL (no shadow: a kernel-only image) reports no unseen watch.
+ */
 static void diagnose_watches(struct image *img, const uint8_t *matched)
 {
 	int epfd = -1;
@@ -660,7 +663,7 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 		if (i == 0 || w->set != img->watches[i - 1].set)
 			epfd = first_fd_of(img, w->set);
 		const char *path = target_path(img, w->target);
-		if (!matched[i])
+		if (matched && !matched[i])
 			image_add_diag(img, IMAGE_SEV_WARNING,
 				       IMAGE_DIAG_UNSEEN_WATCH, epfd, w->tfd,
 				       path, IMAGE_NONE,
@@ -691,6 +694,12 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 				       "fd %d is a connected socket: an unprivileged restore cannot bring its connection back",
 				       w->tfd);
 	}
+}
+
+void recorder_diagnose_kernel_view(struct image *img)
+{
+	diagnose_watches(img, NULL);
+	mask_undefined_events(img);
 }
 
 /* Build the image from the shadow alone (no /proc). */

@@ -6,7 +6,9 @@
 #ifndef EPOLLCR_RECORDER_H
 #define EPOLLCR_RECORDER_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "epollcr_image.h"
 
@@ -43,6 +45,50 @@ int recorder_build_image(struct image *img, unsigned flags);
  */
 int recorder_dump_fd(int fd, unsigned flags);
 int recorder_dump_file(const char *path, unsigned flags);
+
+/*
+ * Diagnostics of a kernel view without the shadow: stale tfds, connected
+ * sockets a restore cannot bring back, event bits no flag defines (dropped
+ * from the image).  Used by recorder_build_outside().
+ */
+void recorder_diagnose_kernel_view(struct image *img);
+
+#define RECORDER_READS_DEFAULT 5 /* reads of another process, at most */
+#define RECORDER_READS_MAX 100	 /* largest --reads accepted */
+
+/* Options of recorder_build_outside(). */
+struct recorder_outside {
+	unsigned max_reads;	/* reads until two in a row agree, 2 ..
+				 * RECORDER_READS_MAX; 0: the default */
+	bool freeze;		/* stop every thread with PTRACE_SEIZE +
+				 * PTRACE_INTERRUPT for the read, detach
+				 * after: one read is then enough */
+	const char *why_kernel;	/* why the shim did not answer, for the
+				 * image's diagnostic, or NULL */
+	unsigned reads;		/* out: reads made */
+};
+
+/*
+ * Build the image of another process, pid, from the kernel's view alone
+ * (/proc/PID/fd, /proc/PID/fdinfo, kcmp, sock_diag): no shim is needed,
+ * only the right to read the process (same user, or root).  The process
+ * is not stopped (unless opt->freeze): its state is read up to
+ * opt->max_reads times until two reads in a row agree (kview_compare);
+ * when none did, the last read is kept with IMAGE_F_UNSETTLED and a
+ * diagnostic.  Sets IMAGE_F_KERNEL_ONLY and adds one diagnostic listing
+ * what such an image lacks.  img is initialised by the call.  Returns 0,
+ * or -errno (img freed) with a one-line reason naming the cause in why
+ * (another user's process, a ptrace restriction, a process that exited
+ * during the read...).
+ */
+int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
+			   struct image *img, char *why, size_t why_len);
+
+/*
+ * Why pid cannot be read from outside after an error err (-errno) of
+ * kview_snapshot() or ptrace: writes one line into why.
+ */
+void recorder_outside_why(pid_t pid, int err, char *why, size_t why_len);
 
 /*
  * The image directory for this process: dir_env when not empty (EPOLLCR_DIR),

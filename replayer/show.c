@@ -1283,10 +1283,16 @@ static void text_header(struct text_ctx *c)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	for (uint32_t i = 0; i < img->ntargets; i++)
 		nsets += img->targets[i].kind == IMAGE_KIND_EPOLL;
-	out_printf(c->o, "epollcr image, format %d%s%s%s\n", IMAGE_VERSION,
+	out_printf(c->o, "epollcr image, format %d%s%s%s%s%s\n", IMAGE_VERSION,
 		   img->flags & IMAGE_F_COMPLETE ? ", complete" : ", INCOMPLETE",
 		   img->flags & IMAGE_F_KERNEL_VIEW ? ", kernel view" : "",
-		   img->flags & IMAGE_F_SHADOW_VIEW ? ", shadow view" : "");
+		   img->flags & IMAGE_F_SHADOW_VIEW ? ", shadow view" : "",
+		   img->flags & IMAGE_F_KERNEL_ONLY
+			   ? ", kernel-only (read from outside, no shim)"
+			   : "",
+		   img->flags & IMAGE_F_UNSETTLED
+			   ? ", UNSETTLED (no two reads agreed)"
+			   : "");
 	out_printf(c->o, "process: pid %d, uid %u, exe ", p->pid, p->uid);
 	out_text(c->o, p->exe);
 	out_puts(c->o, ", comm ");
@@ -1561,11 +1567,13 @@ static void json_head(struct text_ctx *c)
 	out_json_str(o, p->comm);
 	out_puts(o, ", \"version\": ");
 	out_json_str(o, p->version);
-	out_printf(o, ", \"time_sec\": %" PRIu64 ", \"time_nsec\": %u, \"nofile_limit\": %u, \"complete\": %s, \"kernel_view\": %s, \"shadow_view\": %s",
+	out_printf(o, ", \"time_sec\": %" PRIu64 ", \"time_nsec\": %u, \"nofile_limit\": %u, \"complete\": %s, \"kernel_view\": %s, \"shadow_view\": %s, \"kernel_only\": %s, \"unsettled\": %s",
 		   p->time_sec, p->time_nsec, p->nofile_limit,
 		   json_bool(img->flags & IMAGE_F_COMPLETE),
 		   json_bool(img->flags & IMAGE_F_KERNEL_VIEW),
-		   json_bool(img->flags & IMAGE_F_SHADOW_VIEW));
+		   json_bool(img->flags & IMAGE_F_SHADOW_VIEW),
+		   json_bool(img->flags & IMAGE_F_KERNEL_ONLY),
+		   json_bool(img->flags & IMAGE_F_UNSETTLED));
 	out_printf(o, ",\n \"counts\": {\"targets\": %u, \"fds\": %u, \"watches\": %u, \"diagnostics\": %u, \"backtraces\": %u, \"modules\": %u}",
 		   img->ntargets, img->nfds, img->nwatches, img->ndiags,
 		   img->nbacktraces, img->nmodules);

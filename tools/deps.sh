@@ -19,10 +19,12 @@ what=${1:-build}
 # gcc and libc6-dev: the build (gcc only recommends libc6-dev); libunwind8:
 # the backtraces of registrations (loaded at run time, libunwind.so.8).
 demo_pkgs="gcc libc6-dev make libunwind8"
+# golang-go: test_kernel_go builds a Go net/http server (libc6-dev, in the
+# demo set, gives test_kernel_only its static libc.a).
 # libcmocka-dev: unit tests; binutils: readelf and nm (test_abi); man-db and
 # groff-base: man pages rendered with warnings (test_man, test_install).
 build_pkgs="$demo_pkgs pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3 binutils man-db groff-base"
-all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs"
+all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs golang-go"
 case $what in
 demo) want=$demo_pkgs ;;
 build | test) want=$build_pkgs ;;

@@ -122,7 +122,7 @@ cli_version=$("$CLI" --version)
 [ "$cli_version" = "epollcr $version (image format $format)" ] &&
 	pass "epollcr --version: $cli_version" ||
 	fail "epollcr --version printed '$cli_version', the header says $version"
-for cmd in run dump show verify restore; do
+for cmd in run dump show verify restore ps; do
 	v=$("$CLI" $cmd --version)
 	[ "$v" = "$cli_version" ] || fail "epollcr $cmd --version printed '$v'"
 done

@@ -6,7 +6,8 @@
 # - option values (--targets=, --missing= in both word splittings, --signal);
 # - images and directories for show/verify/restore, a command after
 #   `run --` and after `restore --exec IMAGE`;
-# - for dump, the pids of processes running the shim, and not others.
+# - for dump, the pids of processes with epoll sets (with or without the
+#   shim), and not others.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 script=$TOP/completion/epollcr.bash
@@ -41,7 +42,7 @@ expect() {
 		fail "'$1' completed to [$got], expected [$2]"
 }
 
-expect "epollcr ''" "--help --version dump restore run show verify"
+expect "epollcr ''" "--help --version dump ps restore run show verify"
 expect "epollcr re" "restore"
 expect "epollcr dump --t" "--timeout --tree"
 expect "epollcr restore --t" "--targets= --trust-image"
@@ -53,7 +54,7 @@ expect "epollcr run --signal US" "USR1 USR2"
 expect "epollcr run --signal RTMAX-3 --backtrace 1" "16"
 
 # Every option of every command's --help, and nothing else.
-for cmd in run dump show verify restore; do
+for cmd in run dump show verify restore ps; do
 	# The options of the usage lines (up to the first blank line) and
 	# those the option lines start with.
 	help=$("$CLI" $cmd --help)
@@ -79,18 +80,25 @@ expect "epollcr run --dir imgs trun" "truncate"
 expect "epollcr restore --exec imgs/a.img trun" "truncate"
 expect "epollcr run -- ls imgs/n" "imgs/notes.txt"
 
-# dump PID: a process running the shim is offered, a plain one is not.
+# dump PID: processes with epoll sets are offered, with or without the
+# shim; one without epoll sets is not.
 READY=listening start server "$TOP/$BUILD/examples/epoll-server" 0 ||
 	{ fail "epoll-server did not start under the shim"; finish; }
 shim_pid=$STARTED_PID
+"$PROGS/kernel_target" >"$WORK/kt.out" &
+noshim_pid=$!
+PIDS+=("$noshim_pid")
+wait_for "$WORK/kt.out" ready 20 || fail "kernel_target did not start"
 sleep 30 &
 plain_pid=$!
 PIDS+=("$plain_pid")
 got=" $(complete_words epollcr dump '') "
 [[ $got == *" $shim_pid "* ]] && pass "dump offers pid $shim_pid (runs the shim)" ||
 	fail "dump did not offer pid $shim_pid, which runs the shim: [$got]"
-[[ $got != *" $plain_pid "* ]] && pass "dump does not offer pid $plain_pid (no shim)" ||
-	fail "dump offered pid $plain_pid, which does not run the shim"
+[[ $got == *" $noshim_pid "* ]] && pass "dump offers pid $noshim_pid (epoll sets, no shim)" ||
+	fail "dump did not offer pid $noshim_pid, which has epoll sets: [$got]"
+[[ $got != *" $plain_pid "* ]] && pass "dump does not offer pid $plain_pid (no epoll set)" ||
+	fail "dump offered pid $plain_pid, which has no epoll set"
 stop "$shim_pid"
-kill "$plain_pid" 2>/dev/null
+kill "$noshim_pid" "$plain_pid" 2>/dev/null
 finish

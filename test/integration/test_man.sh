@@ -65,7 +65,7 @@ has() {
 # -- epollcr(1) against the binary --------------------------------------
 missing=0 checked=0
 commands=$("$CLI" --help | awk '/^commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { print $1 }')
-[ "$(echo $commands)" = "run dump show verify restore" ] ||
+[ "$(echo $commands)" = "run dump show verify restore ps" ] ||
 	fail "epollcr --help lists commands [$(echo $commands)]"
 for cmd in $commands; do
 	has epollcr.1 "epollcr $cmd" command || missing=$((missing + 1))
