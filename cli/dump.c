@@ -102,43 +102,11 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Copy the stream on fd into out_fd until EOF or the deadline. */
-static int copy_stream(int fd, int out_fd, double deadline)
-{
-	char buf[65536];
-	for (;;) {
-		int left_ms = (int)((deadline - now_seconds()) * 1000);
-		if (left_ms <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, left_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			off += w;
-		}
-	}
-}
-
 /*
  * Wait for pid's recorder on a fresh abstract socket and stream its image
- * into out_fd.  Returns 0 or -errno with the reason in why.
+ * into out_fd, validating it as it arrives: the first invalid byte, more
+ * than IMAGE_MAX_BYTES, or the deadline stops the transfer.  Returns 0 or
+ * -errno with the reason in why.
  */
 static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 			 char *why, size_t why_len)
@@ -195,20 +163,56 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 			break;
 		close(cfd); /* not our process: ignore the impostor */
 	}
-	ret = copy_stream(cfd, out_fd, deadline);
-	if (ret < 0)
-		snprintf(why, why_len, "reading the image from pid %d: %s",
-			 (int)pid, strerror(-ret));
+	struct image img;
+	char err[512];
+	if (image_read_stream(cfd, out_fd, deadline, &img, IMAGE_READ_ANY_FD,
+			      err, sizeof(err)) < 0) {
+		ret = -EPROTO;
+		snprintf(why, why_len, "pid %d sent an invalid image: %s",
+			 (int)pid, err);
+	} else {
+		image_free(&img);
+		ret = 0;
+	}
 	close(cfd);
 out_close_listen:
 	close(lfd);
 	return ret;
 }
 
-/* Dump pid into path atomically; prints the path.  Returns CLI_*. */
-static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
+/*
+ * A new temporary file ".NAME.tmp-XXXXXX" in dirfd (O_EXCL, O_NOFOLLOW,
+ * 0600); its name into tmp.  Returns the fd or -errno.
+ */
+static int create_temp_at(int dirfd, const char *name, char *tmp,
+			  size_t tmp_len)
 {
-	char why[PATH_MAX + 1024], tmp[PATH_MAX + 64];
+	for (int i = 0; i < 16; i++) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)i ^
+			    (uint32_t)(now_seconds() * 1e6);
+		if (snprintf(tmp, tmp_len, ".%s.tmp-%08x", name, r) >=
+		    (int)tmp_len)
+			return -ENAMETOOLONG;
+		int fd = openat(dirfd, tmp,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC,
+				0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
+/*
+ * Dump pid atomically into the file name of the directory dirfd (path: the
+ * same, for messages); prints path.  Returns CLI_*.
+ */
+static int dump_one(pid_t pid, int sig_opt, double timeout, int dirfd,
+		    const char *name, const char *path)
+{
+	char why[PATH_MAX + 1024], tmp[NAME_MAX + 1];
 	if (kill(pid, 0) < 0 && errno == ESRCH) {
 		cli_error("dump: no process %d", (int)pid);
 		return CLI_FAIL;
@@ -222,13 +226,10 @@ static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
 		cli_error("dump: pid %d runs the shim but has no recorder thread: it has created no epoll set yet", (int)pid);
 		return CLI_FAIL;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) - 1) {
-		cli_error("dump: %s: path too long", path);
-		return CLI_FAIL;
-	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	int fd = create_temp_at(dirfd, name, tmp, sizeof(tmp));
 	if (fd < 0) {
-		cli_error("dump: cannot create a file next to %s: %m", path);
+		cli_error("dump: cannot create a file next to %s: %s", path,
+			  strerror(-fd));
 		return CLI_FAIL;
 	}
 	int ret = request_image(pid, sig, timeout, fd, why, sizeof(why));
@@ -237,32 +238,47 @@ static int dump_one(pid_t pid, int sig_opt, double timeout, const char *path)
 		snprintf(why, sizeof(why), "fsync %s: %s", tmp, strerror(-ret));
 	}
 	close(fd);
-	if (ret == 0) {
-		/* Check what arrived before it replaces anything. */
-		struct image img;
-		char err[512];
-		if (image_read_file_flags(tmp, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-			snprintf(why, sizeof(why),
-				 "pid %d sent an invalid image: %s", (int)pid,
-				 err);
-			ret = -EPROTO;
-		} else {
-			image_free(&img);
-		}
-	}
-	if (ret == 0 && rename(tmp, path) < 0) {
+	if (ret == 0 && renameat(dirfd, tmp, dirfd, name) < 0) {
 		ret = -errno;
 		snprintf(why, sizeof(why), "rename to %s: %s", path,
 			 strerror(-ret));
 	}
 	if (ret < 0) {
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		cli_error("dump: %s", why);
 		return CLI_FAIL;
 	}
 	printf("%s\n", path);
 	fflush(stdout);
 	return CLI_OK;
+}
+
+/*
+ * Open the directory of path for dump_one(): its fd, and its last
+ * component in *name.  Returns the fd or -1 (message printed).
+ */
+static int open_parent(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	*name = slash ? slash + 1 : path;
+	if (!**name) {
+		cli_error("dump: %s: give a file name, not a directory", path);
+		return -1;
+	}
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		cli_error("dump: %s: path too long", path);
+		return -1;
+	} else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		cli_error("dump: cannot create a file next to %s: %m", path);
+	return fd;
 }
 
 /* Parent pid of pid from /proc/PID/stat, -1 when unknown. */
@@ -312,17 +328,19 @@ static int process_tree(pid_t root, pid_t *out, int max)
 	return n;
 }
 
-static int dump_tree(pid_t root, int sig, double timeout, const char *dir)
+static int dump_tree(pid_t root, int sig, double timeout, int dirfd,
+		     const char *dir)
 {
 	pid_t pids[4096];
 	int n = process_tree(root, pids, 4096), dumped = 0, failed = 0;
 	for (int i = 0; i < n; i++) {
 		if (!has_shim(pids[i]))
 			continue;
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir,
-			 (int)pids[i]);
-		if (dump_one(pids[i], sig, timeout, path) == CLI_OK)
+		char path[PATH_MAX + 32], name[32];
+		snprintf(name, sizeof(name), "epollcr-%d.img", (int)pids[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (dump_one(pids[i], sig, timeout, dirfd, name, path) ==
+		    CLI_OK)
 			dumped++;
 		else
 			failed++;
@@ -395,24 +413,38 @@ int cmd_dump(int argc, char **argv)
 		cli_error("dump: '%s' is not a process id", argv[optind]);
 		return CLI_USAGE;
 	}
-	char dir[PATH_MAX], why[PATH_MAX + 256], path[PATH_MAX + 32];
+	char dir[PATH_MAX], why[PATH_MAX + 512], path[PATH_MAX + 32];
+	char name[32];
+	const char *leaf;
+	int dirfd, ret;
 	if (!output || tree) {
+		/* The same checks as the program's own image directory. */
 		if (output) {
-			if (mkdir(output, 0700) < 0 && errno != EEXIST) {
-				cli_error("dump: cannot create %s: %m", output);
-				return CLI_FAIL;
-			}
 			snprintf(dir, sizeof(dir), "%s", output);
-		} else if (recorder_image_dir(getenv("EPOLLCR_DIR"), dir,
-					      sizeof(dir), why,
-					      sizeof(why)) < 0) {
+			dirfd = recorder_private_dir_open(dir, true, why,
+							  sizeof(why));
+		} else {
+			dirfd = recorder_image_dir(getenv("EPOLLCR_DIR"), dir,
+						   sizeof(dir), why,
+						   sizeof(why));
+		}
+		if (dirfd < 0) {
 			cli_error("dump: %s", why);
 			return CLI_FAIL;
 		}
-		if (tree)
-			return dump_tree(pid, sig, timeout, dir);
-		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)pid);
+		if (tree) {
+			ret = dump_tree(pid, sig, timeout, dirfd, dir);
+			close(dirfd);
+			return ret;
+		}
+		snprintf(name, sizeof(name), "epollcr-%d.img", (int)pid);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		output = path;
+		leaf = name;
+	} else if ((dirfd = open_parent(output, &leaf)) < 0) {
+		return CLI_FAIL;
 	}
-	return dump_one(pid, sig, timeout, output);
+	ret = dump_one(pid, sig, timeout, dirfd, leaf, output);
+	close(dirfd);
+	return ret;
 }
