@@ -146,7 +146,8 @@ static int wait_input(struct reader *r, size_t got)
 				    strerror(errno));
 		if (k == 0)
 			return fail(r, r->off + got,
-				    "timed out waiting for the rest of the image");
+				    "timed out: %" PRIu64 " bytes of the image arrived in time",
+				    r->read_total);
 		return 0;
 	}
 }
