@@ -1772,11 +1772,120 @@ static uint32_t rs_exp_target(const struct restore *r, const struct rs_exp *e)
 	return r->img->watches[e->wi].target;
 }
 
-/* Pair a group of equal keys by file identity: O(group size ^ 2). */
+/* An expectation paired with a line: check the events, count EPOLLWAKEUP. */
+static int rs_paired(struct restore *r, struct rs_verify *v, uint32_t sid,
+		     uint32_t i, struct rs_exp *e)
+{
+	const struct rs_line *l = &v->lines[i];
+
+	e->used = true;
+	if (e->events != l->events && e->events != (l->events | EPOLLWAKEUP))
+		return rs_differ(r, sid, v, i);
+	v->wakeup_dropped += e->events != l->events;
+	return 0;
+}
+
+struct rs_kcmp_sort {
+	struct restore *r;
+	int err;	/* errno of a failed kcmp, 0 */
+};
+
+/* The fd that holds the expectation's file in this process. */
+static int rs_exp_home(const struct restore *r, const struct rs_exp *e)
+{
+	return r->t[r->img->watches[e->wi].target - 1].home;
+}
+
+/* kcmp(KCMP_FILE) as an order of expectations by their files. */
+static int cmp_exp_file(const void *a, const void *b, void *ctx)
+{
+	struct rs_kcmp_sort *ks = ctx;
+	int fa = rs_exp_home(ks->r, a), fb = rs_exp_home(ks->r, b);
+	long k;
+
+	if (fa == fb)
+		return 0;
+	k = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, fa, fb);
+	if (k < 0 && !ks->err)
+		ks->err = errno;
+	return k == 1 ? -1 : k == 2 ? 1 : 0;
+}
+
+/*
+ * Pair a group of equal keys whose lines share one tfd through the order
+ * kcmp gives files: the expectations sorted once by KCMP_FILE, then each
+ * line found by binary search with KCMP_EPOLL_TFD, which orders the
+ * watched file against an fd's the same way.  O(m log m) kcmp calls for a
+ * group of m (each KCMP_EPOLL_TFD walks the set), instead of m^2.
+ * Returns 1 when done, 0 when kcmp cannot order (fall back), -1 failed.
+ */
+static int rs_match_sorted(struct restore *r, struct rs_verify *v,
+			   uint32_t sid, uint32_t from, uint32_t to)
+{
+	struct rs_kcmp_sort ks = { .r = r };
+	struct rs_exp *e = &v->exps[from];
+	uint32_t m = to - from, wakeup_before = v->wakeup_dropped;
+
+	qsort_r(e, m, sizeof(*e), cmp_exp_file, &ks);
+	if (ks.err)
+		return 0;
+	for (uint32_t i = from; i < to; i++) {
+		const struct rs_line *l = &v->lines[i];
+		struct kcmp_epoll_slot slot = {
+			.efd = (uint32_t)r->t[sid - 1].home,
+			.tfd = (uint32_t)l->tfd,
+			.toff = l->toff,
+		};
+		uint32_t lo = 0, hi = m, mid = 0;
+		long k = -1;
+
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			k = syscall(SYS_kcmp, getpid(), getpid(), KCMP_EPOLL_TFD,
+				    rs_exp_home(r, &e[mid]), &slot);
+			if (k < 0) {
+				/* Undo, and let the one-by-one path decide. */
+				for (uint32_t j = 0; j < m; j++)
+					e[j].used = false;
+				v->wakeup_dropped = wakeup_before;
+				return 0;
+			}
+			if (k == 0)
+				break;
+			if (k == 1) /* the candidate's file orders lower */
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (k != 0 || e[mid].used) {
+			char what[256];
+
+			rs_what(r, rs_exp_target(r, &e[0]), what, sizeof(what));
+			return rs_fail(r, "verify: epfd %d tfd %d: the watch with events 0x%x data 0x%llx is not on %s",
+				       rs_first_fd(r, sid), l->tfd, l->events,
+				       (unsigned long long)l->data, what);
+		}
+		if (rs_paired(r, v, sid, i, &e[mid]) < 0)
+			return -1;
+	}
+	return 1;
+}
+
+/*
+ * Pair a group of equal keys by file identity: sorted (above) when it has
+ * several, else (or when kcmp cannot order) one by one, O(group size ^ 2).
+ */
 static int rs_match_group(struct restore *r, struct rs_verify *v,
 			  uint32_t sid, uint32_t from, uint32_t to)
 {
 	char what[256];
+
+	if (to - from > 2) {
+		int ret = rs_match_sorted(r, v, sid, from, to);
+
+		if (ret != 0)
+			return ret < 0 ? -1 : 0;
+	}
 
 	for (uint32_t i = from; i < to; i++) {
 		const struct rs_line *l = &v->lines[i];
