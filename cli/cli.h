@@ -31,6 +31,8 @@ int cli_epoll_count(pid_t pid, unsigned *sets, unsigned *watches);
  * has no recorder thread.
  */
 int cli_recorder_signal(pid_t pid);
+/* The command name of pid (/proc/PID/comm), "?" when unknown. */
+void cli_comm_of(pid_t pid, char *comm, size_t len);
 
 /* Print "epollcr: " + message + "\n" to stderr (printf-style). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -538,7 +538,7 @@ static int process_tree(pid_t root, pid_t *out, int max)
 }
 
 /* The command name of pid, "?" when unknown. */
-static void comm_of(pid_t pid, char *comm, size_t len)
+void cli_comm_of(pid_t pid, char *comm, size_t len)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
@@ -571,7 +571,7 @@ static int dump_tree(pid_t root, struct dump_opts *o, int dirfd,
 		enum dump_how how;
 		snprintf(name, sizeof(name), "epollcr-%d.img", (int)pids[i]);
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		comm_of(pids[i], comm, sizeof(comm));
+		cli_comm_of(pids[i], comm, sizeof(comm));
 		dump_one(pids[i], o, dirfd, name, path, &how, why,
 			 sizeof(why));
 		switch (how) {

@@ -26,22 +26,6 @@ static const char ps_usage[] =
 	"it and its checkpoint signal (- when its recorder has not started).\n"
 	"Any of them can be dumped with `epollcr dump PID`.\n";
 
-static void read_comm(pid_t pid, char *comm, size_t len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	snprintf(comm, len, "?");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, comm, len - 1);
-	close(fd);
-	if (n > 0) {
-		comm[n] = '\0';
-		comm[strcspn(comm, "\n")] = '\0';
-	}
-}
-
 /* 1 when pid maps libepollcr.so, 0 when not, -1 when unknown. */
 static int maps_shim(pid_t pid)
 {
@@ -149,7 +133,7 @@ int cmd_ps(int argc, char **argv)
 			continue;
 		if (cli_epoll_count(pid, &sets, &watches) < 0 || !sets)
 			continue;
-		read_comm(pid, comm, sizeof(comm));
+		cli_comm_of(pid, comm, sizeof(comm));
 		int shim = maps_shim(pid);
 		int sig = shim == 1 ? cli_recorder_signal(pid) : 0;
 		if (sig)
