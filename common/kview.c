@@ -142,8 +142,6 @@ struct kv {
 	uint32_t ngroups;
 	uint32_t *members;
 	uint32_t *by_ino;	/* group indices sorted by ino */
-	uint8_t *run_order;	/* per by_ino index starting a run of one
-				 * ino: 0 unsorted, 1 by KCMP_FILE, 2 cannot */
 	struct kv_key *keys;	/* watched (ino, sdev), sorted, unique */
 	size_t nkeys;
 	bool have_sock_dev, have_pipe_dev, have_anon, learnt_pseudo;
@@ -1555,70 +1553,6 @@ static int resolve_quick(struct kv *kv, int epfd,
 	return 0;
 }
 
-struct kv_file_sort {
-	struct kv *kv;
-	int err;	/* errno of a failed kcmp, 0 */
-};
-
-/* kcmp(KCMP_FILE) as an order of groups (by_ino entries) by their files. */
-static int cmp_group_file(const void *a, const void *b, void *ctx)
-{
-	struct kv_file_sort *fs = ctx;
-	struct kv *kv = fs->kv;
-	int fa = kv->fds[kv->groups[*(const uint32_t *)a].rep].fd;
-	int fb = kv->fds[kv->groups[*(const uint32_t *)b].rep].fd;
-	long r;
-
-	if (fa == fb)
-		return 0;
-	r = kv_kcmp(kv, KCMP_FILE, (unsigned long)fa, (unsigned long)fb);
-	if (r < 0 && !fs->err)
-		fs->err = errno ? errno : EINVAL;
-	return r == 1 ? -1 : r == 2 ? 1 : 0;
-}
-
-/*
- * The group of by_ino[lo, hi) (one ino) that holds the file of watch w,
- * found by binary search: the run is sorted once by KCMP_FILE, and
- * KCMP_EPOLL_TFD orders the watched file against a candidate's the same
- * way, so O(log n) calls (each walks the set) replace a scan of the run.
- * Returns the group index + 1, 0 when no fd holds the file, or -1 when
- * kcmp cannot order (the caller scans).
- */
-static int64_t search_run(struct kv *kv, uint32_t lo, uint32_t hi, int epfd,
-			  const struct fdinfo_watch *w, uint32_t toff)
-{
-	if (!kv->run_order) {
-		kv->run_order = calloc(kv->ngroups ? kv->ngroups : 1, 1);
-		if (!kv->run_order)
-			return -1;
-	}
-	if (kv->run_order[lo] == 0) {
-		struct kv_file_sort fs = { .kv = kv };
-
-		qsort_r(kv->by_ino + lo, hi - lo, sizeof(uint32_t),
-			cmp_group_file, &fs);
-		kv->run_order[lo] = fs.err ? 2 : 1;
-	}
-	if (kv->run_order[lo] != 1)
-		return -1;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		long r = kcmp_tfd(kv, kv->fds[kv->groups[kv->by_ino[mid]].rep].fd,
-				  epfd, w->tfd, toff);
-
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return (int64_t)kv->by_ino[mid] + 1;
-		if (r == 1) /* the candidate's file orders lower */
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 /*
  * A stale watch: try every other description of its inode through kcmp,
  * first those no watch of this set (set_stamp) has matched yet, then the
@@ -1642,29 +1576,7 @@ static int resolve_scan(struct kv *kv, int epfd, const struct fdinfo_watch *w,
 		else
 			hi = mid;
 	}
-	/*
-	 * The few descriptions no watch of this set matched are tried one
-	 * by one first; many candidates (several stale watches sharing an
-	 * inode: every eventfd shares one) are searched in kcmp's order.
-	 */
-	uint32_t fresh = 0, few = 2;
-	for (hi = lo; hi < kv->ngroups &&
-		      kv->groups[kv->by_ino[hi]].ino == w->ino;
-	     hi++)
-		fresh += kv->groups[kv->by_ino[hi]].set_claim != set_stamp;
-	for (uint32_t n = hi - lo; n > 1; n >>= 1)
-		few++;
 	for (int pass = 0; pass < 2; pass++) {
-		if (hi - lo > 2 && (pass == 1 || fresh > few)) {
-			int64_t g = search_run(kv, lo, hi, epfd, w, res->toff);
-
-			/* One already ruled out: the set changed, scan. */
-			if (g == 0 || (g > 0 && (uint32_t)g != tg &&
-				       kv->groups[g - 1].claim != res->run)) {
-				res->group = (uint32_t)g;
-				return 0;
-			}
-		}
 		for (uint32_t i = lo; i < kv->ngroups; i++) {
 			uint32_t g = kv->by_ino[i];
 			const struct kv_group *grp = &kv->groups[g];
@@ -1976,7 +1888,6 @@ static void kv_free(struct kv *kv)
 	free(kv->groups);
 	free(kv->members);
 	free(kv->by_ino);
-	free(kv->run_order);
 	free(kv->keys);
 	free(kv->usocks);
 	free(kv->sock_inos);
