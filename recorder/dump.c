@@ -53,7 +53,7 @@ static char *read_link(const char *path)
 	return strdup(buf);
 }
 
-static char *read_line_file(const char *path)
+char *recorder_read_line(const char *path)
 {
 	char buf[256];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -82,7 +82,7 @@ static int fill_process(struct image *img)
 						 ? UINT32_MAX
 						 : (uint32_t)rl.rlim_cur;
 	img->proc.exe = read_link("/proc/self/exe");
-	img->proc.comm = read_line_file("/proc/self/comm");
+	img->proc.comm = recorder_read_line("/proc/self/comm");
 	img->proc.version = strdup(EPOLLCR_VERSION_STRING);
 	return img->proc.version ? 0 : -ENOMEM;
 }

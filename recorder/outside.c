@@ -67,19 +67,10 @@ static char *read_link_of(pid_t pid, const char *name)
 
 static char *read_comm_of(pid_t pid)
 {
-	char path[64], buf[64];
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return strdup(buf);
+	return recorder_read_line(path);
 }
 
 static int fill_process_of(pid_t pid, struct image *img)

@@ -81,6 +81,10 @@ struct recorder_outside {
  * (another user's process, a ptrace restriction, a process that exited
  * during the read...).
  */
+/* The first line of the file at path, without its newline, in a new
+ * string; NULL when it cannot be read or is empty. */
+char *recorder_read_line(const char *path);
+
 int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
 			   struct image *img, char *why, size_t why_len);
 
