@@ -3,8 +3,9 @@
  * The replayer's half of the per-kind operations (the kernel-side half,
  * describe and compare, is in common/kind.h): create a target anew without
  * privilege, and make it ready for a moment so that a fired EPOLLONESHOT
- * watch can be disarmed exactly (docs/restore.md).  restore.c dispatches
- * through recreate_ops_of(); adding a kind touches one entry.
+ * watch can be disarmed exactly (docs/restore.md).  The restore's phases
+ * (plan.c, create.c, watches.c) dispatch through recreate_ops_of(); adding
+ * a kind touches one entry.
  */
 #ifndef EPOLLCR_RECREATE_H
 #define EPOLLCR_RECREATE_H
