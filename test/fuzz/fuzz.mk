@@ -12,7 +12,8 @@ FUZZ_BIN := $(FUZZ_DIR)/fuzz_image
 FUZZ_SRC := test/fuzz/fuzz_image.c common/image.c common/crc32c.c \
 	common/escape.c \
 	common/log.c recorder/image_write.c replayer/image_read.c \
-	replayer/show.c
+	replayer/show.c replayer/symbolize.c replayer/show_text.c \
+	replayer/show_json.c
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -D_GNU_SOURCE \
