@@ -44,11 +44,13 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 # libunwind is loaded at run time (shim/backtrace.c), not linked.
 LDLIBS_CORE := -ldl -lpthread
 
-# The core: everything that is not an interposed libc name.
+# The core: everything that is not an interposed libc name (the shadow
+# registry is shim/registry.c and its rooms, shim/registry_*.c).
+REGISTRY_SRC := $(wildcard shim/registry*.c)
 CORE_SRC := $(wildcard common/*.c) $(wildcard recorder/*.c) \
-	$(wildcard replayer/*.c) shim/registry.c shim/backtrace.c
+	$(wildcard replayer/*.c) $(REGISTRY_SRC) shim/backtrace.c
 # The wrappers: only in the preloaded library.
-SHIM_SRC := $(filter-out shim/registry.c shim/backtrace.c,$(wildcard shim/*.c))
+SHIM_SRC := $(filter-out $(REGISTRY_SRC) shim/backtrace.c,$(wildcard shim/*.c))
 CLI_SRC := $(wildcard cli/*.c)
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * epoll_create, epoll_create1, epoll_ctl.  The set's lock is held across
- * the real epoll_ctl and its bookkeeping, so that a dump, which reads the
- * kernel's view under the same lock, sees each set as a consistent cut.
- * The kernel serialises control operations on one set anyway (ep->mtx).
+ * epoll_create, epoll_create1, epoll_ctl.  A ctl stripe of the set, chosen
+ * by the target's fd number (registry_ctl_begin), is held across the real
+ * epoll_ctl and its bookkeeping, so that calls on one (set, fd) reach the
+ * registry in the kernel's order; the set's lock is taken only around the
+ * update of its table (registry_ctl_lock_set .. registry_set_unlock), so
+ * calls on other fds of the set run their syscalls in parallel.  A dump,
+ * which reads the kernel's view holding every stripe and every set's lock
+ * (registry_lock_all), sees each set as a consistent cut.  The kernel
+ * serialises control operations on one set anyway (ep->mtx).
  */
 #include <errno.h>
 

@@ -4,43 +4,23 @@
  *
  * Locks, in the order they may be taken:
  *   fdop_lock (shared by closes of watched files, exclusive for a dump)
- *   -> sets_lock (the list of sets) -> one set's lock -> free_lock.
+ *   -> the unknown-set ctl stripes -> sets_lock (the list of sets)
+ *   -> per set: its ctl stripes, then its lock -> free_lock.
+ * An epoll_ctl holds one stripe across the real call and takes the set's
+ * lock only around its bookkeeping (see registry_ctl_begin).
  * The fd table is lock-free: slots change with atomic exchange and
  * compare-and-swap, so a close() racing another thread's open of the same
  * number cannot drop the newcomer.  File and set objects are never returned
  * to malloc while the process lives (they are reused), so a pointer read
  * from the fd table stays a valid object even when the program races a
  * close against an epoll_ctl of the same fd.
+ *
+ * Everything an interposed call reaches is in this file, so that the hot
+ * path is one translation unit; registry_fork.c holds the fork handlers and
+ * registry_walk.c the walks for the recorder and the shim's report (shared
+ * state in registry_internal.h).
  */
-#include <errno.h>
-#include <sched.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "backtrace.h"
-#include "registry.h"
-
-#define SLAB_WATCHES 127 /* watches per slab: 8 + 127 * 40 = 5088 bytes */
-#define MIN_BUCKETS 16
-
-struct reg_slab {
-	struct reg_slab *next;
-	struct reg_watch w[SLAB_WATCHES];
-};
-
-/*
- * A ctl stripe: a spin lock on its own cache line.  Held across one
- * epoll_ctl (a microsecond or two) and rarely contended (a set has
- * REG_SET_STRIPES); a waiter spins a little, then yields.  Not a
- * pthread mutex: a dump holds every stripe of every set, more locks than
- * ThreadSanitizer's deadlock detector can follow (64).
- */
-struct reg_stripe {
-	int locked;
-} __attribute__((aligned(64)));
-
-#define STRIPE_SPINS 100 /* pauses before each sched_yield() */
+#include "registry_internal.h"
 
 static void stripe_lock(struct reg_stripe *st)
 {
@@ -63,31 +43,13 @@ static void stripe_unlock(struct reg_stripe *st)
 	__atomic_store_n(&st->locked, 0, __ATOMIC_RELEASE);
 }
 
-#define REG_SET_STRIPES 32 /* ctl stripes per set (see registry_ctl_begin) */
-
-struct reg_set {
-	struct reg_stripe stripes[REG_SET_STRIPES]; /* never re-initialised
-						      * while in use */
-	pthread_mutex_t lock;
-	struct reg_file *file;	/* the set's own file; NULL once destroyed */
-	struct reg_watch **buckets;
-	uint32_t nbuckets;	/* 0 or a power of two */
-	uint32_t nwatch;
-	struct reg_watch *free_watches;
-	struct reg_slab *slabs;
-	int flags;		/* epoll_create1 flags */
-	bool shared;		/* another process may change it (fork, exec) */
-	struct reg_set *next, *prev; /* live sets, under sets_lock */
-	struct reg_set *next_free;   /* reuse list, under free_lock */
-};
-
 struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
 static int fdt_max = -1;
 
 /* Writers (the recorder, fork) must not starve behind busy closers. */
-static pthread_rwlock_t fdop_lock =
+pthread_rwlock_t fdop_lock =
 	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * epoll_ctl calls on one key (set, fd number) must reach the registry in the
@@ -98,8 +60,8 @@ static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
  * on separate sets touch only their own set's cache lines.  Calls on an
  * epoll fd the shim does not know use the unknown-set stripes.
  */
-static struct reg_stripe unknown_stripes[REG_SET_STRIPES];
-static struct reg_set *sets_head;
+struct reg_stripe unknown_stripes[REG_SET_STRIPES];
+struct reg_set *sets_head;
 
 /*
  * The consistent cut must not starve behind busy epoll_ctl callers: the
@@ -112,11 +74,11 @@ static struct reg_set *sets_head;
  * flight.  Set only by the holder of fdop_lock exclusive: one cut at a
  * time, and no waiter holds fdop_lock shared.
  */
-static int cut_pending;
+int cut_pending;
 
-static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_file *free_files;
-static struct reg_set *free_sets;
+struct reg_set *free_sets;
 
 static bool lost_something;
 static size_t watch_bytes;
@@ -220,7 +182,7 @@ static struct reg_file **fdt_slot(int fd, bool create)
 	return &leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)];
 }
 
-static struct reg_file *fdt_get(int fd)
+struct reg_file *fdt_get(int fd)
 {
 	return registry_fd_lookup(fd);
 }
@@ -318,7 +280,7 @@ static void file_put(struct reg_file *f)
  * registry_fork_child), and the latter as this thread saw it at its last
  * two installs in the fd table (newest first).  See fork_raced().
  */
-static uint32_t forks_begun, forks_done;
+uint32_t forks_begun, forks_done;
 static __thread uint32_t forks_seen[2];
 
 /*
@@ -571,17 +533,20 @@ static void watch_remove(struct reg_set *s, struct reg_watch *w)
 
 /* ---- sets -------------------------------------------------------------- */
 
-/*
- * A set's lock is held across the real epoll_ctl, which is short: spin a
- * little before sleeping (threads sharing a set otherwise meet in futex).
- */
-static void set_stripes_init(struct reg_set *s)
+/* Every ctl stripe of s unlocked: a new set, or the child after fork. */
+void set_stripes_init(struct reg_set *s)
 {
 	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
 		__atomic_store_n(&s->stripes[i].locked, 0, __ATOMIC_RELAXED);
 }
 
-static void set_lock_init(struct reg_set *s)
+/*
+ * A set's lock is held only around the short update of its table (a ctl
+ * stripe, not the lock, is held across the real epoll_ctl): adaptive, it
+ * spins a little before sleeping (threads sharing a set otherwise meet in
+ * futex).
+ */
+void set_lock_init(struct reg_set *s)
 {
 	pthread_mutexattr_t attr;
 	pthread_mutexattr_init(&attr);
@@ -903,69 +868,7 @@ uint32_t registry_same_call_site(struct reg_set *set, int fd,
 	return 0;
 }
 
-/* ---- fork -------------------------------------------------------------- */
-
-void registry_fork_prepare(void)
-{
-	__atomic_add_fetch(&forks_begun, 1, __ATOMIC_SEQ_CST);
-	registry_lock_all();
-	pthread_mutex_lock(&free_lock);
-}
-
-/* After fork every file and set is shared by two processes. */
-static void mark_all_shared(void)
-{
-	int max = registry_max_fd();
-	for (int fd = 0; fd <= max; fd++) {
-		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				     __ATOMIC_ACQUIRE)) {
-			fd += REG_FDT_LEAF_SIZE - 1;
-			continue;
-		}
-		struct reg_file *f = fdt_get(fd);
-		if (f)
-			__atomic_or_fetch(&f->flags, REG_FILE_SHARED,
-					  __ATOMIC_RELAXED);
-	}
-	for (struct reg_set *s = sets_head; s; s = s->next)
-		s->shared = true;
-}
-
-void registry_fork_parent(void)
-{
-	mark_all_shared();
-	__atomic_add_fetch(&forks_done, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&free_lock);
-	registry_unlock_all();
-}
-
-void registry_fork_child(void)
-{
-	mark_all_shared();
-	__atomic_add_fetch(&forks_done, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_init(&free_lock, NULL);
-	/* Free sets too: a thread gone in the child may have held a stripe. */
-	for (struct reg_set *s = sets_head; s; s = s->next) {
-		set_lock_init(s);
-		set_stripes_init(s);
-	}
-	for (struct reg_set *s = free_sets; s; s = s->next_free)
-		set_stripes_init(s);
-	pthread_mutex_init(&sets_lock, NULL);
-	__atomic_store_n(&cut_pending, 0, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < REG_SET_STRIPES; i++)
-		__atomic_store_n(&unknown_stripes[i].locked, 0,
-				 __ATOMIC_RELAXED);
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&fdop_lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-}
-
-/* ---- walks ------------------------------------------------------------- */
+/* ---- locks: fd operations, ctl stripes, the cut ----------------------- */
 
 bool registry_fdop_begin_many(void)
 {
@@ -1092,52 +995,6 @@ void registry_unlock_all(void)
 	pthread_rwlock_unlock(&fdop_lock);
 }
 
-int registry_walk_sets_locked(registry_set_fn fn, void *ctx)
-{
-	int ret = 0;
-	for (struct reg_set *s = sets_head; s && !ret; s = s->next)
-		if (s->file)
-			ret = fn(ctx, s, s->file);
-	return ret;
-}
-
-int registry_walk_sets(registry_set_fn fn, void *ctx)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&sets_lock);
-	for (struct reg_set *s = sets_head; s && !ret; s = s->next) {
-		pthread_mutex_lock(&s->lock);
-		if (s->file)
-			ret = fn(ctx, s, s->file);
-		pthread_mutex_unlock(&s->lock);
-	}
-	pthread_mutex_unlock(&sets_lock);
-	return ret;
-}
-
-int registry_walk_watches(struct reg_set *set, registry_watch_fn fn,
-			  void *ctx)
-{
-	for (uint32_t i = 0; i < set->nbuckets; i++) {
-		for (struct reg_watch *w = set->buckets[i]; w; w = w->next) {
-			struct reg_watch_view v = {
-				.tfd = w->tfd,
-				.events = w->events,
-				.data = w->data,
-				.uncertain = w->uncertain,
-				.file = w->file,
-				.bt_add = w->bt_add,
-				.bt_mod = w->bt_mod,
-			};
-			int ret = fn(ctx, &v);
-			if (ret)
-				return ret;
-		}
-	}
-	return 0;
-}
-
 const struct reg_watch *registry_find_watch(struct reg_set *set,
 					    const struct reg_file *file,
 					    int tfd)
@@ -1154,21 +1011,6 @@ unsigned registry_count_tfd(struct reg_set *set, int tfd)
 	     w = w->next)
 		n += w->tfd == tfd;
 	return n;
-}
-
-uint32_t registry_set_nwatch(const struct reg_set *set)
-{
-	return set->nwatch;
-}
-
-int registry_set_flags(const struct reg_set *set)
-{
-	return set->flags;
-}
-
-bool registry_set_shared(const struct reg_set *set)
-{
-	return set->shared;
 }
 
 /* ---- creation of sets -------------------------------------------------- */
@@ -1196,63 +1038,6 @@ struct reg_set *registry_set_of(const struct reg_file *file)
 	if (!file || file_kind(file) != IMAGE_KIND_EPOLL)
 		return NULL;
 	return __atomic_load_n(&file->set, __ATOMIC_ACQUIRE);
-}
-
-/* Collect, from locked set s, the sets its watches target (deduplicated). */
-static int nested_children(struct reg_set *s, struct reg_set **queue,
-			   unsigned *nqueue, unsigned max_sets)
-{
-	for (uint32_t i = 0; i < s->nbuckets; i++) {
-		for (struct reg_watch *w = s->buckets[i]; w; w = w->next) {
-			struct reg_set *child = registry_set_of(w->file);
-			if (!child)
-				continue;
-			unsigned j = 0;
-			while (j < *nqueue && queue[j] != child)
-				j++;
-			if (j < *nqueue)
-				continue; /* seen: cycles end here */
-			if (*nqueue >= max_sets)
-				return 0;
-			queue[(*nqueue)++] = child;
-		}
-	}
-	return 0;
-}
-
-int registry_walk_nested(struct reg_set *root,
-			 int (*fn)(void *ctx, struct reg_set *set,
-				   unsigned depth),
-			 void *ctx, unsigned max_sets)
-{
-	if (!root || !max_sets)
-		return 0;
-	struct reg_set **queue = calloc(max_sets, sizeof(*queue));
-	unsigned *depth = calloc(max_sets, sizeof(*depth));
-	int ret = 0;
-	if (!queue || !depth) {
-		ret = -ENOMEM;
-		goto out_free;
-	}
-	unsigned nqueue = 1;
-	queue[0] = root;
-	for (unsigned head = 0; head < nqueue && !ret; head++) {
-		struct reg_set *s = queue[head];
-		unsigned before = nqueue;
-		pthread_mutex_lock(&s->lock);
-		if (s->file) {
-			ret = fn(ctx, s, depth[head]);
-			if (!ret)
-				nested_children(s, queue, &nqueue, max_sets);
-		}
-		pthread_mutex_unlock(&s->lock);
-		for (unsigned j = before; j < nqueue; j++)
-			depth[j] = depth[head] + 1;
-	}
-out_free:
-	free(queue);
-	free(depth);
-	return ret;
 }
 
 /* ---- tests ------------------------------------------------------------- */

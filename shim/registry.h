@@ -15,8 +15,9 @@
  *
  * Nothing here calls an interposed libc function: this file is unit-tested
  * without LD_PRELOAD.  Every entry point is thread-safe; the epoll_ctl path
- * takes only the lock of the set concerned.  Allocation failures never
- * propagate: the registry marks itself incomplete and carries on.
+ * takes one ctl stripe of the set concerned across the real call and that
+ * set's lock around its bookkeeping, no global lock.  Allocation failures
+ * never propagate: the registry marks itself incomplete and carries on.
  */
 #ifndef EPOLLCR_REGISTRY_H
 #define EPOLLCR_REGISTRY_H
