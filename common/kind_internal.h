@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the per-kind tables (kind_*.c), the fdinfo parsers
- * (fdinfo.c) and the kernel view (kview.c).  Not part of any public API.
+ * (fdinfo.c) and the kernel view (kview*.c).  Not part of any public API.
  */
 #ifndef EPOLLCR_KIND_INTERNAL_H
 #define EPOLLCR_KIND_INTERNAL_H

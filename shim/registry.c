@@ -277,8 +277,9 @@ static void file_put(struct reg_file *f)
 
 /*
  * Forks begun (registry_fork_prepare) and finished (registry_fork_parent,
- * registry_fork_child), and the latter as this thread saw it at its last
- * two installs in the fd table (newest first).  See fork_raced().
+ * registry_fork_child; all three in registry_fork.c), and the latter as
+ * this thread saw it at its last two installs in the fd table (newest
+ * first).  See fork_raced().
  */
 uint32_t forks_begun, forks_done;
 static __thread uint32_t forks_seen[2];
