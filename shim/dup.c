@@ -12,6 +12,15 @@
 #include "registry.h"
 #include "shim.h"
 
+/* Record newfd as a copy of oldfd; the caller holds the fd-op lock if any. */
+static void dup_recorded(int oldfd, int newfd, bool tracked)
+{
+	if (tracked)
+		registry_fd_dup(oldfd, newfd);
+	if (newfd == log_get_fd())
+		log_fd_closed(newfd);
+}
+
 static SHIM_HOT int duplicated(int oldfd, int newfd)
 {
 	if (newfd >= 0 && newfd != oldfd) {
@@ -21,10 +30,17 @@ static SHIM_HOT int duplicated(int oldfd, int newfd)
 		if ((!tracked && newfd != log_get_fd()) || shim_busy)
 			return newfd;
 		int saved_errno = errno;
-		if (tracked)
-			registry_fd_dup(oldfd, newfd);
-		if (newfd == log_get_fd())
-			log_fd_closed(newfd);
+		if (!shim_wrap_enter()) {
+			if (newfd == log_get_fd())
+				log_fd_closed(newfd);
+			if (tracked)
+				shim_defer(&(struct shim_deferred){
+					.op = SHIM_DEFER_DUP,
+					.fd = oldfd, .fd2 = newfd });
+		} else {
+			dup_recorded(oldfd, newfd, tracked);
+			shim_wrap_leave();
+		}
 		errno = saved_errno;
 	}
 	return newfd;
@@ -35,22 +51,45 @@ SHIM_API SHIM_HOT int dup(int oldfd)
 	return duplicated(oldfd, REAL(dup)(oldfd));
 }
 
-/* dup2/dup3 close newfd implicitly: a watched file may go with it. */
+/*
+ * dup2/dup3 close newfd implicitly: a watched file may go with it, so the
+ * fd-operation lock is held across the call, as for close().
+ */
+static SHIM_HOT int dup_over(int oldfd, int newfd, int ret)
+{
+	int saved_errno = errno;
+	if (ret >= 0 && newfd != oldfd) {
+		bool tracked = registry_fd_lookup(oldfd) ||
+			       registry_fd_lookup(newfd);
+		dup_recorded(oldfd, newfd, tracked);
+	}
+	errno = saved_errno;
+	return ret;
+}
+
 SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	bool locked = f && !shim_busy && registry_fdop_begin(f);
-	int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	if (!f || shim_busy || shim_depth)
+		return duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	shim_wrap_enter();
+	bool locked = registry_fdop_begin(f);
+	int ret = dup_over(oldfd, newfd, REAL(dup2)(oldfd, newfd));
 	registry_fdop_end(locked);
+	shim_wrap_leave();
 	return ret;
 }
 
 SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	bool locked = f && !shim_busy && registry_fdop_begin(f);
-	int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	if (!f || shim_busy || shim_depth)
+		return duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	shim_wrap_enter();
+	bool locked = registry_fdop_begin(f);
+	int ret = dup_over(oldfd, newfd, REAL(dup3)(oldfd, newfd, flags));
 	registry_fdop_end(locked);
+	shim_wrap_leave();
 	return ret;
 }
 

@@ -20,7 +20,7 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 		return shim_fd_high(fd); /* the shim's own (libunwind...) */
 	if (fd >= 0) {
 		int saved_errno = errno;
-		registry_fd_created(fd, kind, c);
+		shim_record_fd_created(fd, kind, c);
 		errno = saved_errno;
 	}
 	return fd;
@@ -85,9 +85,9 @@ SHIM_API int signalfd(int fd, const sigset_t *mask, int flags)
 		if (fd == -1) {
 			struct reg_create c = { .flags = flags, .backlog = -1,
 						.sigmask = sigmask_bits(mask) };
-			registry_fd_created(ret, IMAGE_KIND_SIGNALFD, &c);
+			shim_record_fd_created(ret, IMAGE_KIND_SIGNALFD, &c);
 		} else {
-			registry_signalfd_mask(ret, sigmask_bits(mask));
+			shim_record_signalfd_mask(ret, sigmask_bits(mask));
 		}
 		errno = saved_errno;
 	}

@@ -13,6 +13,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include "registry.h"
+
 #define SHIM_API __attribute__((visibility("default")))
 /*
  * Wrappers a busy program calls on every request: hot, so that the compiler
@@ -91,6 +93,80 @@ static inline bool shim_enter(void)
 static inline void shim_leave(void)
 {
 	shim_busy = 0;
+}
+
+/*
+ * Wrappers that take the shim's locks mark their thread (shim_depth) from
+ * before the first lock to after the last.  A wrapper that finds the mark
+ * runs in a signal handler that interrupted one (shim/defer.c): it makes
+ * the real call, queues its bookkeeping with shim_defer() instead of
+ * taking a lock its thread may hold, and the interrupted wrapper applies
+ * the queue in shim_wrap_leave().
+ */
+extern __thread unsigned shim_depth __attribute__((tls_model("initial-exec")));
+extern __thread unsigned shim_deferred_pushed
+	__attribute__((tls_model("initial-exec")));
+extern __thread unsigned shim_deferred_popped
+	__attribute__((tls_model("initial-exec")));
+
+enum shim_defer_op {
+	SHIM_DEFER_CLOSE,	  /* fd, seen */
+	SHIM_DEFER_CLOSE_RANGE,	  /* fd (first) .. fd2 (last) */
+	SHIM_DEFER_DUP,		  /* fd (old) to fd2 (new) */
+	SHIM_DEFER_CTL,		  /* fd2 (epfd), ctl_op, fd, event */
+	SHIM_DEFER_SET_CREATED,	  /* fd (epfd), flags */
+	SHIM_DEFER_FD_CREATED,	  /* fd, kind, create */
+	SHIM_DEFER_FD_UNKNOWN,	  /* fd */
+	SHIM_DEFER_BOUND,	  /* fd */
+	SHIM_DEFER_LISTEN,	  /* fd, flags (the backlog) */
+	SHIM_DEFER_SIGNALFD_MASK, /* fd, create.sigmask */
+};
+
+/* One call whose bookkeeping waits for the interrupted wrapper. */
+struct shim_deferred {
+	enum shim_defer_op op;
+	int fd, fd2;
+	int ctl_op;
+	int flags;
+	uint32_t kind;
+	struct epoll_event event;
+	struct reg_seen seen;
+	struct reg_create create;
+};
+
+/* Queue d (async-signal-safe; a full queue marks the registry incomplete). */
+void shim_defer(const struct shim_deferred *d);
+/* Apply the queue of this thread, in order (shim_wrap_leave() does). */
+void shim_deferred_run(void);
+
+/*
+ * The registry_* calls of the same names (registry.h), made now, or queued
+ * when this thread is inside a wrapper already.  errno is preserved.
+ */
+void shim_record_fd_created(int fd, uint32_t kind, const struct reg_create *c);
+void shim_record_fd_unknown(int fd);
+void shim_record_socket_bound(int fd);
+void shim_record_socket_listen(int fd, int backlog);
+void shim_record_signalfd_mask(int fd, uint64_t mask);
+
+/* Enter a wrapper's bookkeeping; false: re-entered, use shim_defer(). */
+static inline bool shim_wrap_enter(void)
+{
+	if (shim_depth)
+		return false;
+	shim_depth = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* Leave it, every lock released: apply what handlers queued meanwhile. */
+static inline void shim_wrap_leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	shim_depth = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(shim_deferred_pushed != shim_deferred_popped, 0))
+		shim_deferred_run();
 }
 
 /*

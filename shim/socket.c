@@ -26,7 +26,7 @@ static void socket_created(int fd, int domain, int type, int protocol,
 		.pipe_end = end,
 		.peer_fd = peer_fd,
 	};
-	registry_fd_created(fd, IMAGE_KIND_SOCKET, &c);
+	shim_record_fd_created(fd, IMAGE_KIND_SOCKET, &c);
 }
 
 SHIM_API int socket(int domain, int type, int protocol)
@@ -86,7 +86,7 @@ SHIM_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int ret = REAL(bind)(fd, addr, len);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		registry_socket_bound(fd);
+		shim_record_socket_bound(fd);
 		errno = saved_errno;
 	}
 	return ret;
@@ -97,7 +97,7 @@ SHIM_API int listen(int fd, int backlog)
 	int ret = REAL(listen)(fd, backlog);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		registry_socket_listen(fd, backlog);
+		shim_record_socket_listen(fd, backlog);
 		errno = saved_errno;
 	}
 	return ret;
@@ -119,7 +119,7 @@ SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		for (size_t i = 0; i < n; i++) {
 			int rfd;
 			memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
-			registry_fd_unknown(rfd);
+			shim_record_fd_unknown(rfd);
 		}
 	}
 	errno = saved_errno;
