@@ -29,8 +29,8 @@ __thread unsigned shim_deferred_pushed
 	__attribute__((tls_model("initial-exec")));
 __thread unsigned shim_deferred_popped
 	__attribute__((tls_model("initial-exec")));
-static __thread struct shim_deferred ring[DEFER_SLOTS]
-	__attribute__((tls_model("initial-exec")));
+/* Not initial-exec: 3 KiB would crowd the static TLS of a dlopen(). */
+static __thread struct shim_deferred ring[DEFER_SLOTS];
 
 void shim_defer(const struct shim_deferred *d)
 {
