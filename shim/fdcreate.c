@@ -16,9 +16,9 @@
 
 static int created(int fd, uint32_t kind, const struct reg_create *c)
 {
-	if (fd >= 0 && shim_busy)
+	if (fd >= 0 && shim_own_call())
 		return shim_fd_high(fd); /* the shim's own (libunwind...) */
-	if (fd >= 0) {
+	if (fd >= 0 && !shim_busy) {
 		int saved_errno = errno;
 		shim_record_fd_created(fd, kind, c);
 		errno = saved_errno;
@@ -28,11 +28,11 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 
 static int pipe_created(int ret, int fds[2], int flags)
 {
-	if (ret == 0 && shim_busy) {
+	if (ret == 0 && shim_own_call()) {
 		/* libunwind keeps a pipe to validate addresses: keep it high */
 		fds[0] = shim_fd_high(fds[0]);
 		fds[1] = shim_fd_high(fds[1]);
-	} else if (ret == 0) {
+	} else if (ret == 0 && !shim_busy) {
 		struct reg_create r = { .flags = flags, .backlog = -1,
 					.pipe_end = 0, .peer_fd = fds[1] };
 		struct reg_create w = { .flags = flags, .backlog = -1,

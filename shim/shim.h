@@ -50,6 +50,7 @@ struct shim_real {
 	int (*inotify_init)(void);
 	int (*inotify_init1)(int);
 	pid_t (*fork_)(void); /* _Fork */
+	int (*clone)(int (*)(void *), void *, int, void *, ...);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 };
@@ -60,6 +61,9 @@ extern struct shim_real shim_real;
 void shim_resolve(void);
 
 /* shim_real.NAME, resolved first if the constructor has not run yet. */
+#define SHIM_STR_(x) #x
+#define SHIM_STR(x) SHIM_STR_(x) /* a macro's value as a string */
+
 #define REAL(name)                                                            \
 	(__builtin_expect(shim_real.name != NULL, 1)                          \
 		 ? shim_real.name                                             \
@@ -81,12 +85,24 @@ extern struct shim_config shim_config;
  * straight through without bookkeeping.
  */
 extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+#define SHIM_BUSY_OWN 1	     /* the shim's own calls (shim_enter) */
+#define SHIM_BUSY_VM_CHILD 2 /* a vfork child runs in this thread's memory */
+
+/*
+ * Is this call the shim's own (libunwind, the recorder), whose new fds are
+ * moved out of the program's way?  Not in a vfork child, whose calls are
+ * the child program's and must be left exactly as they are.
+ */
+static inline bool shim_own_call(void)
+{
+	return shim_busy == SHIM_BUSY_OWN;
+}
 
 static inline bool shim_enter(void)
 {
 	if (shim_busy)
 		return false;
-	shim_busy = 1;
+	shim_busy = SHIM_BUSY_OWN;
 	return true;
 }
 

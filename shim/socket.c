@@ -32,9 +32,9 @@ static void socket_created(int fd, int domain, int type, int protocol,
 SHIM_API int socket(int domain, int type, int protocol)
 {
 	int fd = REAL(socket)(domain, type, protocol);
-	if (fd >= 0 && shim_busy)
+	if (fd >= 0 && shim_own_call())
 		return shim_fd_high(fd);
-	if (fd >= 0) {
+	if (fd >= 0 && !shim_busy) {
 		int saved_errno = errno;
 		socket_created(fd, domain, type, protocol, -1, -1);
 		errno = saved_errno;
