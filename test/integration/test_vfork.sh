@@ -5,8 +5,9 @@
 # diagnostic, and keep the listener's backlog and registration backtrace.
 # vfork_child.c does the same with vfork() and clone(CLONE_VM|CLONE_VFORK)
 # from C: a child closing the watched fd, creating and closing pipes and
-# sockets, then exec'ing (or _exiting); the parent's image must still
-# equal the kernel's view, with its backtraces.
+# sockets, then exec'ing (or _exiting); and posix_spawn closing it with
+# file actions; the parent's image must still equal the kernel's view,
+# with its backtraces.
 . "$(dirname "$0")/lib.sh"
 
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
@@ -31,7 +32,7 @@ stop "$STARTED_PID"
 
 PROG=$PROGS/vfork_child
 [ -x "$PROG" ] || { fail "$PROG is not built (make tests)"; finish; }
-for how in vfork vfork-exit clone; do
+for how in vfork vfork-exit clone spawn; do
 	start "$how" "$PROG" "$how" || { fail "vfork_child $how did not start"; continue; }
 	fd=$(sed -n 's/^ready \([0-9]*\)$/\1/p' "$WORK/$how.out")
 	image_ok "$how" "$STARTED_PID" "$fd" 5 &&

@@ -3,11 +3,13 @@
  * vfork_child: children that share the parent's memory call wrapped
  * functions.  Plain program: run it under the shim.
  *
- *   vfork_child vfork|vfork-exit|clone
+ *   vfork_child vfork|vfork-exit|clone|spawn
  *	Watches a TCP listener (127.0.0.1, backlog 5) in an epoll set, then
  *	starts a child with vfork() (which execs /bin/true, or _exits with
  *	vfork-exit) or clone(CLONE_VM | CLONE_VFORK) (whose function
- *	returns).  The child closes the listener, creates an epoll set
+ *	returns), or posix_spawn() of /bin/true with file actions closing the
+ *	listener and every fd above it (spawn: glibc's child calls no
+ *	wrapper).  The vfork and clone children close the listener, creates an epoll set
  *	watching a new pipe, a socket and an eventfd, and closes them all:
  *	in the child's own fd table, none of which the parent's registry may
  *	record.  Prints "ready FD" (the listener) once the child is done and
@@ -16,6 +18,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,11 +94,23 @@ int main(int argc, char **argv)
 				execl("/bin/true", "true", (char *)NULL);
 			_exit(0);
 		}
+	} else if (!strcmp(how, "spawn")) {
+		posix_spawn_file_actions_t fa;
+		char *args[] = { "true", NULL };
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addclose(&fa, listener);
+		posix_spawn_file_actions_addclosefrom_np(&fa, listener + 1);
+		int err = posix_spawn(&pid, "/bin/true", &fa, NULL, args,
+				      environ);
+		posix_spawn_file_actions_destroy(&fa);
+		if (err)
+			pid = -1;
 	} else if (!strcmp(how, "clone")) {
 		pid = clone(clone_fn, stack + sizeof(stack),
 			    CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
 	} else {
-		fprintf(stderr, "usage: vfork_child vfork|vfork-exit|clone\n");
+		fprintf(stderr,
+			"usage: vfork_child vfork|vfork-exit|clone|spawn\n");
 		return 2;
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) {
