@@ -20,11 +20,13 @@ SHIM_API SHIM_HOT int close(int fd)
 		return REAL(close)(fd);
 	if (!shim_wrap_enter()) {
 		/* A signal handler's, inside a wrapper of its thread. */
+		registry_deferred_begin();
 		int ret = REAL(close)(fd);
 		int saved_errno = errno;
 		log_fd_closed(fd);
 		shim_defer(&(struct shim_deferred){ .op = SHIM_DEFER_CLOSE,
 						    .fd = fd, .seen = seen });
+		registry_deferred_end();
 		errno = saved_errno;
 		return ret;
 	}
@@ -61,12 +63,14 @@ SHIM_API int close_range(unsigned int first, unsigned int last, int flags)
 		return real_close_range(first, last, flags);
 	int ret;
 	if (!shim_wrap_enter()) {
+		registry_deferred_begin();
 		ret = real_close_range(first, last, flags);
 		int saved_errno = errno;
 		if (ret == 0)
 			shim_defer(&(struct shim_deferred){
 				.op = SHIM_DEFER_CLOSE_RANGE,
 				.fd = (int)first, .fd2 = (int)last });
+		registry_deferred_end();
 		errno = saved_errno;
 		return ret;
 	}

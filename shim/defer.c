@@ -40,6 +40,7 @@ void shim_defer(const struct shim_deferred *d)
 		registry_mark_incomplete();
 		return;
 	}
+	registry_deferred_begin(); /* open until applied (registry.h) */
 	/*
 	 * Reserve the slot before filling it: a nested handler that runs
 	 * meanwhile takes the next one.  The popper runs only after every
@@ -129,6 +130,7 @@ void shim_deferred_run(void)
 		shim_depth = 1;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		apply(&d);
+		registry_deferred_end();
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		shim_depth = 0;
 	}

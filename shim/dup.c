@@ -70,8 +70,14 @@ static SHIM_HOT int dup_over(int oldfd, int newfd, int ret)
 SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	if (!f || shim_busy || shim_depth)
+	if (!f || shim_busy)
 		return duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	if (shim_depth) { /* a handler's: open until recorded (close.c) */
+		registry_deferred_begin();
+		int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+		registry_deferred_end();
+		return ret;
+	}
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
 	int ret = dup_over(oldfd, newfd, REAL(dup2)(oldfd, newfd));
@@ -83,8 +89,14 @@ SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	if (!f || shim_busy || shim_depth)
+	if (!f || shim_busy)
 		return duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	if (shim_depth) { /* a handler's: open until recorded (close.c) */
+		registry_deferred_begin();
+		int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+		registry_deferred_end();
+		return ret;
+	}
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
 	int ret = dup_over(oldfd, newfd, REAL(dup3)(oldfd, newfd, flags));

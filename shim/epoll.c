@@ -48,7 +48,9 @@ SHIM_API int epoll_create1(int flags)
 /* A signal handler's epoll_ctl inside a wrapper of its thread. */
 static int ctl_deferred(int epfd, int op, int fd, struct epoll_event *event)
 {
+	registry_deferred_begin();
 	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
+	int saved_errno = errno;
 	if (ret == 0) {
 		struct shim_deferred d = { .op = SHIM_DEFER_CTL, .fd = fd,
 					   .fd2 = epfd, .ctl_op = op };
@@ -56,6 +58,8 @@ static int ctl_deferred(int epfd, int op, int fd, struct epoll_event *event)
 			d.event = *event;
 		shim_defer(&d);
 	}
+	registry_deferred_end();
+	errno = saved_errno;
 	return ret;
 }
 

@@ -21,6 +21,8 @@
  * registry_walk.c the walks for the recorder and the shim's report (shared
  * state in registry_internal.h).
  */
+#include <time.h>
+
 #include "registry_internal.h"
 
 static void stripe_lock(struct reg_stripe *st)
@@ -914,6 +916,50 @@ void registry_fdop_unlock(void)
 {
 	fdop_held--;
 	pthread_rwlock_unlock(&fdop_lock);
+}
+
+/*
+ * Handlers' calls whose bookkeeping is deferred (registry.h): open now,
+ * begun ever.  Sequentially consistent: a handler's begin() precedes its
+ * real call, the cut's reads follow its locks and precede its unlock.
+ */
+static unsigned deferred_open, deferred_begun;
+
+void registry_deferred_begin(void)
+{
+	__atomic_add_fetch(&deferred_begun, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+}
+
+void registry_deferred_end(void)
+{
+	__atomic_sub_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+}
+
+void registry_deferred_fork_child(unsigned n)
+{
+	__atomic_store_n(&deferred_open, n, __ATOMIC_SEQ_CST);
+}
+
+bool registry_cut_clean_begin(unsigned *gen)
+{
+	*gen = __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST) == 0;
+}
+
+bool registry_cut_still_clean(unsigned gen)
+{
+	return __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST) == 0 &&
+	       __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST) == gen;
+}
+
+void registry_wait_deferred(unsigned timeout_ms)
+{
+	struct timespec pause = { 0, 100000 }; /* 100 us */
+	for (unsigned i = 0; i < timeout_ms * 10 &&
+			     __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST);
+	     i++)
+		nanosleep(&pause, NULL);
 }
 
 static unsigned stripe_of(int fd)
