@@ -38,7 +38,8 @@ static bool prog_action_set;
 static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sem_t dump_sem;
-static uint32_t pending[PENDING_SLOTS]; /* nonce + 1; 0 = free */
+/* (requester's uid << 32) | (nonce + 1); 0 = free */
+static uint64_t pending[PENDING_SLOTS];
 static int plain_pending;		/* kill(2) requests */
 static int thread_state;		/* 0 none, 1 starting/running */
 static pid_t thread_pid;		/* process that owns the thread */
@@ -75,10 +76,11 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	bool plain = info && info->si_code == SI_USER &&
 		     (!prog_action_set || prog_action.sa_handler == SIG_DFL);
 	if (queued) {
-		uint32_t v = ((uint32_t)info->si_value.sival_int &
-			      RECORDER_NONCE_MASK) + 1;
+		uint64_t v = ((uint64_t)info->si_uid << 32) |
+			     (((uint32_t)info->si_value.sival_int &
+			       RECORDER_NONCE_MASK) + 1);
 		for (int i = 0; i < PENDING_SLOTS; i++) {
-			uint32_t free_slot = 0;
+			uint64_t free_slot = 0;
 			if (__atomic_compare_exchange_n(&pending[i], &free_slot,
 							v, false,
 							__ATOMIC_ACQ_REL,
@@ -95,8 +97,29 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	errno = saved_errno;
 }
 
-/* Stream an image to the `epollcr dump` waiting for nonce. */
-static void serve_request(uint32_t nonce)
+/*
+ * Whether the socket connected to for a dump request belongs to the user who
+ * asked (uid, from the request's siginfo) or to root.  A requester that gave
+ * up frees the abstract name: anyone may bind it meanwhile.
+ */
+static bool requester_listens(int fd, uid_t uid, uint32_t nonce)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_error("dump request %u: cannot tell who listens: %s",
+			  nonce, strerror(errno));
+		return false;
+	}
+	if (cred.uid == uid || cred.uid == 0)
+		return true;
+	log_error("dump request %u: refused: uid %u asked, but uid %u (pid %d) listens", nonce, (unsigned)uid, (unsigned)cred.uid, (int)cred.pid);
+	return false;
+}
+
+/* Stream an image to the `epollcr dump` of user uid waiting for nonce. */
+static void serve_request(uint32_t nonce, uid_t uid)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int len = recorder_socket_name(sa.sun_path, sizeof(sa.sun_path),
@@ -111,7 +134,7 @@ static void serve_request(uint32_t nonce)
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
 		log_error("dump request %u: cannot reach epollcr dump: %s",
 			  nonce, strerror(errno));
-	} else {
+	} else if (requester_listens(fd, uid, nonce)) {
 		int ret = recorder_dump_fd(fd, shim_config.recorder_flags);
 		if (ret < 0)
 			log_error("dump request %u failed: %s", nonce,
@@ -145,10 +168,11 @@ static void *recorder_thread(void *arg)
 		while (sem_wait(&dump_sem) < 0 && errno == EINTR)
 			;
 		for (int i = 0; i < PENDING_SLOTS; i++) {
-			uint32_t v = __atomic_exchange_n(&pending[i], 0,
+			uint64_t v = __atomic_exchange_n(&pending[i], 0,
 							 __ATOMIC_ACQ_REL);
 			if (v)
-				serve_request(v - 1);
+				serve_request((uint32_t)v - 1,
+					      (uid_t)(v >> 32));
 		}
 		if (__atomic_exchange_n(&plain_pending, 0, __ATOMIC_ACQ_REL))
 			serve_plain();
