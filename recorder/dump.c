@@ -905,6 +905,17 @@ int recorder_dump_file(const char *path, unsigned flags)
 	return ret;
 }
 
+int recorder_dump_at(int dirfd, const char *name, unsigned flags)
+{
+	struct image img;
+	int ret = recorder_build_image(&img, flags);
+	if (ret < 0)
+		return ret;
+	ret = image_write_at(&img, dirfd, name);
+	image_free(&img);
+	return ret;
+}
+
 int epollcr_dump_self(const char *image_path)
 {
 	return recorder_dump_file(image_path, 0);

@@ -146,18 +146,21 @@ static void serve_request(uint32_t nonce, uid_t uid)
 /* A plain kill(2): write the image into the image directory. */
 static void serve_plain(void)
 {
-	char dir[4096], why[256], path[4200];
-	if (recorder_image_dir(shim_config.dir, dir, sizeof(dir), why,
-			       sizeof(why)) < 0) {
+	char dir[4096], why[4400], name[64];
+	int dirfd = recorder_image_dir(shim_config.dir, dir, sizeof(dir), why,
+				       sizeof(why));
+	if (dirfd < 0) {
 		log_error("no image directory: %s", why);
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)getpid());
-	int ret = recorder_dump_file(path, shim_config.recorder_flags);
+	dirfd = shim_fd_high(dirfd);
+	snprintf(name, sizeof(name), "epollcr-%d.img", (int)getpid());
+	int ret = recorder_dump_at(dirfd, name, shim_config.recorder_flags);
 	if (ret < 0)
-		log_error("dump to %s failed: %s", path, strerror(-ret));
+		log_error("dump to %s/%s failed: %s", dir, name, strerror(-ret));
 	else
-		log_info("image written to %s", path);
+		log_info("image written to %s/%s", dir, name);
+	shim_real.close(dirfd);
 }
 
 static void *recorder_thread(void *arg)
