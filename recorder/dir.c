@@ -118,14 +118,17 @@ static int open_holder(const char *path, char *leaf, size_t leaf_len,
 	dir[len] = '\0';
 	char *slash = strrchr(dir, '/');
 	const char *base = slash ? slash + 1 : dir;
-	if (!*base || !strcmp(base, ".") || !strcmp(base, "..") ||
-	    strlen(base) >= leaf_len) {
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
 		snprintf(why, why_len,
 			 "%s: name the image directory itself (not /, . or ..)",
 			 path);
 		return -EINVAL;
 	}
-	snprintf(leaf, leaf_len, "%s", base);
+	if (strlen(base) >= leaf_len) {
+		snprintf(why, why_len, "%s: last component too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(leaf, base, strlen(base) + 1); /* checked shorter above */
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");
 	else if (slash == dir)
