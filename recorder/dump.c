@@ -22,6 +22,7 @@
 #include "image_io.h"
 #include "kind.h"
 #include "kview.h"
+#include "ownfd.h"
 #include "recorder.h"
 #include "registry.h"
 
@@ -56,7 +57,7 @@ static char *read_link(const char *path)
 char *recorder_read_line(const char *path)
 {
 	char buf[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = own_fd(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return NULL;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);

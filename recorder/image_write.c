@@ -22,6 +22,7 @@
 #include "image_io.h"
 #include "leb128.h"
 #include "log.h"
+#include "ownfd.h"
 
 #define WRITE_BUF_LEN (128 * 1024) /* bytes buffered before a write(2) */
 #define TMP_NAME_TRIES 100	   /* temporary names tried before EEXIST */
@@ -736,10 +737,10 @@ static int create_temp_at(int dirfd, const char *name, char *tmp,
 				 (unsigned long long)(r & 0xffffffffffffull));
 		if (n < 0 || (size_t)n >= tmp_len)
 			return -ENAMETOOLONG;
-		int fd = openat(dirfd, tmp,
-				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-					O_NOFOLLOW,
-				0600);
+		int fd = own_fd(openat(dirfd, tmp,
+				       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+					       O_NOFOLLOW,
+				       0600));
 		if (fd >= 0 || errno != EEXIST)
 			return fd >= 0 ? fd : -errno;
 	}
@@ -795,7 +796,7 @@ int image_write_file(const struct image *img, const char *path)
 		memcpy(dir, path, (size_t)(slash - path));
 		dir[slash - path] = '\0';
 	}
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dirfd = own_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (dirfd < 0)
 		return -errno;
 	int ret = image_write_at(img, dirfd, base);

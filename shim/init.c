@@ -18,6 +18,7 @@
 #include "kview.h"
 #define LOG_PREFIX "shim"
 #include "log.h"
+#include "ownfd.h"
 #include "recorder.h"
 #include "registry.h"
 #include "shim.h"
@@ -120,7 +121,7 @@ static void adopt_set(int fdinfo_dir, int epfd)
 {
 	char name[16], buf[65536];
 	snprintf(name, sizeof(name), "%d", epfd);
-	int fd = openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC);
+	int fd = shim_fd_high(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return;
 	registry_adopt_set(epfd);
@@ -137,14 +138,22 @@ static void adopt_set(int fdinfo_dir, int epfd)
 /*
  * Epoll fds inherited across exec: the previous program's shadow is gone,
  * the kernel still has the sets.  The directory fd is closed before main(),
- * so the program's first open() gets the same number as without the shim.
+ * so the program's first open() gets the same number as without the shim
+ * (they are above the program's range anyway).
  */
 static void adopt_inherited(void)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	if (!dir)
+	/* Our descriptors stay out of the program's range (ownfd.h). */
+	int dir_fd = shim_fd_high(
+		open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	DIR *dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+	if (!dir) {
+		if (dir_fd >= 0)
+			shim_real.close(dir_fd);
 		return;
-	int fdinfo_dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	int fdinfo_dir = shim_fd_high(open("/proc/self/fdinfo",
+					   O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	struct dirent *de;
 	char path[64], link[64];
 	while ((de = readdir(dir))) {
@@ -169,6 +178,8 @@ static void adopt_inherited(void)
 static void init_once_fn(void)
 {
 	shim_resolve();
+	/* The library's own descriptors go above the program's range. */
+	__atomic_store_n(&own_fd_hook, shim_fd_high, __ATOMIC_RELEASE);
 	shim_busy = 1;
 	read_config();
 	registry_init();
