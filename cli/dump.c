@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * epollcr dump: ask a process running the shim for an image of its epoll
- * state.  The request is a sigqueue() of the checkpoint signal carrying a
- * nonce; the process's recorder thread connects to an abstract unix socket
- * named after the pid and nonce, and streams the image.  The image is
+ * state.  The request is the checkpoint signal queued to the process's
+ * recorder thread alone (rt_tgsigqueueinfo), carrying a nonce; the
+ * recorder thread connects to an abstract unix socket named after the pid
+ * and nonce, and streams the image.  The image is
  * written here, by the dumping user, so a program that changed user after
  * start-up (nginx, memcached) can still be dumped anywhere.
  */
@@ -21,6 +22,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +150,61 @@ static int recorder_signal(pid_t pid)
 	return sig;
 }
 
+/*
+ * The tid of pid's recorder thread (named "epollcr-sigN"), 0 when none
+ * is found.
+ */
+static pid_t recorder_tid(pid_t pid)
+{
+	char path[64], comm[32];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	pid_t tid = 0;
+	struct dirent *de;
+	while (!tid && (de = readdir(dir))) {
+		char comm_path[320];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(comm_path, sizeof(comm_path), "/proc/%d/task/%s/comm",
+			 (int)pid, de->d_name);
+		int fd = open(comm_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (n > 0 && !strncmp(comm, "epollcr-sig", 11))
+			tid = atoi(de->d_name);
+	}
+	closedir(dir);
+	return tid;
+}
+
+/*
+ * Queue the request to pid's recorder thread alone (a thread-directed
+ * rt_tgsigqueueinfo), so that no program thread takes the signal and
+ * none of its sleeping calls returns EINTR; to the process when no
+ * recorder thread is found (sigqueue).  Returns 0 or -1 with errno set.
+ */
+static int signal_recorder(pid_t pid, int sig, union sigval value)
+{
+	pid_t tid = recorder_tid(pid);
+	if (!tid)
+		return sigqueue(pid, sig, value);
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = SI_QUEUE;
+	info.si_pid = getpid();
+	info.si_uid = getuid();
+	info.si_value = value;
+	long ret = syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+	if (ret < 0 && errno == ESRCH) /* the thread ended: its process? */
+		return sigqueue(pid, sig, value);
+	return ret < 0 ? -1 : 0;
+}
+
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -188,7 +245,7 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 		goto out_close_listen;
 	}
 	union sigval value = { .sival_int = (int)(RECORDER_REQ_MAGIC | nonce) };
-	if (sigqueue(pid, sig, value) < 0) {
+	if (signal_recorder(pid, sig, value) < 0) {
 		ret = -errno;
 		snprintf(why, why_len, "cannot signal pid %d: %s", (int)pid,
 			 strerror(-ret));

@@ -61,10 +61,15 @@ static void forward(int sig, siginfo_t *info, void *uctx)
 	}
 	if (act.sa_handler == SIG_IGN)
 		return;
+	/* On the recorder thread (asleep, holding nothing), the program's
+	 * handler is the program's code: its calls are recorded. */
+	int saved_busy = shim_busy;
+	shim_busy = 0;
 	if (act.sa_flags & SA_SIGINFO)
 		act.sa_sigaction(sig, info, uctx);
 	else
 		act.sa_handler(sig);
+	shim_busy = saved_busy;
 }
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
@@ -163,13 +168,30 @@ static void serve_plain(void)
 	shim_real.close(dirfd);
 }
 
+/*
+ * Sleep until a request: the checkpoint signal is unblocked on this
+ * thread only while it waits, so `epollcr dump`, which signals this
+ * thread alone, never interrupts a program thread, and the handler never
+ * runs in the middle of a dump.  A request that arrives during a dump
+ * stays pending on the thread until the next wait.
+ */
+static void recorder_wait(void)
+{
+	sigset_t sig, old;
+	sigemptyset(&sig);
+	sigaddset(&sig, ckpt_signal);
+	pthread_sigmask(SIG_UNBLOCK, &sig, &old);
+	while (sem_wait(&dump_sem) < 0 && errno == EINTR)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void *recorder_thread(void *arg)
 {
 	(void)arg;
 	shim_busy = 1; /* the thread's own libc calls are not the program's */
 	for (;;) {
-		while (sem_wait(&dump_sem) < 0 && errno == EINTR)
-			;
+		recorder_wait();
 		for (int i = 0; i < PENDING_SLOTS; i++) {
 			uint64_t v = __atomic_exchange_n(&pending[i], 0,
 							 __ATOMIC_ACQ_REL);
