@@ -117,19 +117,20 @@ static int exe_is_static(pid_t pid)
 }
 
 /*
- * The signal named by the recorder thread ("epollcr-sigN"), 0 when the
- * process has no recorder thread yet.
+ * The tid of pid's recorder thread (named "epollcr-sigN"), with N in *sig;
+ * 0 (and *sig 0) when the process has no recorder thread yet.
  */
-static int recorder_signal(pid_t pid)
+static pid_t recorder_task(pid_t pid, int *sig)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	*sig = 0;
 	DIR *dir = opendir(path);
 	if (!dir)
 		return 0;
-	int sig = 0;
+	pid_t tid = 0;
 	struct dirent *de;
-	while (!sig && (de = readdir(dir))) {
+	while (!tid && (de = readdir(dir))) {
 		char comm_path[320], comm[32];
 		if (de->d_name[0] == '.')
 			continue;
@@ -143,66 +144,51 @@ static int recorder_signal(pid_t pid)
 		if (n <= 0)
 			continue;
 		comm[n] = '\0';
-		if (!strncmp(comm, "epollcr-sig", 11))
-			sig = atoi(comm + 11);
-	}
-	closedir(dir);
-	return sig;
-}
-
-/*
- * The tid of pid's recorder thread (named "epollcr-sigN"), 0 when none
- * is found.
- */
-static pid_t recorder_tid(pid_t pid)
-{
-	char path[64], comm[32];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *dir = opendir(path);
-	if (!dir)
-		return 0;
-	pid_t tid = 0;
-	struct dirent *de;
-	while (!tid && (de = readdir(dir))) {
-		char comm_path[320];
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(comm_path, sizeof(comm_path), "/proc/%d/task/%s/comm",
-			 (int)pid, de->d_name);
-		int fd = open(comm_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, comm, sizeof(comm) - 1);
-		close(fd);
-		if (n > 0 && !strncmp(comm, "epollcr-sig", 11))
+		if (!strncmp(comm, "epollcr-sig", 11)) {
+			*sig = atoi(comm + 11);
 			tid = atoi(de->d_name);
+		}
 	}
 	closedir(dir);
 	return tid;
 }
 
 /*
+ * The signal named by the recorder thread ("epollcr-sigN"), 0 when the
+ * process has no recorder thread yet.
+ */
+static int recorder_signal(pid_t pid)
+{
+	int sig;
+	recorder_task(pid, &sig);
+	return sig;
+}
+
+/*
  * Queue the request to pid's recorder thread alone (a thread-directed
  * rt_tgsigqueueinfo), so that no program thread takes the signal and
- * none of its sleeping calls returns EINTR; to the process when no
- * recorder thread is found (sigqueue).  Returns 0 or -1 with errno set.
+ * none of its sleeping calls returns EINTR.  To the process (sigqueue),
+ * as before, when no recorder thread of that signal is found or it has
+ * just gone: a program that answers requests itself.  si_uid is our
+ * effective uid, the one SO_PEERCRED shows for our socket, which the
+ * program checks before it sends a byte.  Returns 0 or -1 with errno set.
  */
 static int signal_recorder(pid_t pid, int sig, union sigval value)
 {
-	pid_t tid = recorder_tid(pid);
-	if (!tid)
+	int named;
+	pid_t tid = recorder_task(pid, &named);
+	if (!tid || named != sig)
 		return sigqueue(pid, sig, value);
 	siginfo_t info;
 	memset(&info, 0, sizeof(info));
 	info.si_signo = sig;
 	info.si_code = SI_QUEUE;
 	info.si_pid = getpid();
-	info.si_uid = getuid();
+	info.si_uid = geteuid();
 	info.si_value = value;
-	long ret = syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
-	if (ret < 0 && errno == ESRCH) /* the thread ended: its process? */
-		return sigqueue(pid, sig, value);
-	return ret < 0 ? -1 : 0;
+	if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) == 0)
+		return 0;
+	return errno == ESRCH ? sigqueue(pid, sig, value) : -1;
 }
 
 static double now_seconds(void)

@@ -4,11 +4,14 @@
  * signal handler, counting every EINTR.  Plain program: run it under the
  * shim.
  *
- *   sleepers STOPFILE
- *	Three threads sleep in epoll_wait, epoll_pwait and poll (each on its
- *	own epoll set or pipe that never becomes ready, 200 ms at a time);
- *	the main thread sleeps in nanosleep (50 ms at a time) until STOPFILE
- *	exists or 120 s have passed.  Prints "ready" once every thread is
+ *   sleepers STOPFILE [BLOCKSIG]
+ *	Three threads sleep in epoll_wait, epoll_pwait (with an empty signal
+ *	mask) and poll (each on its own epoll set or pipe that never becomes
+ *	ready, 200 ms at a time); the main thread sleeps in nanosleep (50 ms
+ *	at a time) until STOPFILE exists or 120 s have passed.  With
+ *	BLOCKSIG (a number), every thread blocks that signal, epoll_pwait's
+ *	mask too (the workaround docs/limitations.md gives for a plain kill
+ *	of the checkpoint signal).  Prints "ready" once every thread is
  *	asleep, and at the end one line "eintr epoll_wait=N epoll_pwait=N
  *	poll=N nanosleep=N" and "calls N".  Exit 0, or 1 when a call failed
  *	with anything but EINTR.
@@ -19,6 +22,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +36,7 @@ static long calls;
 static int failed;
 static volatile int stopping;
 static int asleep;
+static int block_sig;
 
 static void count(int which, int ret)
 {
@@ -56,8 +61,14 @@ static void *sleeper(void *arg)
 		failed = 1;
 		return NULL;
 	}
-	sigset_t none;
-	sigemptyset(&none);
+	/*
+	 * epoll_pwait's mask: empty (every signal unblocked while it waits),
+	 * or with BLOCKSIG the thread's own, which blocks it.
+	 */
+	sigset_t wait_mask;
+	sigemptyset(&wait_mask);
+	if (block_sig)
+		pthread_sigmask(SIG_BLOCK, NULL, &wait_mask);
 	__atomic_add_fetch(&asleep, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
@@ -66,7 +77,7 @@ static void *sleeper(void *arg)
 			count(which, epoll_wait(ep, &out, 1, 200));
 			break;
 		case S_EPOLL_PWAIT:
-			count(which, epoll_pwait(ep, &out, 1, 200, &none));
+			count(which, epoll_pwait(ep, &out, 1, 200, &wait_mask));
 			break;
 		default:
 			count(which, poll(&pfd, 1, 200));
@@ -79,9 +90,16 @@ static void *sleeper(void *arg)
 int main(int argc, char **argv)
 {
 	pthread_t t[S_NANOSLEEP];
-	if (argc != 2) {
-		fprintf(stderr, "usage: sleepers STOPFILE\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: sleepers STOPFILE [BLOCKSIG]\n");
 		return 2;
+	}
+	if (argc == 3) {
+		sigset_t block;
+		block_sig = atoi(argv[2]);
+		sigemptyset(&block);
+		sigaddset(&block, block_sig);
+		pthread_sigmask(SIG_BLOCK, &block, NULL); /* threads inherit it */
 	}
 	for (long i = 0; i < S_NANOSLEEP; i++)
 		if (pthread_create(&t[i], NULL, sleeper, (void *)i) != 0) {
