@@ -694,6 +694,14 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 				       path, w->bt_add,
 				       "fd %d is a connected socket: an unprivileged restore cannot bring its connection back",
 				       w->tfd);
+		/* As replayer/recreate.c: a pipe with a path is a FIFO. */
+		if (t && t->kind == IMAGE_KIND_PIPE && t->path &&
+		    t->path[0] == '/')
+			image_add_diag(img, IMAGE_SEV_INFO,
+				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
+				       path, w->bt_add,
+				       "fd %d is the named FIFO %s: a restore does not open paths from an image, so it cannot bring it back",
+				       w->tfd, t->path);
 	}
 }
 
