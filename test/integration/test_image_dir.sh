@@ -56,6 +56,53 @@ else
 fi
 [ -z "$(find "$WORK/safe/s" -name '.*tmp*')" ] && pass "no temporary file left" || fail "temporary files left: $(ls -a "$WORK/safe/s")"
 
+# Swaps while dumps run: a middle component (m) flips between a safe
+# directory and a symlink to the other user's, the last component (l/s)
+# between a directory of ours and a symlink to the other user's s.  Each of
+# 30 plain dumps either writes into the safe place or is refused; none
+# lands in the other user's directory (the directory is resolved once,
+# checked and used through one descriptor).  A dump may also fail when the
+# swapper removes the directory it holds (ENOENT): a failure, not a leak.
+mkdir -p "$WORK/m-real/s" "$WORK/l/s"
+chmod 700 "$WORK/m-real/s" "$WORK/l/s"
+ln -s "$WORK/m-real" "$WORK/m"
+touch "$WORK/swapping"
+(
+	end=$((SECONDS + 30))
+	while [ -e "$WORK/swapping" ] && [ $SECONDS -lt $end ]; do
+		ln -sfn "$WORK/other" "$WORK/m.x" && mv -T "$WORK/m.x" "$WORK/m"
+		mv -T "$WORK/l/s" "$WORK/l/s.d" && ln -s "$WORK/other/s" "$WORK/l/s"
+		ln -sfn "$WORK/m-real" "$WORK/m.x" && mv -T "$WORK/m.x" "$WORK/m"
+		rm "$WORK/l/s" && mv -T "$WORK/l/s.d" "$WORK/l/s"
+	done
+) &
+SWAPPER=$!
+for leg in m/s l/s; do
+	name=swap-${leg%%/*}
+	EPOLLCR_LOG=2 EPOLLCR_DIR=$WORK/$leg start "$name" "$PROG" || { fail "$name: behind did not start"; continue; }
+	pid=$STARTED_PID
+	sig=$(sed -n 's/^epollcr-sig\([0-9]*\)$/\1/p' /proc/"$pid"/task/*/comm | head -1)
+	for ((n = 1; n <= 30; n++)); do
+		kill -"$sig" "$pid"
+		for ((i = 0; i < 100; i++)); do
+			[ "$(grep -c "image written\|no image directory\|failed" "$WORK/$name.err")" -ge "$n" ] && break
+			sleep 0.02
+		done
+	done
+	written=$(grep -c "image written" "$WORK/$name.err")
+	refused=$(grep -c "no image directory" "$WORK/$name.err")
+	failed=$(grep -c "failed" "$WORK/$name.err")
+	stop "$pid"
+	if [ -z "$(find "$WORK/other" -name "epollcr-*")" ] &&
+	   [ $((written + refused + failed)) = 30 ] && [ "$written" -gt 0 ]; then
+		pass "$name: 30 dumps under swaps of $leg: $written written in our directory, $refused refused, $failed failed, none in the other user's"
+	else
+		fail "$name: $written written, $refused refused, $failed failed; in the other user's directory: $(find "$WORK/other" -name "epollcr-*")"
+	fi
+done
+rm -f "$WORK/swapping"
+wait "$SWAPPER"
+
 # The same checks for `epollcr dump` into a directory.
 if out=$("$CLI" dump --tree -o "$WORK/link-other/t" "$IMG_PID" 2>&1); then
 	fail "dump --tree -o under another user's directory succeeded: $out"
