@@ -49,7 +49,7 @@ int kind_read_self_fdinfo(int fd, char *buf, size_t len)
 	if (len == 0)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/thread-self/fdinfo/%d", fd);
-	pfd = own_fd(open(path, O_RDONLY | O_CLOEXEC));
+	pfd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
 	if (pfd < 0)
 		return -errno;
 	/* Bounded: each round reads at least one byte or stops. */

@@ -153,11 +153,11 @@ static int open_proc(struct kv *kv, pid_t pid)
 		snprintf(path, sizeof(path), "/proc/thread-self");
 	else
 		snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-	int dir = own_fd(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int dir = OWN_FD(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 
 	if (dir < 0)
 		return -errno;
-	kv->fdinfo_dir = own_fd(openat(dir, "fdinfo", O_RDONLY | O_DIRECTORY |
+	kv->fdinfo_dir = OWN_FD(openat(dir, "fdinfo", O_RDONLY | O_DIRECTORY |
 						       O_CLOEXEC));
 	if (kv->fdinfo_dir < 0) {
 		int ret = -errno;
@@ -165,7 +165,7 @@ static int open_proc(struct kv *kv, pid_t pid)
 		close(dir);
 		return ret;
 	}
-	kv->fd_dir = own_fd(openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	kv->fd_dir = OWN_FD(openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	close(dir);
 	if (kv->fd_dir < 0)
 		return -errno;

@@ -24,7 +24,7 @@ ssize_t read_fdinfo(struct kv *kv, int fd)
 	ssize_t ret;
 
 	fd_name(name, sizeof(name), fd);
-	pfd = own_fd(openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
+	pfd = OWN_FD(openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
 	if (pfd < 0)
 		return -errno;
 	kv->st.fdinfo_reads++;

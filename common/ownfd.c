@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* The hook behind own_fd() (ownfd.h), set by the shim's constructor. */
+/* The hooks behind OWN_FD() (ownfd.h), set by the shim's constructor. */
+#include <stddef.h>
+
 #include "ownfd.h"
 
-int (*own_fd_hook)(int fd);
+const struct own_fd_hooks *own_fd_hooks;

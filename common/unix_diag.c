@@ -69,7 +69,7 @@ static int ud_open(void)
 {
 	struct timeval tv = { .tv_sec = UNIX_DIAG_TIMEOUT_MS / 1000,
 			      .tv_usec = (UNIX_DIAG_TIMEOUT_MS % 1000) * 1000 };
-	int fd = own_fd(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+	int fd = OWN_FD(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
 			       NETLINK_SOCK_DIAG));
 
 	if (fd < 0)

@@ -68,7 +68,7 @@ static int holders_safe(int parent_fd, const char *path, char *why,
 			size_t why_len)
 {
 	struct stat cur_st, st;
-	int cur = own_fd(dup(parent_fd)), ret = 0;
+	int cur = OWN_FD(dup(parent_fd)), ret = 0;
 
 	if (cur < 0 || fstat(cur, &cur_st) < 0) {
 		ret = -errno;
@@ -80,7 +80,7 @@ static int holders_safe(int parent_fd, const char *path, char *why,
 		ret = trusted_holder(cur, &cur_st, path, why, why_len);
 		if (ret < 0)
 			goto out;
-		int up = own_fd(
+		int up = OWN_FD(
 			openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 		if (up < 0 || fstat(up, &st) < 0) {
 			ret = -errno;
@@ -137,7 +137,7 @@ static int open_holder(const char *path, char *leaf, size_t leaf_len,
 		snprintf(dir, sizeof(dir), "/");
 	else
 		*slash = '\0';
-	int fd = own_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int fd = OWN_FD(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (fd < 0) {
 		int err = errno;
 		snprintf(why, why_len, "cannot open %s (to hold %s): %s", dir,
@@ -167,7 +167,7 @@ int recorder_private_dir_open(const char *path, bool create, char *why,
 			 strerror(-ret));
 		goto out;
 	}
-	fd = own_fd(openat(holder, leaf,
+	fd = OWN_FD(openat(holder, leaf,
 			   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (fd < 0) {
 		ret = -errno;

@@ -57,7 +57,7 @@ static char *read_link(const char *path)
 char *recorder_read_line(const char *path)
 {
 	char buf[256];
-	int fd = own_fd(open(path, O_RDONLY | O_CLOEXEC));
+	int fd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return NULL;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -895,33 +895,39 @@ err:
 int recorder_dump_fd(int fd, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_fd(&img, fd);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_fd(&img, fd);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 
 int recorder_dump_file(const char *path, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_file(&img, path);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_file(&img, path);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 
 int recorder_dump_at(int dirfd, const char *name, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_at(&img, dirfd, name);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_at(&img, dirfd, name);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 

@@ -737,7 +737,7 @@ static int create_temp_at(int dirfd, const char *name, char *tmp,
 				 (unsigned long long)(r & 0xffffffffffffull));
 		if (n < 0 || (size_t)n >= tmp_len)
 			return -ENAMETOOLONG;
-		int fd = own_fd(openat(dirfd, tmp,
+		int fd = OWN_FD(openat(dirfd, tmp,
 				       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 					       O_NOFOLLOW,
 				       0600));
@@ -796,7 +796,7 @@ int image_write_file(const struct image *img, const char *path)
 		memcpy(dir, path, (size_t)(slash - path));
 		dir[slash - path] = '\0';
 	}
-	int dirfd = own_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int dirfd = OWN_FD(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (dirfd < 0)
 		return -errno;
 	int ret = image_write_at(img, dirfd, base);

@@ -121,7 +121,7 @@ static void adopt_set(int fdinfo_dir, int epfd)
 {
 	char name[16], buf[65536];
 	snprintf(name, sizeof(name), "%d", epfd);
-	int fd = shim_fd_high(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
+	int fd = OWN_FD(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return;
 	registry_adopt_set(epfd);
@@ -144,16 +144,16 @@ static void adopt_set(int fdinfo_dir, int epfd)
 static void adopt_inherited(void)
 {
 	/* Our descriptors stay out of the program's range (ownfd.h). */
-	int dir_fd = shim_fd_high(
-		open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int dir_fd =
+		OWN_FD(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	DIR *dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
 	if (!dir) {
 		if (dir_fd >= 0)
 			shim_real.close(dir_fd);
 		return;
 	}
-	int fdinfo_dir = shim_fd_high(open("/proc/self/fdinfo",
-					   O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int fdinfo_dir = OWN_FD(open("/proc/self/fdinfo",
+				     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	struct dirent *de;
 	char path[64], link[64];
 	while ((de = readdir(dir))) {
@@ -179,7 +179,12 @@ static void init_once_fn(void)
 {
 	shim_resolve();
 	/* The library's own descriptors go above the program's range. */
-	__atomic_store_n(&own_fd_hook, shim_fd_high, __ATOMIC_RELEASE);
+	static const struct own_fd_hooks hooks = {
+		shim_own_begin, shim_own_end, shim_own_section_begin,
+		shim_own_section_end
+	};
+	shim_own_init();
+	__atomic_store_n(&own_fd_hooks, &hooks, __ATOMIC_RELEASE);
 	shim_busy = 1;
 	read_config();
 	registry_init();

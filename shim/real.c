@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <linux/membarrier.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -98,4 +100,126 @@ int shim_fd_high(int fd)
 		REAL(close)(fd); // NOLINT
 	errno = saved_errno;
 	return high >= 0 ? high : fd;
+}
+
+/*
+ * The shim's own descriptors against the program's dup2()/dup3() onto a
+ * number it believes free (ownfd.h).  Within a section (a dump, or one
+ * creation), each creation and each program dup2 form a Dekker pair: an
+ * own creation counts itself in own_low, then waits until no program
+ * dup2 is under way (prog_dups); a program dup2 counts itself in
+ * prog_dups, then backs off while a creation is under way.  With
+ * sequentially consistent operations one of the two sees the other, so a
+ * dup2 never runs between the kernel handing us a low number and
+ * shim_fd_high() moving it.
+ *
+ * Outside sections (almost always) a program dup2 pays no locked
+ * instruction: it marks its thread's slot busy with a plain store, checks
+ * own_active, and clears the slot after the call.  A section sets
+ * own_active, then membarrier(PRIVATE_EXPEDITED) makes every thread of the
+ * process execute a full barrier (each dup2 from then on sees own_active),
+ * and waits until no slot is busy (the dup2s that did not).  Without
+ * membarrier, or beyond DUP_SLOTS threads, dup2 always takes the counted
+ * path.  Nobody holds a lock while it waits, and each wait lasts a
+ * syscall or three; a thread's own nesting (a signal handler) never waits
+ * for itself.
+ */
+#define DUP_SLOTS 1024
+
+struct dup_slot {
+	int busy; /* written by its thread only: dup2 calls under way */
+} __attribute__((aligned(64)));
+
+static struct dup_slot dup_slots[DUP_SLOTS];
+static int dup_slots_used; /* slots handed out, never returned */
+/*
+ * Sections under way, plus 1 while membarrier is not registered: dup2
+ * takes the counted path when not 0.  In .data beside shim_real, which
+ * the wrapper reads anyway (one page fewer to touch).
+ */
+int shim_dup_careful __attribute__((section(".data"))) = 1;
+static int asym_ok;	   /* membarrier(PRIVATE_EXPEDITED) registered */
+static int own_low;	   /* own creations under way */
+static int prog_dups;	   /* counted program dup2 calls under way */
+__thread int *shim_dup_busy __attribute__((tls_model("initial-exec")));
+static __thread int my_slot_tried __attribute__((tls_model("initial-exec")));
+static __thread int own_section __attribute__((tls_model("initial-exec")));
+static __thread int own_depth __attribute__((tls_model("initial-exec")));
+
+void shim_own_init(void)
+{
+	int saved_errno = errno;
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		    0, 0) == 0 &&
+	    !__atomic_exchange_n(&asym_ok, 1, __ATOMIC_ACQ_REL))
+		__atomic_sub_fetch(&shim_dup_careful, 1, __ATOMIC_SEQ_CST);
+	errno = saved_errno;
+}
+
+void shim_own_section_begin(void)
+{
+	if (own_section++)
+		return;
+	__atomic_add_fetch(&shim_dup_careful, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&asym_ok, __ATOMIC_ACQUIRE))
+		return;
+	int saved_errno = errno;
+	syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	errno = saved_errno;
+	int used = __atomic_load_n(&dup_slots_used, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < used && i < DUP_SLOTS; i++)
+		if (&dup_slots[i].busy != shim_dup_busy)
+			while (__atomic_load_n(&dup_slots[i].busy,
+					       __ATOMIC_ACQUIRE))
+				__builtin_ia32_pause();
+}
+
+void shim_own_section_end(void)
+{
+	if (--own_section == 0)
+		__atomic_sub_fetch(&shim_dup_careful, 1, __ATOMIC_SEQ_CST);
+}
+
+void shim_own_begin(void)
+{
+	shim_own_section_begin();
+	own_depth++;
+	__atomic_add_fetch(&own_low, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&prog_dups, __ATOMIC_SEQ_CST))
+		__builtin_ia32_pause();
+}
+
+int shim_own_end(int fd)
+{
+	fd = shim_fd_high(fd);
+	__atomic_sub_fetch(&own_low, 1, __ATOMIC_SEQ_CST);
+	own_depth--;
+	shim_own_section_end();
+	return fd;
+}
+
+int shim_prog_dup_slow(void)
+{
+	if (!shim_dup_busy && !my_slot_tried) {
+		my_slot_tried = 1;
+		int i = __atomic_fetch_add(&dup_slots_used, 1,
+					   __ATOMIC_ACQ_REL);
+		if (i < DUP_SLOTS) {
+			shim_dup_busy = &dup_slots[i].busy;
+			return shim_prog_dup_enter();
+		}
+	}
+	for (;;) {
+		__atomic_add_fetch(&prog_dups, 1, __ATOMIC_SEQ_CST);
+		if (own_depth || !__atomic_load_n(&own_low, __ATOMIC_SEQ_CST))
+			return 2;
+		__atomic_sub_fetch(&prog_dups, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&own_low, __ATOMIC_ACQUIRE))
+			__builtin_ia32_pause();
+	}
+}
+
+void shim_prog_dup_counted_leave(void)
+{
+	__atomic_sub_fetch(&prog_dups, 1, __ATOMIC_SEQ_CST);
 }

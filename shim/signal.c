@@ -129,12 +129,12 @@ static void serve_request(uint32_t nonce, uid_t uid)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int len = recorder_socket_name(sa.sun_path, sizeof(sa.sun_path),
 				       (int)getpid(), nonce);
-	int fd = shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = OWN_CREATE(
+		shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (fd < 0) {
 		log_error("cannot create the dump socket: %s", strerror(errno));
 		return;
 	}
-	fd = shim_fd_high(fd);
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
 		log_error("dump request %u: cannot reach epollcr dump: %s",
@@ -158,7 +158,6 @@ static void serve_plain(void)
 		log_error("no image directory: %s", why);
 		return;
 	}
-	dirfd = shim_fd_high(dirfd);
 	snprintf(name, sizeof(name), "epollcr-%d.img", (int)getpid());
 	int ret = recorder_dump_at(dirfd, name, shim_config.recorder_flags);
 	if (ret < 0)
@@ -192,6 +191,8 @@ static void *recorder_thread(void *arg)
 	shim_busy = 1; /* the thread's own libc calls are not the program's */
 	for (;;) {
 		recorder_wait();
+		/* Our descriptors out of the program's way (ownfd.h). */
+		shim_own_section_begin();
 		for (int i = 0; i < PENDING_SLOTS; i++) {
 			uint64_t v = __atomic_exchange_n(&pending[i], 0,
 							 __ATOMIC_ACQ_REL);
@@ -201,6 +202,7 @@ static void *recorder_thread(void *arg)
 		}
 		if (__atomic_exchange_n(&plain_pending, 0, __ATOMIC_ACQ_REL))
 			serve_plain();
+		shim_own_section_end();
 	}
 	return NULL;
 }
