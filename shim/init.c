@@ -100,6 +100,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	shim_own_fork_child();
 	registry_fork_child();
 	backtrace_fork_child();
 	shim_recorder_fork_child();

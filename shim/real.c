@@ -156,6 +156,28 @@ void shim_own_init(void)
 	errno = saved_errno;
 }
 
+/*
+ * In a forked child only the forking thread is left: no creation or dup2
+ * of another thread is under way any more (their counts would hold the
+ * child's dup2 back for ever), and membarrier's registration belongs to
+ * the parent's address space.  The forking thread is in fork(), in no
+ * dup2 and no creation; a section it had open stays open.
+ */
+void shim_own_fork_child(void)
+{
+	int used = __atomic_load_n(&dup_slots_used, __ATOMIC_RELAXED);
+	for (int i = 0; i < used && i < DUP_SLOTS; i++)
+		if (__atomic_load_n(&dup_slots[i].busy, __ATOMIC_RELAXED))
+			__atomic_store_n(&dup_slots[i].busy, 0,
+					 __ATOMIC_RELAXED);
+	__atomic_store_n(&own_low, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&prog_dups, 0, __ATOMIC_RELAXED);
+	own_depth = 0;
+	__atomic_store_n(&asym_ok, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&shim_dup_careful, 1 + own_section, __ATOMIC_SEQ_CST);
+	shim_own_init();
+}
+
 void shim_own_section_begin(void)
 {
 	if (own_section++)

@@ -112,6 +112,7 @@ int shim_fd_high(int fd);
  * while such a creation is under way.  See ownfd.h and real.c.
  */
 void shim_own_init(void);
+void shim_own_fork_child(void);
 void shim_own_section_begin(void);
 void shim_own_section_end(void);
 void shim_own_begin(void);
