@@ -10,6 +10,7 @@
 #include <linux/membarrier.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -128,9 +129,36 @@ int shim_fd_high(int fd)
  * membarrier, or beyond DUP_SLOTS threads, dup2 always takes the counted
  * path.  Nobody holds a lock while it waits, and each wait lasts a
  * syscall or three; a thread's own nesting (a signal handler) never waits
- * for itself.
+ * for itself, and a creation waits for dup2s at most OWN_WAIT_NS.
  */
 #define DUP_SLOTS 1024
+#define OWN_WAIT_NS 50000000 /* a creation waits for dup2s at most 50 ms */
+
+/*
+ * Spin until *word is 0, at most OWN_WAIT_NS: a dup2 whose thread runs a
+ * signal handler between its syscall and its bookkeeping, and the handler
+ * waits for the recorder's consistent cut, must not hang the recorder (the
+ * creation then goes ahead unguarded, as it did before the guard).
+ */
+static void own_wait_zero(const int *word)
+{
+	struct timespec t0, t;
+	bool started = false;
+	for (unsigned spins = 0; __atomic_load_n(word, __ATOMIC_SEQ_CST);
+	     spins++) {
+		__builtin_ia32_pause();
+		if (spins % 1024)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, started ? &t : &t0);
+		if (!started) {
+			started = true;
+			continue;
+		}
+		if ((t.tv_sec - t0.tv_sec) * 1000000000L +
+			    (t.tv_nsec - t0.tv_nsec) > OWN_WAIT_NS)
+			return;
+	}
+}
 
 struct dup_slot {
 	int busy; /* written by its thread only: dup2 calls under way */
@@ -197,9 +225,7 @@ void shim_own_section_begin(void)
 	int used = __atomic_load_n(&dup_slots_used, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < used && i < DUP_SLOTS; i++)
 		if (&dup_slots[i].busy != shim_dup_busy)
-			while (__atomic_load_n(&dup_slots[i].busy,
-					       __ATOMIC_ACQUIRE))
-				__builtin_ia32_pause();
+			own_wait_zero(&dup_slots[i].busy);
 }
 
 void shim_own_section_end(void)
@@ -213,8 +239,7 @@ void shim_own_begin(void)
 	shim_own_section_begin();
 	own_depth++;
 	__atomic_add_fetch(&own_low, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&prog_dups, __ATOMIC_SEQ_CST))
-		__builtin_ia32_pause();
+	own_wait_zero(&prog_dups);
 }
 
 int shim_own_end(int fd)
