@@ -67,20 +67,35 @@ static SHIM_HOT int dup_over(int oldfd, int newfd, int ret)
 	return ret;
 }
 
+/*
+ * The program's dup2/dup3 call itself: held back while the shim creates
+ * a descriptor of its own (shim_prog_dup_enter, real.c), so that it never
+ * lands between the kernel handing the shim a low number and the move.
+ */
+#define PROG_DUP(call)                                                       \
+	({                                                                    \
+		int how_ = shim_busy ? 0 : shim_prog_dup_enter();             \
+		int ret_ = (call);                                            \
+		if (how_)                                                     \
+			shim_prog_dup_leave(how_);                            \
+		ret_;                                                         \
+	})
+
 SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
 	if (!f || shim_busy)
-		return duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+		return duplicated(oldfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
 	if (shim_depth) { /* a handler's: open until recorded (close.c) */
 		registry_deferred_begin();
-		int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+		int ret = duplicated(oldfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
 		registry_deferred_end();
 		return ret;
 	}
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
-	int ret = dup_over(oldfd, newfd, REAL(dup2)(oldfd, newfd));
+	/* After the lock: never wait for a creation while holding it. */
+	int ret = dup_over(oldfd, newfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
 	registry_fdop_end(locked);
 	shim_wrap_leave();
 	return ret;
@@ -90,16 +105,19 @@ SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
 	if (!f || shim_busy)
-		return duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+		return duplicated(oldfd,
+				  PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
 	if (shim_depth) { /* a handler's: open until recorded (close.c) */
 		registry_deferred_begin();
-		int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+		int ret = duplicated(oldfd,
+				     PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
 		registry_deferred_end();
 		return ret;
 	}
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
-	int ret = dup_over(oldfd, newfd, REAL(dup3)(oldfd, newfd, flags));
+	int ret = dup_over(oldfd, newfd,
+			   PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
 	registry_fdop_end(locked);
 	shim_wrap_leave();
 	return ret;

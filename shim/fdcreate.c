@@ -16,9 +16,7 @@
 
 static int created(int fd, uint32_t kind, const struct reg_create *c)
 {
-	if (fd >= 0 && shim_own_call())
-		return shim_fd_high(fd); /* the shim's own (libunwind...) */
-	if (fd >= 0 && !shim_busy) {
+	if (fd >= 0) {
 		int saved_errno = errno;
 		shim_record_fd_created(fd, kind, c);
 		errno = saved_errno;
@@ -26,13 +24,31 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 	return fd;
 }
 
-static int pipe_created(int ret, int fds[2], int flags)
+/*
+ * The shim's own call: its descriptors high, unseen; a vfork child's:
+ * the real call alone (shim_own_call()).
+ */
+#define CREATE(call, kind, c)                                                 \
+	(!shim_busy	     ? created((call), (kind), (c)) :                 \
+	 shim_own_call() ? OWN_CREATE(call) :                             \
+			   (call))
+
+/* libunwind keeps a pipe to validate addresses: the shim's own, high. */
+static int own_pipe(int fds[2], int flags)
 {
-	if (ret == 0 && shim_own_call()) {
-		/* libunwind keeps a pipe to validate addresses: keep it high */
+	shim_own_begin();
+	int ret = flags ? REAL(pipe2)(fds, flags) : REAL(pipe)(fds);
+	if (ret == 0) {
 		fds[0] = shim_fd_high(fds[0]);
 		fds[1] = shim_fd_high(fds[1]);
-	} else if (ret == 0 && !shim_busy) {
+	}
+	shim_own_end(-1);
+	return ret;
+}
+
+static int pipe_created(int ret, int fds[2], int flags)
+{
+	if (ret == 0) {
 		struct reg_create r = { .flags = flags, .backlog = -1,
 					.pipe_end = 0, .peer_fd = fds[1] };
 		struct reg_create w = { .flags = flags, .backlog = -1,
@@ -45,25 +61,30 @@ static int pipe_created(int ret, int fds[2], int flags)
 
 SHIM_API int pipe(int fds[2])
 {
+	if (shim_busy)
+		return shim_own_call() ? own_pipe(fds, 0) : REAL(pipe)(fds);
 	return pipe_created(REAL(pipe)(fds), fds, 0);
 }
 
 SHIM_API int pipe2(int fds[2], int flags)
 {
+	if (shim_busy)
+		return shim_own_call() ? own_pipe(fds, flags)
+				       : REAL(pipe2)(fds, flags);
 	return pipe_created(REAL(pipe2)(fds, flags), fds, flags);
 }
 
 SHIM_API int eventfd(unsigned int count, int flags)
 {
 	struct reg_create c = { .flags = flags, .backlog = -1 };
-	return created(REAL(eventfd)(count, flags), IMAGE_KIND_EVENTFD, &c);
+	return CREATE(REAL(eventfd)(count, flags), IMAGE_KIND_EVENTFD, &c);
 }
 
 SHIM_API int timerfd_create(int clockid, int flags)
 {
 	struct reg_create c = { .flags = flags, .clockid = clockid,
 				.backlog = -1 };
-	return created(REAL(timerfd_create)(clockid, flags),
+	return CREATE(REAL(timerfd_create)(clockid, flags),
 		       IMAGE_KIND_TIMERFD, &c);
 }
 
@@ -96,11 +117,11 @@ SHIM_API int signalfd(int fd, const sigset_t *mask, int flags)
 
 SHIM_API int inotify_init(void)
 {
-	return created(REAL(inotify_init)(), IMAGE_KIND_OTHER, NULL);
+	return CREATE(REAL(inotify_init)(), IMAGE_KIND_OTHER, NULL);
 }
 
 SHIM_API int inotify_init1(int flags)
 {
 	struct reg_create c = { .flags = flags, .backlog = -1 };
-	return created(REAL(inotify_init1)(flags), IMAGE_KIND_OTHER, &c);
+	return CREATE(REAL(inotify_init1)(flags), IMAGE_KIND_OTHER, &c);
 }

@@ -31,10 +31,12 @@ static void socket_created(int fd, int domain, int type, int protocol,
 
 SHIM_API int socket(int domain, int type, int protocol)
 {
+	if (shim_own_call()) /* the shim's own: high, unseen by the program */
+		return OWN_CREATE(REAL(socket)(domain, type, protocol));
+	if (shim_busy) /* a vfork child's: the real call alone */
+		return REAL(socket)(domain, type, protocol);
 	int fd = REAL(socket)(domain, type, protocol);
-	if (fd >= 0 && shim_own_call())
-		return shim_fd_high(fd);
-	if (fd >= 0 && !shim_busy) {
+	if (fd >= 0) {
 		int saved_errno = errno;
 		socket_created(fd, domain, type, protocol, -1, -1);
 		errno = saved_errno;

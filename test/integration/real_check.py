@@ -29,7 +29,7 @@ usage:
   real_check.py skipped IMAGE.json OUT.json
       Write to OUT.json the image without the watches that
       `epollcr restore --missing=skip` leaves out (connected sockets whose
-      peer is not in the image) and print one line "epfd E tfd T" per
+      peer is not in the image; named FIFOs) and print one line "epfd E tfd T" per
       watch left out.
 Exit status 0 when the check holds, 1 with one line per problem.
 """
@@ -267,7 +267,9 @@ def cmd_skipped(args):
         kept = []
         for w in e["watches"]:
             t = w.get("target") or {}
-            if t.get("kind") == "socket" and t.get("connected") and \
+            if t.get("kind") == "pipe" and (t.get("path") or "").startswith("/"):
+                print(f"epfd {e['fd']} tfd {w['tfd']}")  # a named FIFO
+            elif t.get("kind") == "socket" and t.get("connected") and \
                     not t.get("socketpair"):
                 print(f"epfd {e['fd']} tfd {w['tfd']}")
             else:
