@@ -15,12 +15,24 @@
 SHIM_API SHIM_HOT int close(int fd)
 {
 	struct reg_seen seen = registry_fd_peek(fd);
-	/* Untracked, or the shim's own call: nothing to record. */
-	if ((!seen.file && fd != log_get_fd()) || shim_busy)
+	/*
+	 * Untracked, or the shim's own call: nothing to record.  Inside a
+	 * wrapper (a signal handler's call), the registry may not know yet
+	 * what this thread's handlers queued (a file created, a dup): queue
+	 * the close anyway, it is looked up when applied.
+	 */
+	if (((!seen.file && fd != log_get_fd()) && !shim_depth) || shim_busy)
 		return REAL(close)(fd);
 	if (!shim_wrap_enter()) {
 		/* A signal handler's, inside a wrapper of its thread. */
 		registry_deferred_begin();
+		/*
+		 * With records of this thread queued, the registry may not
+		 * hold fd's file yet (or still hold an old one): look it up
+		 * when the record is applied, after them.
+		 */
+		if (shim_deferred_pushed != shim_deferred_popped)
+			seen = (struct reg_seen){ 0 };
 		int ret = REAL(close)(fd);
 		int saved_errno = errno;
 		log_fd_closed(fd);

@@ -71,12 +71,16 @@ static void apply(const struct shim_deferred *d)
 	bool locked;
 
 	switch (d->op) {
-	case SHIM_DEFER_CLOSE:
-		locked = registry_fdop_begin(d->seen.file);
-		registry_fd_closed(d->fd, d->seen);
+	case SHIM_DEFER_CLOSE: {
+		/* Unknown when queued: what the earlier records put there. */
+		struct reg_seen seen = d->seen.file ? d->seen
+						    : registry_fd_peek(d->fd);
+		locked = registry_fdop_begin(seen.file);
+		registry_fd_closed(d->fd, seen);
 		log_fd_closed(d->fd);
 		registry_fdop_end(locked);
 		break;
+	}
 	case SHIM_DEFER_CLOSE_RANGE:
 		locked = registry_fdop_begin_many();
 		registry_fd_closed_range((unsigned)d->fd, (unsigned)d->fd2);
@@ -123,17 +127,28 @@ void shim_deferred_run(void)
 {
 	int saved_errno = errno;
 
-	/* Handlers that run meanwhile queue behind: loop until empty. */
-	while (shim_deferred_popped != shim_deferred_pushed) {
-		struct shim_deferred d = ring[shim_deferred_popped % DEFER_SLOTS];
-		shim_deferred_popped++;
+	/*
+	 * Handlers that run meanwhile queue behind (the mark stays set over
+	 * the whole queue: a handler that found it clear while records wait
+	 * would look at a registry that lags behind its own thread): loop
+	 * until empty, and again if one came between the last look and the
+	 * mark's clearing.
+	 */
+	do {
 		shim_depth = 1;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		apply(&d);
-		registry_deferred_end();
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		while (shim_deferred_popped != shim_deferred_pushed) {
+			struct shim_deferred d =
+				ring[shim_deferred_popped % DEFER_SLOTS];
+			shim_deferred_popped++;
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			apply(&d);
+			registry_deferred_end();
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		}
 		shim_depth = 0;
-	}
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	} while (shim_deferred_popped != shim_deferred_pushed);
 	errno = saved_errno;
 }
 

@@ -27,16 +27,20 @@ static SHIM_HOT int duplicated(int oldfd, int newfd)
 		/* Untracked both: nothing to do, and no call to pay. */
 		bool tracked = registry_fd_lookup(oldfd) ||
 			       registry_fd_lookup(newfd);
-		if ((!tracked && newfd != log_get_fd()) || shim_busy)
+		if ((!tracked && newfd != log_get_fd() && !shim_depth) ||
+		    shim_busy)
 			return newfd;
 		int saved_errno = errno;
 		if (!shim_wrap_enter()) {
+			/*
+			 * A handler's: queued even when untracked now, since
+			 * this thread's queue may create oldfd (as close()).
+			 */
 			if (newfd == log_get_fd())
 				log_fd_closed(newfd);
-			if (tracked)
-				shim_defer(&(struct shim_deferred){
-					.op = SHIM_DEFER_DUP,
-					.fd = oldfd, .fd2 = newfd });
+			shim_defer(&(struct shim_deferred){
+				.op = SHIM_DEFER_DUP, .fd = oldfd,
+				.fd2 = newfd });
 		} else {
 			dup_recorded(oldfd, newfd, tracked);
 			shim_wrap_leave();
@@ -84,14 +88,15 @@ static SHIM_HOT int dup_over(int oldfd, int newfd, int ret)
 SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	if (!f || shim_busy)
-		return duplicated(oldfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
-	if (shim_depth) { /* a handler's: open until recorded (close.c) */
+	/* A handler's (newfd maybe watched through its queue): see close(). */
+	if (__builtin_expect(shim_depth, 0) && !shim_busy) {
 		registry_deferred_begin();
 		int ret = duplicated(oldfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
 		registry_deferred_end();
 		return ret;
 	}
+	if (!f || shim_busy)
+		return duplicated(oldfd, PROG_DUP(REAL(dup2)(oldfd, newfd)));
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
 	/* After the lock: never wait for a creation while holding it. */
@@ -104,16 +109,17 @@ SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
-	if (!f || shim_busy)
-		return duplicated(oldfd,
-				  PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
-	if (shim_depth) { /* a handler's: open until recorded (close.c) */
+	/* A handler's (newfd maybe watched through its queue): see close(). */
+	if (__builtin_expect(shim_depth, 0) && !shim_busy) {
 		registry_deferred_begin();
 		int ret = duplicated(oldfd,
 				     PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
 		registry_deferred_end();
 		return ret;
 	}
+	if (!f || shim_busy)
+		return duplicated(oldfd,
+				  PROG_DUP(REAL(dup3)(oldfd, newfd, flags)));
 	shim_wrap_enter();
 	bool locked = registry_fdop_begin(f);
 	int ret = dup_over(oldfd, newfd,

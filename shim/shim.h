@@ -179,6 +179,11 @@ static inline bool shim_wrap_enter(void)
 static inline void shim_wrap_leave(void)
 {
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	/* Queued records first, the mark still set (shim_deferred_run). */
+	if (__builtin_expect(shim_deferred_pushed != shim_deferred_popped, 0)) {
+		shim_deferred_run();
+		return;
+	}
 	shim_depth = 0;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (__builtin_expect(shim_deferred_pushed != shim_deferred_popped, 0))
