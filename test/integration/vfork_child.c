@@ -12,7 +12,8 @@
  *	wrapper).  The vfork and clone children close the listener, creates an epoll set
  *	watching a new pipe, a socket and an eventfd, and closes them all:
  *	in the child's own fd table, none of which the parent's registry may
- *	record.  Prints "ready FD" (the listener) once the child is done and
+ *	record, each at the lowest free number (not moved high as the
+ *	shim's own descriptors are).  Prints "ready FD" (the listener) once the child is done and
  *	waits for SIGTERM.  Exit 0, or 1 when a call failed.
  */
 #include <netinet/in.h>
@@ -49,6 +50,9 @@ static int child_calls(void)
 	int s = socket(AF_INET, SOCK_DGRAM, 0);
 	int e = eventfd(0, 0);
 	if (s < 0 || e < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev) < 0)
+		return 1;
+	/* The lowest free numbers, as without the shim (not moved high). */
+	if (ep > 64 || p[0] > 64 || p[1] > 64 || s > 64 || e > 64)
 		return 1;
 	close(s);
 	close(e);
