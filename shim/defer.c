@@ -40,7 +40,7 @@ void shim_defer(const struct shim_deferred *d)
 		registry_mark_incomplete();
 		return;
 	}
-	registry_deferred_begin(); /* open until applied (registry.h) */
+	registry_deferred_queued(); /* open until applied (registry.h) */
 	/*
 	 * Reserve the slot before filling it: a nested handler that runs
 	 * meanwhile takes the next one.  The popper runs only after every

@@ -291,12 +291,15 @@ int registry_walk_sets_locked(registry_set_fn fn, void *ctx);
  * (shim/defer.c) make their real call at once, also in the middle of a
  * cut, while their bookkeeping waits for the interrupted wrapper to leave.
  * Such a call is "open" from before its real call until its bookkeeping is
- * applied: begin() before the real call (and once per queued record),
- * end() when the handler's wrapper returns (and once per applied record).
- * Both are async-signal-safe.
+ * applied: begin() before the real call (it waits, 100 ms at most, while
+ * the recorder holds its cut), queued() once per queued record, end() when
+ * the handler's wrapper returns and once per applied record.  All are
+ * async-signal-safe.
  */
 void registry_deferred_begin(void);
 void registry_deferred_end(void);
+/* begin() for a queued record, whose real call is made: no wait. */
+void registry_deferred_queued(void);
 /* A forked child: only this thread's n queued records are open. */
 void registry_deferred_fork_child(unsigned n);
 

@@ -424,7 +424,7 @@ static void test_cut_waits_for_deferred_close(void **state)
 	struct reg_seen seen = registry_fd_peek(x);
 	registry_deferred_begin();
 	assert_int_equal(close(x), 0);
-	registry_deferred_begin(); /* the queued record */
+	registry_deferred_queued(); /* the queued record */
 	registry_deferred_end();
 	/* A dump now: it must not use a cut taken before the record. */
 	pthread_t cutter;
