@@ -957,10 +957,15 @@ void registry_deferred_begin(void)
 	__atomic_add_fetch(&deferred_begun, 1, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * A queued record keeps the count open until applied, but begins nothing:
+ * a record of a call that changes watches was opened by begin() before
+ * its real call; the others (a creation, a plain dup) change no watch, and
+ * their records, pushed during a cut, must not spoil it.
+ */
 void registry_deferred_queued(void)
 {
 	__atomic_add_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&deferred_begun, 1, __ATOMIC_SEQ_CST);
 }
 
 void registry_deferred_end(void)
@@ -983,8 +988,9 @@ bool registry_cut_clean_begin(unsigned *gen)
 
 bool registry_cut_still_clean(unsigned gen)
 {
-	return __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST) == 0 &&
-	       __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST) == gen;
+	/* Open now: records pushed meanwhile, of calls that began earlier
+	 * (caught by clean_begin) or change no watch. */
+	return __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST) == gen;
 }
 
 void registry_wait_deferred(unsigned timeout_ms)

@@ -307,7 +307,7 @@ void registry_deferred_fork_child(unsigned n);
  * The recorder's cut, registry_lock_all() held: clean_begin() is true when
  * no such call is open and stores the count begun so far in *gen;
  * still_clean(gen), just before registry_unlock_all(), is true when none
- * has begun since.  Otherwise the kernel's view read meanwhile may hold a
+ * has begun since (a call that changes watches: begin(), not queued()).  Otherwise the kernel's view read meanwhile may hold a
  * change the registry does not: read again.  registry_wait_deferred()
  * (no lock held) waits until none is open, at most timeout_ms.
  */
