@@ -2,6 +2,7 @@
 /* Sockets: what the kernel shows of them (getsockopt, getsockname). */
 #include <errno.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_segs_in (glibc's lacks it) */
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,7 +13,8 @@
 /* What same() compares in image_socket.flags. */
 #define SOCK_SAME_FLAGS                                                      \
 	(IMAGE_SOCK_LISTENING | IMAGE_SOCK_CONNECTED | IMAGE_SOCK_REUSEADDR | \
-	 IMAGE_SOCK_REUSEPORT | IMAGE_SOCK_BOUND | IMAGE_SOCK_V6ONLY)
+	 IMAGE_SOCK_REUSEPORT | IMAGE_SOCK_BOUND | IMAGE_SOCK_V6ONLY |       \
+	 IMAGE_SOCK_ENDED)
 
 static bool socket_match_link(const char *link)
 {
@@ -60,6 +62,44 @@ static bool sock_int(int fd, int level, int name, int *value)
 	return getsockopt(fd, level, name, value, &len) == 0;
 }
 
+/* TCP states of tcpi_state (the kernel's enum, include/net/tcp_states.h). */
+enum {
+	KTCP_SYN_SENT = 2,
+	KTCP_SYN_RECV = 3,
+	KTCP_CLOSE = 7,
+};
+
+static bool sock_is_tcp(const struct image_socket *s)
+{
+	return (s->domain == AF_INET || s->domain == AF_INET6) &&
+	       s->type == SOCK_STREAM && s->protocol == IPPROTO_TCP;
+}
+
+/*
+ * What getpeername does not say, from the TCP state: a handshake under way
+ * (SYN_SENT: no peer address yet; SYN_RECV) is a connection, and a socket
+ * in state CLOSE that has sent or received segments had one, which ended
+ * (reset, or closed and past TIME_WAIT): restoring it as a fresh socket
+ * bound at its address would not bring it back.
+ */
+static void tcp_describe_state(struct image_socket *s, int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_segs_in) +
+			  sizeof(ti.tcpi_segs_in))
+		return;
+	if (ti.tcpi_state == KTCP_SYN_SENT || ti.tcpi_state == KTCP_SYN_RECV)
+		s->flags |= IMAGE_SOCK_CONNECTED;
+	else if (ti.tcpi_state == KTCP_CLOSE &&
+		 !(s->flags & IMAGE_SOCK_CONNECTED) &&
+		 (ti.tcpi_segs_in || ti.tcpi_segs_out))
+		s->flags |= IMAGE_SOCK_ENDED;
+}
+
 /* Describe a socket we hold a descriptor of. */
 static int socket_describe_live(struct image_socket *s, int fd)
 {
@@ -97,6 +137,8 @@ static int socket_describe_live(struct image_socket *s, int fd)
 		s->flags |= IMAGE_SOCK_CONNECTED;
 		s->peer_len = len > sizeof(s->peer) ? sizeof(s->peer) : len;
 	}
+	if (sock_is_tcp(s))
+		tcp_describe_state(s, fd);
 	return 0;
 }
 

@@ -150,7 +150,11 @@ struct image_socket {
 #define IMAGE_SOCK_BOUND 0x10	  /* bound to addr (explicitly or by listen) */
 #define IMAGE_SOCK_V6ONLY 0x20	  /* IPV6_V6ONLY */
 #define IMAGE_SOCK_PAIR 0x40	  /* one end of a socketpair in this image */
-#define IMAGE_SOCK_FLAGS_ALL 0x7f
+#define IMAGE_SOCK_ENDED 0x80	  /* a TCP connection that ended (reset or
+				   * closed: getpeername ENOTCONN), or an
+				   * accepted socket no longer connected: not
+				   * restorable */
+#define IMAGE_SOCK_FLAGS_ALL 0xff
 
 /* pipe target */
 struct image_pipe {

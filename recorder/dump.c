@@ -538,6 +538,12 @@ static void enrich_targets(struct image *img, struct kind_suspects *suspects)
 		if (t->kind == IMAGE_KIND_SOCKET && f->create.backlog >= 0 &&
 		    t->u.sock.backlog < 0)
 			t->u.sock.backlog = f->create.backlog;
+		/* An accepted socket with no peer now had one: it ended. */
+		if (t->kind == IMAGE_KIND_SOCKET && f->create.accepted &&
+		    t->u.sock.domain != 0 &&
+		    !(t->u.sock.flags &
+		      (IMAGE_SOCK_CONNECTED | IMAGE_SOCK_LISTENING)))
+			t->u.sock.flags |= IMAGE_SOCK_ENDED;
 	}
 }
 
@@ -692,6 +698,13 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
 				       path, w->bt_add,
 				       "fd %d is a connected socket: an unprivileged restore cannot bring its connection back",
+				       w->tfd);
+		if (t && t->kind == IMAGE_KIND_SOCKET &&
+		    (t->u.sock.flags & IMAGE_SOCK_ENDED))
+			image_add_diag(img, IMAGE_SEV_INFO,
+				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
+				       path, w->bt_add,
+				       "fd %d is a socket whose connection ended (reset or closed by its peer; accepted or connected, it has no peer now): an unprivileged restore cannot bring it back",
 				       w->tfd);
 	}
 }

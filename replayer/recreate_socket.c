@@ -56,6 +56,11 @@ int recreate_socket_can(const struct image_target *t, bool has_partner,
 			     "the other end of this socketpair is not in the image");
 		return -EOPNOTSUPP;
 	}
+	if (s->flags & IMAGE_SOCK_ENDED) {
+		recreate_say(why, why_len,
+			     "a socket whose connection ended cannot be restored (a new socket at its address would not be it)");
+		return -EOPNOTSUPP;
+	}
 	if (!(s->flags & IMAGE_SOCK_CONNECTED) || sock_reconnectable(s))
 		return 0;
 	if (s->type == SOCK_STREAM && sock_is_inet(s->domain))

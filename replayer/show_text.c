@@ -62,6 +62,7 @@ static void text_socket(struct text_ctx *c, const struct image_socket *s)
 	} flags[] = {
 		{ IMAGE_SOCK_LISTENING, "listening" },
 		{ IMAGE_SOCK_CONNECTED, "connected" },
+		{ IMAGE_SOCK_ENDED, "ended" },
 		{ IMAGE_SOCK_REUSEADDR, "reuseaddr" },
 		{ IMAGE_SOCK_REUSEPORT, "reuseport" },
 		{ IMAGE_SOCK_BOUND, "bound" },

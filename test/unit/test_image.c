@@ -1190,7 +1190,7 @@ static void test_writer_errors(void **state)
 		{ &img.diags[0].severity, 3 },
 		{ &img.flags, 0x20 },
 		{ &img.backtraces[0].frames[0].module, 3 },
-		{ &img.targets[2].u.sock.flags, 0x80 },
+		{ &img.targets[2].u.sock.flags, 0x100 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint32_t saved = *cases[i].field;
