@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -657,6 +658,16 @@ static void mask_undefined_events(struct image *img)
 }
 
 /*
+ * A connected inet datagram socket with its peer recorded: the restore
+ * connects it again (replayer/recreate_socket.c).
+ */
+static bool socket_reconnectable(const struct image_socket *s)
+{
+	return (s->domain == AF_INET || s->domain == AF_INET6) &&
+	       s->type == SOCK_DGRAM && s->peer_len > 0;
+}
+
+/*
  * Diagnostics for what the kernel shows and the shadow lacks or doubts;
  * matched NULL (no shadow: a kernel-only image) reports no unseen watch.
  */
@@ -693,7 +704,8 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 		const struct image_target *t = image_target_by_id(img, w->target);
 		if (t && t->kind == IMAGE_KIND_SOCKET &&
 		    (t->u.sock.flags & IMAGE_SOCK_CONNECTED) &&
-		    !(t->u.sock.flags & IMAGE_SOCK_PAIR))
+		    !(t->u.sock.flags & IMAGE_SOCK_PAIR) &&
+		    !socket_reconnectable(&t->u.sock))
 			image_add_diag(img, IMAGE_SEV_INFO,
 				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
 				       path, w->bt_add,

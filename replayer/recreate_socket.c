@@ -188,11 +188,27 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 	return buf;
 }
 
+/*
+ * An IPv6 socket bound to an address of its own gets IPV6_V6ONLY from the
+ * kernel; one without it (connected, bound by connect()) is bound to the
+ * wildcard at its port instead, and connect() sets its address again.
+ */
+static bool sock_bind_any_then_connect(const struct image_socket *s)
+{
+	const struct sockaddr_in6 *in6 = (const void *)&s->addr;
+
+	return s->domain == AF_INET6 && sock_reconnectable(s) &&
+	       !(s->flags & IMAGE_SOCK_V6ONLY) &&
+	       s->addr_len >= sizeof(*in6) &&
+	       !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+}
+
 /* bind() to the recorded address, AF_UNIX paths only where free. */
 static int sock_bind(int fd, const struct image_socket *s,
 		     const struct recreate_req *req)
 {
 	const struct sockaddr_un *un = (const void *)&s->addr;
+	struct sockaddr_storage at = s->addr;
 	char text[128];
 	int ret;
 
@@ -213,7 +229,9 @@ static int sock_bind(int fd, const struct image_socket *s,
 				return ret;
 		}
 	}
-	if (bind(fd, (const struct sockaddr *)&s->addr,
+	if (sock_bind_any_then_connect(s))
+		((struct sockaddr_in6 *)&at)->sin6_addr = in6addr_any;
+	if (bind(fd, (const struct sockaddr *)&at,
 		 s->domain == AF_UNIX && s->addr_len > sizeof(*un)
 			 ? (socklen_t)sizeof(*un)
 			 : s->addr_len) < 0) {
