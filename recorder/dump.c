@@ -539,9 +539,12 @@ static void enrich_targets(struct image *img, struct kind_suspects *suspects)
 		if (t->kind == IMAGE_KIND_SOCKET && f->create.backlog >= 0 &&
 		    t->u.sock.backlog < 0)
 			t->u.sock.backlog = f->create.backlog;
-		/* An accepted socket with no peer now had one: it ended. */
+		/*
+		 * An accepted socket with no peer now had one: it ended.
+		 * (Type 0: described without an fd, its peer unknown.)
+		 */
 		if (t->kind == IMAGE_KIND_SOCKET && f->create.accepted &&
-		    t->u.sock.domain != 0 &&
+		    t->u.sock.type != 0 &&
 		    !(t->u.sock.flags &
 		      (IMAGE_SOCK_CONNECTED | IMAGE_SOCK_LISTENING)))
 			t->u.sock.flags |= IMAGE_SOCK_ENDED;
