@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: MIT
 /* Sockets: what the kernel shows of them (getsockopt, getsockname). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_segs_in (glibc's lacks it) */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include "kind.h"
 #include "kind_internal.h"
+#include "unix_diag.h"
 
 /* What same() compares in image_socket.flags. */
 #define SOCK_SAME_FLAGS                                                      \
@@ -210,6 +218,93 @@ static bool socket_same(const struct image_target *a,
 		return false;
 	}
 	return true;
+}
+
+/* Whether st is the socket file sock_diag names (inode, kernel dev). */
+static bool sock_file_is(const struct stat *st, const struct unix_diag_sock *d)
+{
+	return S_ISSOCK(st->st_mode) && st->st_ino == d->vfs_ino &&
+	       major(st->st_dev) == d->vfs_dev >> 20 &&
+	       minor(st->st_dev) == (d->vfs_dev & 0xfffff);
+}
+
+/*
+ * Look for the file among the entries of directory dir (relative to
+ * base_fd); its name into name (name_len bytes).  true when found.
+ */
+static bool sock_file_in_dir(int base_fd, const char *dir,
+			     const struct unix_diag_sock *d,
+			     struct stat *st, char *name, size_t name_len)
+{
+	int dfd = openat(base_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	bool found = false;
+
+	if (!dp) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	for (uint32_t n = 0; !found && n < KIND_UNIX_SCAN_MAX &&
+			     (e = readdir(dp)); n++) {
+		if (e->d_ino != d->vfs_ino ||
+		    (e->d_type != DT_SOCK && e->d_type != DT_UNKNOWN) ||
+		    fstatat(dirfd(dp), e->d_name, st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !sock_file_is(st, d))
+			continue;
+		found = snprintf(name, name_len, "%s", e->d_name) <
+			(int)name_len;
+	}
+	closedir(dp);
+	return found;
+}
+
+enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
+					  int cwd_fd, char *old_name,
+					  size_t old_name_len)
+{
+	struct sockaddr_un *un = (void *)&s->addr;
+	size_t off = offsetof(struct sockaddr_un, sun_path), plen, dlen;
+	char path[sizeof(un->sun_path) + 1], dir[sizeof(path)], name[256];
+	char moved[sizeof(path) + sizeof(name) + 1];
+	struct unix_diag_sock d;
+	struct stat st;
+	const char *slash;
+
+	if (s->domain != AF_UNIX || s->addr_len <= off + 1 ||
+	    un->sun_path[0] == '\0')
+		return KIND_UNIX_FILE_NONE;
+	plen = strnlen(un->sun_path, s->addr_len - off);
+	memcpy(path, un->sun_path, plen);
+	path[plen] = '\0';
+	if (fstat(fd, &st) < 0 || unix_diag_lookup(st.st_ino, &d) < 0 ||
+	    !d.has_vfs)
+		return KIND_UNIX_FILE_UNKNOWN;
+	if (fstatat(cwd_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    sock_file_is(&st, &d)) {
+		s->file_mode = (uint32_t)st.st_mode;
+		return KIND_UNIX_FILE_AT_NAME;
+	}
+	slash = strrchr(path, '/');
+	dlen = slash ? (size_t)(slash - path) : 0;
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(dlen ? dlen : 1),
+			 path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (!sock_file_in_dir(cwd_fd, dir, &d, &st, name, sizeof(name)))
+		return KIND_UNIX_FILE_UNREACHABLE;
+	snprintf(moved, sizeof(moved), "%s%s%s", slash && dlen ? dir : "",
+		 slash ? "/" : "", name);
+	if (strlen(moved) >= sizeof(un->sun_path))
+		return KIND_UNIX_FILE_UNREACHABLE;
+	snprintf(old_name, old_name_len, "%s", path);
+	memset(un->sun_path, 0, sizeof(un->sun_path));
+	memcpy(un->sun_path, moved, strlen(moved));
+	s->addr_len = (uint32_t)(off + strlen(moved) + 1);
+	s->file_mode = (uint32_t)st.st_mode;
+	return KIND_UNIX_FILE_RENAMED;
 }
 
 const struct kind_ops kind_socket_ops = {

@@ -58,6 +58,8 @@ struct reader {
 	size_t in_len, in_pos;	/* in_pos also indexes mem */
 	uint64_t off;		/* file offset of the next byte consumed */
 	uint32_t crc;		/* CRC-32C of every byte consumed */
+	bool sock_mode;		/* header IMAGE_F_SOCK_MODE: sockets have one
+				 * more field */
 	/* the record being parsed */
 	uint32_t type;
 	uint64_t rec_off;	/* file offset of its header */
@@ -610,7 +612,17 @@ static int read_socket(struct reader *r, struct image_target *t)
 		return -1;
 	if (pair != IMAGE_NONE && socket_pair(r, t, pair, off) < 0)
 		return -1;
-	return get_u32(r, "socket pending", UINT32_MAX, &s->pending);
+	if (get_u32(r, "socket pending", UINT32_MAX, &s->pending) < 0)
+		return -1;
+	if (!r->sock_mode)
+		return 0; /* no socket file mode in this image: not known */
+	off = field_off(r);
+	if (get_u32(r, "socket file mode", UINT32_MAX, &s->file_mode) < 0)
+		return -1;
+	if (!image_socket_mode_valid(s->file_mode))
+		return fail(r, off, "socket file mode 0%o is neither 0 nor a socket file's mode (S_IFSOCK and permission bits)",
+			    s->file_mode);
+	return 0;
 }
 
 static int read_pipe(struct reader *r, struct image_target *t)
@@ -1229,7 +1241,9 @@ static int read_file_header(struct reader *r)
 	if (v & ~(uint32_t)IMAGE_F_ALL)
 		return fail(r, 16, "header flags 0x%x have undefined bits 0x%x",
 			    v, v & ~(uint32_t)IMAGE_F_ALL);
-	r->img->flags = v;
+	/* A flag of the file's encoding, not of the model. */
+	r->sock_mode = v & IMAGE_F_SOCK_MODE;
+	r->img->flags = v & ~(uint32_t)IMAGE_F_SOCK_MODE;
 	if (le32(h + 20))
 		return fail(r, 20, "reserved0 is not zero");
 	if (le32(h + 24) || le32(h + 28))

@@ -1188,7 +1188,7 @@ static void test_writer_errors(void **state)
 		{ &img.watches[0].bt_add, 3 },
 		{ &img.fds[0].target, 99 },
 		{ &img.diags[0].severity, 3 },
-		{ &img.flags, 0x20 },
+		{ &img.flags, 0x40 },
 		{ &img.backtraces[0].frames[0].module, 3 },
 		{ &img.targets[2].u.sock.flags, 0x100 },
 	};
