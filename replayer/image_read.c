@@ -318,14 +318,18 @@ static int get_delta(struct reader *r, const char *what, uint64_t max,
 	return 0;
 }
 
-/* An fd number the restore will use: below the RLIMIT_NOFILE soft limit. */
+/*
+ * An fd number the restore will use: below the RLIMIT_NOFILE hard limit
+ * (the soft limit can be raised up to it; restore_image() checks the soft
+ * limit).
+ */
 static int check_fd_limit(struct reader *r, const char *what, uint64_t off,
 			  int32_t fd)
 {
 	if ((uint64_t)fd < r->fd_limit)
 		return 0;
-	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE soft limit %" PRIu64 ": the image cannot be restored here",
-		    what, fd, r->fd_limit);
+	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE hard limit %" PRIu64 ": the image cannot be restored here (it needs a limit of at least %" PRId64 ")",
+		    what, fd, r->fd_limit, (int64_t)fd + 1);
 }
 
 /* Room for one more element in an array of *cap (doubling, from 16). */
@@ -1347,8 +1351,8 @@ static int read_image(struct reader *r)
 
 	r->fd_limit = UINT64_MAX;
 	if (!(r->flags & IMAGE_READ_ANY_FD) &&
-	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		r->fd_limit = rl.rlim_cur;
+	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		r->fd_limit = rl.rlim_max;
 	if (r->fd_limit > INT32_MAX)
 		r->fd_limit = (uint64_t)INT32_MAX + 1;
 	if (read_file_header(r) < 0)
