@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Sockets: what the kernel shows of them (getsockopt, getsockname). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -172,6 +173,51 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 }
 
 /*
+ * The text of a recorded socket address for messages: 127.0.0.1:80,
+ * [::1]:80, a unix path, @abstract, unnamed, or the family and length.
+ */
+static const char *sock_addr_str(const struct image_socket *s, char *buf,
+				 size_t buf_len)
+{
+	const struct sockaddr_storage *a = &s->addr;
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	char ip[INET6_ADDRSTRLEN];
+
+	if (s->addr_len < sizeof(sa_family_t)) {
+		snprintf(buf, buf_len, "none");
+	} else if (a->ss_family == AF_INET &&
+		   s->addr_len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const void *)a;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(buf, buf_len, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (a->ss_family == AF_INET6 &&
+		   s->addr_len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const void *)a;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, buf_len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else if (a->ss_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)a;
+		size_t plen = s->addr_len > off ? s->addr_len - off : 0;
+
+		if (plen > sizeof(un->sun_path))
+			plen = sizeof(un->sun_path);
+		if (!plen)
+			snprintf(buf, buf_len, "unnamed");
+		else if (un->sun_path[0] == '\0')
+			snprintf(buf, buf_len, "@%.*s", (int)(plen - 1),
+				 un->sun_path + 1);
+		else
+			snprintf(buf, buf_len, "%.*s", (int)plen, un->sun_path);
+	} else {
+		snprintf(buf, buf_len, "family %u, %u bytes", a->ss_family,
+			 s->addr_len);
+	}
+	return buf;
+}
+
+/*
  * Compare what a restore must bring back.  A description made without a
  * descriptor (domain 0) compares equal in the fields it could not learn.
  */
@@ -207,9 +253,16 @@ static bool socket_same(const struct image_target *a,
 	if ((x->flags & IMAGE_SOCK_BOUND) &&
 	    (x->addr_len != y->addr_len ||
 	     memcmp(&x->addr, &y->addr, x->addr_len) != 0)) {
-		kind_diff(diff, diff_len,
-			  "socket bound address differs (length %u vs %u)",
-			  x->addr_len, y->addr_len);
+		char xa[160], ya[160];
+
+		kind_diff(diff, diff_len, "socket bound address %s vs %s",
+			  sock_addr_str(x, xa, sizeof(xa)),
+			  sock_addr_str(y, ya, sizeof(ya)));
+		return false;
+	}
+	if (x->file_mode && y->file_mode && x->file_mode != y->file_mode) {
+		kind_diff(diff, diff_len, "socket file mode 0%o vs 0%o",
+			  x->file_mode & 07777, y->file_mode & 07777);
 		return false;
 	}
 	if (x->backlog >= 0 && y->backlog >= 0 && x->backlog != y->backlog) {
