@@ -80,6 +80,9 @@ static void json_target_kind(struct text_ctx *c, const struct image_target *t)
 		out_puts(o, ", \"pair_fd\": ");
 		out_json_fd(o, lowest_fd(c->img, &c->ix, s->pair));
 		out_printf(o, ", \"pending\": %u", s->pending);
+		if (s->file_mode)
+			out_printf(o, ", \"file_mode\": \"0%o\"",
+				   s->file_mode & 07777);
 		break;
 	}
 	case IMAGE_KIND_PIPE:
