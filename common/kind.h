@@ -65,7 +65,8 @@ enum kind_unix_file {
 };
 
 /*
- * For s, described from fd (an AF_UNIX socket bound to a path): find the
+ * For s, described from fd (an AF_UNIX socket bound to a path and not
+ * connected; nothing is done for others): find the
  * socket file bind() made (sock_diag's UNIX_DIAG_VFS inode) at the bound
  * path, else among the entries of that path's directory (a server that
  * binds a temporary name and renames it, as haproxy does, at most

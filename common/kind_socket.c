@@ -325,8 +325,13 @@ enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
 	struct stat st;
 	const char *slash;
 
+	/*
+	 * A connected socket (an accepted one has its listener's name) is
+	 * not restored by binding: one sock_diag request per connection
+	 * would be wasted.
+	 */
 	if (s->domain != AF_UNIX || s->addr_len <= off + 1 ||
-	    un->sun_path[0] == '\0')
+	    un->sun_path[0] == '\0' || (s->flags & IMAGE_SOCK_CONNECTED))
 		return KIND_UNIX_FILE_NONE;
 	plen = strnlen(un->sun_path, s->addr_len - off);
 	memcpy(path, un->sun_path, plen);
