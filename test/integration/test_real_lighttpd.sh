@@ -36,9 +36,13 @@ user=()
 LD_PRELOAD=$PRELOAD lighttpd -D -f "$L/lighttpd.conf" >"$WORK/lighttpd.out" 2>&1 &
 LPPID=$!
 PIDS+=("$LPPID")
-# Listening comes before the watch is added: wait for "server started".
-real_wait_listen "$PORT" && wait_for "$L/log/error.log" "server started" 20 ||
+# lighttpd listens (and logs "server started") before it adds the
+# listener to its epoll set: wait for a watch in its fdinfo (at most 20 s).
+watching() { grep -qs '^tfd:' /proc/"$LPPID"/fdinfo/*; }
+real_wait_listen "$PORT" ||
 	{ fail "lighttpd did not start"; cat "$WORK/lighttpd.out" "$L/log/error.log"; finish; }
+for ((i = 0; i < 400; i++)); do watching && break; sleep 0.05; done
+watching || { fail "lighttpd watches nothing after 20 s"; cat "$L/log/error.log"; finish; }
 echo "lighttpd pid $LPPID on 127.0.0.1:$PORT, uid $(awk '/^Uid:/ { print $2 }' "/proc/$LPPID/status")"
 
 real_dump start "$LPPID" && real_exact_check start "$LPPID" "$WORK/start.json" "$WORK/start.img" ||
