@@ -105,7 +105,8 @@ static int raise_nofile(const struct image *img)
  */
 static int prepare_exec(const struct restore_result *res)
 {
-	size_t cap = (size_t)res->nfds * 24 + 1, len = 0;
+	/* "2147483647:signalfd:kept," is 25 bytes: room for the longest. */
+	size_t cap = (size_t)res->nfds * 32 + 1, len = 0;
 	char *list = malloc(cap);
 
 	if (!list)
