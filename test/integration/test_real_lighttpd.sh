@@ -2,10 +2,19 @@
 # lighttpd (Debian's lighttpd) under the shim, its linux-sysepoll event
 # handler, on 127.0.0.1, switching to nobody when started as root: dumped 5
 # times under an HTTP load (every status and body checked; each image's
-# stable watches against the kernel), then quiet (exact, show, verify),
-# then stopped and the quiet image restored in a fresh process (as nobody
-# when root) and checked; `restore --exec` hands the listener and the set
-# to a command, which finds them open and not close-on-exec.
+# stable watches against the kernel); then the shape of issue 12.3: clients
+# that send a request and reset their connections (SO_LINGER 0,
+# real_reset_load.py) beside checked HTTP clients, dumped up to 30 times
+# until 3 images hold sockets whose connection ended (at least one such
+# image is required: how many dumps catch lighttpd before it reads the
+# resets depends on the machine's load), each such socket flagged "ended"
+# with one unrestorable diagnostic; then quiet (exact, show, verify).
+# lighttpd stopped, each image with ended sockets restores with
+# --missing=skip and the quiet one without (in a fresh process, as nobody
+# when root), checked (before issue 12.3 each ended socket was a plain
+# socket bound at the listener's address: every restore failed with
+# EADDRINUSE); `restore --exec` hands the listener and the set to a
+# command, which finds them open and not close-on-exec.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/real_lib.sh"
 
@@ -59,6 +68,41 @@ real_dumps_under_load "$LPPID" "$LPID"
 cat "$WORK/load.out"
 [ "$LOAD_STATUS" = 0 ] && pass "every answer was 200 with index.html" || fail "the load saw errors"
 
+# Resetting clients beside 4 checked HTTP clients (both at most 90 s).
+"$PY" "$REAL_LOAD" http "$PORT" --clients 4 --requests 1000000 --seconds 90 \
+	--reconnect 20 --stop "$WORK/stop2" --body-file "$L/html/index.html" \
+	>"$WORK/load2.out" 2>&1 &
+HPID=$!
+"$PY" "$TOP/test/integration/real_reset_load.py" "$PORT" --seconds 90 \
+	--stop "$WORK/stop2" >"$WORK/reset.out" 2>&1 &
+RPID=$!
+PIDS+=("$HPID" "$RPID")
+sleep 0.3
+ENDED_IMAGES=()
+ended_total=0
+for ((i = 1; i <= 30 && ${#ENDED_IMAGES[@]} < 3; i++)); do
+	real_alive "$RPID" || break
+	real_dump "reset$i" "$LPPID" || { fail "reset$i: dump"; continue; }
+	real_loaded_check "reset$i" "$LPPID" "$WORK/reset$i.json"
+	r=$(real_query "$WORK/reset$i.json" "(sum(1 for e in j['epoll'] for w in e['watches'] if w['target'].get('ended')), len(set(d['tfd'] for d in j['diagnostics'] if d['code'] == 'unrestorable' and 'connection ended' in d['message'])))")
+	read -r n diags <<<"${r//[(),]/ }"
+	if [ "$n" -gt 0 ]; then
+		ENDED_IMAGES+=("reset$i")
+		ended_total=$((ended_total + n))
+		[ "$diags" = "$n" ] && pass "reset$i: $n ended sockets, one unrestorable diagnostic each" ||
+			fail "reset$i: $n ended sockets, $diags with a diagnostic"
+	fi
+done
+touch "$WORK/stop2"
+wait "$HPID"; hstatus=$?
+wait "$RPID"; rstatus=$?
+cat "$WORK/load2.out" "$WORK/reset.out"
+[ $hstatus = 0 ] && pass "every HTTP answer beside the resets was right" || fail "the HTTP load beside the resets saw errors"
+[ $rstatus = 0 ] && pass "the resetting clients ran" || fail "the resetting clients failed"
+[ ${#ENDED_IMAGES[@]} -gt 0 ] &&
+	pass "${#ENDED_IMAGES[@]} of $((i - 1)) images held ended sockets, $ended_total in all" ||
+	fail "none of $((i - 1)) images held a socket whose connection ended"
+
 real_quiet_check quiet "$LPPID"
 if out=$("$CLI" show "$WORK/quiet.img" 2>&1); then
 	pass "epollcr show: $(grep -c 'tfd ' <<<"$out") watch lines"
@@ -70,6 +114,9 @@ stop "$LPPID"
 real_alive "$LPPID" && fail "lighttpd did not stop"
 grep -E '\(server\.c\.[0-9]+\) (WARNING|ERROR)' "$L/log/error.log" && fail "lighttpd logged errors"
 real_no_shim_log lighttpd "$WORK/lighttpd.out" "$L/log/error.log"
+for name in "${ENDED_IMAGES[@]}"; do
+	real_restore_check "$name" "$WORK/$name.img" "$WORK/$name.json" --missing=skip
+done
 real_restore_check restore "$WORK/quiet.img" "$WORK/quiet.json"
 
 # --exec: the command holds the listener and the set, not close-on-exec
