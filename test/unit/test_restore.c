@@ -1706,6 +1706,31 @@ static void child_result(void)
 	close(taken);
 	image_free(&img);
 	rmdir(dir);
+
+	/*
+	 * targets=existing (issue 11.6): the eventfd at 101 was there before,
+	 * so the result lists the set alone (what --exec hands over and
+	 * clears close-on-exec on).
+	 */
+	struct epollcr_restore_options o = {
+		.targets = EPOLLCR_TARGETS_EXISTING,
+		.missing = EPOLLCR_MISSING_FAIL,
+		.report_fd = -1,
+	};
+	CHECK(dup2(eventfd(0, EFD_CLOEXEC), 101) == 101, "eventfd at 101");
+	new_image(&img, &s, &e);
+	put_fd(&img, 101, e, true);
+	put_watch(&img, s, 101, EPOLLIN, 1, e);
+	CHECK(restore_image_ex(&img, &o, &ext, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(res.nfds == 1 && res.fds[0].fd == 100 &&
+		      res.fds[0].kind == IMAGE_KIND_EPOLL && !res.nfiles,
+	      "existing: %u fds, the first %d", res.nfds,
+	      res.nfds ? res.fds[0].fd : -1);
+	restore_result_free(&res);
+	close(100);
+	close(101);
+	image_free(&img);
 }
 
 /* Socketpair ends and a pipe pair come back connected to each other. */
