@@ -3,7 +3,8 @@
  * The shadow registry (see registry.h for the model).
  *
  * Locks, in the order they may be taken:
- *   fdop_lock (shared by closes of watched files, exclusive for a dump)
+ *   fdop_lock (shared by closes of watched files and by installs over
+ *   them, exclusive for a dump)
  *   -> the unknown-set ctl stripes -> sets_lock (the list of sets)
  *   -> per set: its ctl stripes, then its lock -> free_lock.
  * An epoll_ctl holds one stripe across the real call and takes the set's
@@ -84,6 +85,7 @@ static bool lost_something;
 static size_t watch_bytes;
 
 static unsigned fail_after, fail_count;
+static void (*install_hook)(void); /* registry_test_install_hook() */
 
 /* Allocation with failure injection; failures mark the registry. */
 /* An injected allocation failure is due (registry_fail_alloc()). */
@@ -123,6 +125,11 @@ static void *reg_zalloc_aligned(size_t align, size_t size)
 static void account(ssize_t delta)
 {
 	__atomic_add_fetch(&watch_bytes, (size_t)delta, __ATOMIC_RELAXED);
+}
+
+void registry_test_install_hook(void (*fn)(void))
+{
+	__atomic_store_n(&install_hook, fn, __ATOMIC_RELEASE);
 }
 
 void registry_fail_alloc(unsigned after, unsigned count)
@@ -310,7 +317,22 @@ static bool fork_raced(void)
 	return raced;
 }
 
-/* Install f (whose reference the caller hands over) at fd. */
+static __thread unsigned fdop_held; /* fdop_lock taken shared, nesting */
+
+/*
+ * Install f (whose reference the caller hands over) at fd.
+ *
+ * A watched file (or an epoll set) still at fd is most often one whose
+ * close() is between its real call and its bookkeeping: the kernel gave
+ * the number to this caller, and the exchange takes over the reference the
+ * closer was about to drop, maybe the last one, whose watches the kernel
+ * has dropped already.  The closer holds fdop_lock shared until its
+ * bookkeeping is done, but not until this caller's: hold it too, so that
+ * no consistent cut falls between the closer letting go and file_put()
+ * below (the cut would see the kernel without the watches and the shadow
+ * with them: a phantom watch).  Nested: dup2() over a watched file holds
+ * it already.
+ */
 static void fdt_install(int fd, struct reg_file *f)
 {
 	struct reg_file **slot = fdt_slot(fd, true);
@@ -319,11 +341,19 @@ static void fdt_install(int fd, struct reg_file *f)
 			file_put(f);
 		return;
 	}
+	struct reg_file *cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	bool locked = !fdop_held && registry_fdop_needed(cur) &&
+		      registry_fdop_begin_many();
 	struct reg_file *old = __atomic_exchange_n(slot, f, __ATOMIC_ACQ_REL);
+	if (__builtin_expect(old != NULL, 0) &&
+	    __atomic_load_n(&install_hook, __ATOMIC_ACQUIRE) &&
+	    registry_fdop_needed(old))
+		install_hook();
 	if (f && fork_raced())
 		__atomic_or_fetch(&f->flags, REG_FILE_SHARED, __ATOMIC_RELAXED);
 	if (old)
 		file_put(old);
+	registry_fdop_end(locked);
 }
 
 void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c)
@@ -874,11 +904,15 @@ uint32_t registry_same_call_site(struct reg_set *set, int fd,
 bool registry_fdop_begin_many(void)
 {
 	/* EDEADLK: this thread holds it exclusively (fork, dump): go on. */
-	return pthread_rwlock_rdlock(&fdop_lock) == 0;
+	if (pthread_rwlock_rdlock(&fdop_lock) != 0)
+		return false;
+	fdop_held++;
+	return true;
 }
 
 void registry_fdop_unlock(void)
 {
+	fdop_held--;
 	pthread_rwlock_unlock(&fdop_lock);
 }
 

@@ -247,14 +247,26 @@ bool registry_fdop_begin_many(void);
 void registry_fdop_unlock(void);
 
 /*
- * Around a close(), dup2() or dup3() that may release a watched file (the
- * kernel then drops its watches), wrappers hold the fd-operation lock shared,
- * so that the recorder's consistent cut excludes them.  begin returns true
- * when it took the lock (only for files with watches): pass that to end.
+ * Does releasing file drop watches?  Its own, and for an epoll file those
+ * of its set (the epoll file itself is seldom watched).
+ */
+static inline bool registry_fdop_needed(const struct reg_file *file)
+{
+	return file && (__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED) ||
+			__atomic_load_n(&file->kind, __ATOMIC_RELAXED) ==
+				IMAGE_KIND_EPOLL);
+}
+
+/*
+ * Around a close(), dup2() or dup3() that may release a watched file or an
+ * epoll set (the kernel then drops their watches), wrappers hold the
+ * fd-operation lock shared, so that the recorder's consistent cut excludes
+ * them.  begin returns true when it took the lock (only for files that
+ * registry_fdop_needed()): pass that to end.
  */
 static inline bool registry_fdop_begin(const struct reg_file *file)
 {
-	if (!file || !__atomic_load_n(&file->nwatch, __ATOMIC_RELAXED))
+	if (!registry_fdop_needed(file))
 		return false;
 	return registry_fdop_begin_many();
 }
@@ -339,6 +351,13 @@ void registry_mark_incomplete(void);
  * allocations, the next `count` fail.  count 0 disables.
  */
 void registry_fail_alloc(unsigned after, unsigned count);
+
+/*
+ * Tests only: fn is called when an fd-table install has just taken the
+ * place of a watched file (the window between a closer's real close and
+ * the release of that file in the registry); NULL removes it.
+ */
+void registry_test_install_hook(void (*fn)(void));
 
 /* Bytes the registry holds for sets, watches and hash tables (not files). */
 size_t registry_watch_bytes(void);
