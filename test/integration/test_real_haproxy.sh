@@ -40,6 +40,12 @@ LD_PRELOAD=$PRELOAD haproxy -db -f "$H/haproxy.cfg" >"$WORK/haproxy.out" 2>&1 &
 HPID=$!
 PIDS+=("$HPID")
 real_wait_listen "$PORT" || { fail "haproxy did not start"; cat "$WORK/haproxy.out"; finish; }
+# haproxy listens before it adds its three watches (the listener, the stats
+# socket and one more) to its epoll set: wait for them in fdinfo (at most 20 s;
+# a loaded machine once showed the first image with none).
+watches() { cat /proc/"$HPID"/fdinfo/* 2>/dev/null | grep -c '^tfd:'; }
+for ((i = 0; i < 400; i++)); do [ "$(watches)" -ge 3 ] && break; sleep 0.05; done
+[ "$(watches)" -ge 3 ] || { fail "haproxy has $(watches) watches after 20 s"; cat "$WORK/haproxy.out"; finish; }
 echo "haproxy pid $HPID on 127.0.0.1:$PORT"
 
 # stats_check NAME: the image's stats socket is at its final name, mode
