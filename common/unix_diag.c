@@ -16,6 +16,7 @@
 #include <linux/unix_diag.h>
 
 #include "unix_diag.h"
+#include "ownfd.h"
 
 #define UD_BUF_LEN (64u << 10) /* bytes of one netlink read */
 #define UD_MAX_EINTR 100       /* retries of one interrupted call */
@@ -77,8 +78,8 @@ static int ud_open(void)
 {
 	struct timeval tv = { .tv_sec = UNIX_DIAG_TIMEOUT_MS / 1000,
 			      .tv_usec = (UNIX_DIAG_TIMEOUT_MS % 1000) * 1000 };
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-			NETLINK_SOCK_DIAG);
+	int fd = OWN_FD(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+			       NETLINK_SOCK_DIAG));
 
 	if (fd < 0)
 		return -errno;

@@ -77,6 +77,7 @@ enum image_record_type {
 #define IMAGE_MAX_MODULES 4096	      /* distinct modules */
 #define IMAGE_MAX_DIAGS (1u << 20)    /* diagnostics */
 #define IMAGE_MAX_NEST_DEPTH 5	      /* sets in one chain: EP_MAX_NESTS + 1 */
+#define IMAGE_MAX_BYTES (256u << 20)  /* bytes of one image file or stream */
 #define IMAGE_NONE 0		      /* id 0 names nothing in references */
 
 /* The 32-byte file header. All fields little endian. */

@@ -23,6 +23,7 @@
 #include "image_io.h"
 #include "kind.h"
 #include "kview.h"
+#include "ownfd.h"
 #include "recorder.h"
 #include "registry.h"
 
@@ -57,7 +58,7 @@ static char *read_link(const char *path)
 char *recorder_read_line(const char *path)
 {
 	char buf[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return NULL;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -721,6 +722,14 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 				       path, w->bt_add,
 				       "fd %d is a socket whose connection ended (reset or closed by its peer; accepted or connected, it has no peer now): an unprivileged restore cannot bring it back",
 				       w->tfd);
+		/* As replayer/recreate.c: a pipe with a path is a FIFO. */
+		if (t && t->kind == IMAGE_KIND_PIPE && t->path &&
+		    t->path[0] == '/')
+			image_add_diag(img, IMAGE_SEV_INFO,
+				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
+				       path, w->bt_add,
+				       "fd %d is the named FIFO %s: a restore does not open paths from an image, so it cannot bring it back",
+				       w->tfd, t->path);
 	}
 }
 
@@ -914,22 +923,39 @@ err:
 int recorder_dump_fd(int fd, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_fd(&img, fd);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_fd(&img, fd);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 
 int recorder_dump_file(const char *path, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_file(&img, path);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_file(&img, path);
+		image_free(&img);
+	}
+	own_fd_section_end();
+	return ret;
+}
+
+int recorder_dump_at(int dirfd, const char *name, unsigned flags)
+{
+	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
+	int ret = recorder_build_image(&img, flags);
+	if (ret == 0) {
+		ret = image_write_at(&img, dirfd, name);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image_io.h"
@@ -57,6 +59,9 @@ struct reader {
 	uint8_t *inbuf;
 	size_t in_len, in_pos;	/* in_pos also indexes mem */
 	uint64_t off;		/* file offset of the next byte consumed */
+	uint64_t read_total;	/* bytes read from fd so far */
+	int copy_fd;		/* stream: every byte read is written here */
+	double deadline;	/* stream: CLOCK_MONOTONIC seconds, 0: none */
 	uint32_t crc;		/* CRC-32C of every byte consumed */
 	bool sock_mode;		/* header IMAGE_F_SOCK_MODE: sockets have one
 				 * more field */
@@ -120,6 +125,53 @@ static const char *rec_name(uint32_t type)
 
 /* ---- input -------------------------------------------------------------- */
 
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Stream: wait for input until the deadline.  Returns 0 or -1. */
+static int wait_input(struct reader *r, size_t got)
+{
+	for (;;) {
+		int left_ms = (int)((r->deadline - monotonic_seconds()) * 1000);
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		int k = left_ms > 0 ? poll(&p, 1, left_ms) : 0;
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return fail(r, r->off + got,
+				    "cannot read the image: %s",
+				    strerror(errno));
+		if (k == 0)
+			return fail(r, r->off + got,
+				    "timed out: %" PRIu64 " bytes of the image arrived in time",
+				    r->read_total);
+		return 0;
+	}
+}
+
+/* Stream: write what was read to the copy.  Returns 0 or -1. */
+static int copy_out(struct reader *r, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(r->copy_fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return fail(r, r->off, "cannot write the image: %s",
+				    strerror(errno));
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /*
  * Consume up to n bytes into dst.  Returns the number of bytes (fewer than n
  * only at the end of the input) or -1 on a read error.
@@ -139,6 +191,8 @@ static ssize_t input(struct reader *r, void *dst, size_t n)
 	}
 	while (r->inbuf && got < n) {
 		if (r->in_pos == r->in_len) {
+			if (r->deadline > 0 && wait_input(r, got) < 0)
+				return -1;
 			ssize_t k = read(r->fd, r->inbuf, READ_BUF_LEN);
 
 			if (k < 0 && errno == EINTR)
@@ -149,6 +203,14 @@ static ssize_t input(struct reader *r, void *dst, size_t n)
 					    strerror(errno));
 			if (k == 0)
 				break;
+			r->read_total += (uint64_t)k;
+			if (r->read_total > IMAGE_MAX_BYTES)
+				return fail(r, r->off + got,
+					    "the image is longer than %u bytes, the limit of this reader",
+					    IMAGE_MAX_BYTES);
+			if (r->copy_fd >= 0 &&
+			    copy_out(r, r->inbuf, (size_t)k) < 0)
+				return -1;
 			r->in_len = (size_t)k;
 			r->in_pos = 0;
 		}
@@ -1392,11 +1454,30 @@ static int read_common(struct reader *r, struct image *img)
 	return ret;
 }
 
+int image_read_stream(int fd, int copy_fd, double deadline,
+		      struct image *img, unsigned flags, char *err,
+		      size_t err_len)
+{
+	struct reader r = { .fd = fd, .err = err, .err_len = err_len,
+			    .flags = flags, .copy_fd = copy_fd,
+			    .deadline = deadline };
+	int ret;
+
+	r.inbuf = malloc(READ_BUF_LEN);
+	if (!r.inbuf) {
+		image_init(img);
+		return fail(&r, 0, "out of memory");
+	}
+	ret = read_common(&r, img);
+	free(r.inbuf);
+	return ret;
+}
+
 int image_read_fd_flags(int fd, struct image *img, unsigned flags, char *err,
 			size_t err_len)
 {
 	struct reader r = { .fd = fd, .err = err, .err_len = err_len,
-			    .flags = flags };
+			    .flags = flags, .copy_fd = -1 };
 	int ret;
 
 	r.inbuf = malloc(READ_BUF_LEN);
@@ -1452,7 +1533,14 @@ int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
 		   size_t err_len)
 {
 	struct reader r = { .fd = -1, .mem = buf, .mem_len = len,
-			    .err = err, .err_len = err_len };
+			    .err = err, .err_len = err_len, .copy_fd = -1 };
+
+	if (len > IMAGE_MAX_BYTES) {
+		image_init(img);
+		return fail(&r, IMAGE_MAX_BYTES,
+			    "the image is longer than %u bytes, the limit of this reader",
+			    IMAGE_MAX_BYTES);
+	}
 
 	return read_common(&r, img);
 }

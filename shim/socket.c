@@ -32,9 +32,9 @@ static void socket_created(int fd, int domain, int type, int protocol,
 
 SHIM_API int socket(int domain, int type, int protocol)
 {
+	if (shim_busy) /* the shim's own: high, unseen by the program */
+		return OWN_CREATE(REAL(socket)(domain, type, protocol));
 	int fd = REAL(socket)(domain, type, protocol);
-	if (fd >= 0 && shim_busy)
-		return shim_fd_high(fd);
 	if (fd >= 0) {
 		int saved_errno = errno;
 		socket_created(fd, domain, type, protocol, -1, -1, false);

@@ -30,7 +30,7 @@ usage:
       Write to OUT.json the image without the watches that
       `epollcr restore --missing=skip` leaves out (connected sockets whose
       peer is not in the image, but connected UDP; connections that
-      ended) and print one line "epfd E tfd T" per
+      ended; named FIFOs) and print one line "epfd E tfd T" per
       watch left out.
 Exit status 0 when the check holds, 1 with one line per problem.
 """
@@ -274,7 +274,9 @@ def cmd_skipped(args):
         kept = []
         for w in e["watches"]:
             t = w.get("target") or {}
-            if t.get("kind") == "socket" and (t.get("ended") or (
+            if t.get("kind") == "pipe" and (t.get("path") or "").startswith("/"):
+                print(f"epfd {e['fd']} tfd {w['tfd']}")  # a named FIFO
+            elif t.get("kind") == "socket" and (t.get("ended") or (
                     t.get("connected") and not t.get("socketpair") and
                     not reconnectable(t))):
                 print(f"epfd {e['fd']} tfd {w['tfd']}")
