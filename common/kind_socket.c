@@ -17,6 +17,7 @@
 
 #include "kind.h"
 #include "kind_internal.h"
+#include "ownfd.h"
 #include "unix_diag.h"
 
 /* What same() compares in image_socket.flags. */
@@ -289,7 +290,9 @@ static bool sock_file_in_dir(int base_fd, const char *dir,
 			     const struct unix_diag_sock *d,
 			     struct stat *st, char *name, size_t name_len)
 {
-	int dfd = openat(base_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Inside a program: moved above its range (ownfd.h). */
+	int dfd = OWN_FD(openat(base_fd, dir,
+				O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *e;
 	bool found = false;
