@@ -13,8 +13,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "sock_diag.h"
+
 #define INET_DIAG_MAX_SOCKS (1u << 22) /* sockets one dump reports */
-#define INET_DIAG_TIMEOUT_MS 5000      /* wait for one netlink answer */
+#define INET_DIAG_TIMEOUT_MS SOCK_DIAG_TIMEOUT_MS
 
 /* One TCP or UDP socket as inet_diag shows it. */
 struct inet_diag_sock {
