@@ -54,6 +54,14 @@ struct kview_hints {
 
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */
+/*
+ * Describe every socket through its own descriptor (getsockname,
+ * getpeername, getsockopt), never from the bulk sock_diag dumps that
+ * are otherwise taken when the view holds KVIEW_BULK_MIN sockets or more
+ * (the equivalence tests compare both).
+ */
+#define KVIEW_F_PER_TARGET 0x4
+#define KVIEW_BULK_MIN 8
 
 /*
  * Fill img (initialised by the caller; targets are appended after any it
@@ -90,6 +98,8 @@ struct kview_stats {
 	uint32_t stats;		/* fstatat of /proc/PID/fd/N */
 	uint32_t kcmp_calls;	/* kcmp(2) calls, any type */
 	uint32_t hinted;	/* watches the hints confirmed */
+	uint32_t diag_dumps;	/* sock_diag dumps asked for (inet_diag) */
+	uint32_t bulk_sockets;	/* sockets described from those dumps */
 };
 
 /* Copy the calling thread's last kview_snapshot() costs into *out. */
