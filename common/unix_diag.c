@@ -43,6 +43,15 @@ static bool ud_parse(const struct nlmsghdr *h, struct unix_diag_sock *s)
 				return false;
 			s->peer_ino = *(const uint32_t *)RTA_DATA(a);
 			break;
+		case UNIX_DIAG_VFS:
+			if (RTA_PAYLOAD(a) < sizeof(struct unix_diag_vfs))
+				return false;
+			s->vfs_ino = ((const struct unix_diag_vfs *)
+					      RTA_DATA(a))->udiag_vfs_ino;
+			s->vfs_dev = ((const struct unix_diag_vfs *)
+					      RTA_DATA(a))->udiag_vfs_dev;
+			s->has_vfs = true;
+			break;
 		case UNIX_DIAG_RQLEN:
 			if (RTA_PAYLOAD(a) < sizeof(struct unix_diag_rqlen))
 				return false;
@@ -65,7 +74,8 @@ static void ud_request(struct unix_diag_req *r, uint64_t ino)
 	r->sdiag_family = AF_UNIX;
 	r->udiag_states = ~0u;
 	r->udiag_ino = (uint32_t)ino;
-	r->udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+	r->udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN |
+			UDIAG_SHOW_VFS;
 	r->udiag_cookie[0] = r->udiag_cookie[1] = ~0u; /* no cookie */
 }
 

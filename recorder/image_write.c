@@ -35,6 +35,7 @@ struct writer {
 	bool counting;	 /* only count bytes (for payload_len) */
 	size_t counted;	 /* bytes counted while counting */
 	int err;	 /* first error, -errno; later output is dropped */
+	bool sock_mode;	 /* socket targets carry file_mode (IMAGE_F_SOCK_MODE) */
 };
 
 /* Running values of the previous entry of a batch (deltas start at 0). */
@@ -293,6 +294,8 @@ static void enc_socket(struct writer *w, const struct image_target *t)
 	/* Only the later end of a pair names the other: references go back. */
 	put_varint(w, s->pair < t->id ? s->pair : 0);
 	put_varint(w, s->pending);
+	if (w->sock_mode)
+		put_varint(w, s->file_mode);
 }
 
 static void enc_target(struct writer *w, const struct image *img,
@@ -473,7 +476,8 @@ static int check_target(const struct image *img, const struct image_target *t,
 		    s->protocol > INT32_MAX ||
 		    s->flags & ~IMAGE_SOCK_FLAGS_ALL || s->backlog < -1 ||
 		    s->addr_len > IMAGE_MAX_SOCKADDR ||
-		    s->peer_len > IMAGE_MAX_SOCKADDR)
+		    s->peer_len > IMAGE_MAX_SOCKADDR ||
+		    !image_socket_mode_valid(s->file_mode))
 			return -1;
 		return s->pair == IMAGE_NONE || socket_pair_valid(img, t) ? 0
 									 : -1;
@@ -673,7 +677,15 @@ int image_write_fd(const struct image *img, int fd)
 	w.buf = malloc(WRITE_BUF_LEN);
 	if (!w.buf)
 		return -ENOMEM;
-	put_file_header(&w, img->flags);
+	/*
+	 * The file_mode field only when some socket has one: other images
+	 * stay byte for byte what they were before the field existed.
+	 */
+	for (uint32_t i = 0; i < img->ntargets && !w.sock_mode; i++)
+		w.sock_mode = img->targets[i].kind == IMAGE_KIND_SOCKET &&
+			      img->targets[i].u.sock.file_mode;
+	put_file_header(&w, (img->flags & ~(uint32_t)IMAGE_F_SOCK_MODE) |
+				    (w.sock_mode ? IMAGE_F_SOCK_MODE : 0));
 	put_record(&w, IMAGE_REC_PROCESS, IMAGE_MAX_PROCESS_PAYLOAD,
 		   enc_process, img, 0);
 	for (uint32_t i = 0; i < img->nmodules; i++)

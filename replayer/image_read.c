@@ -63,6 +63,8 @@ struct reader {
 	int copy_fd;		/* stream: every byte read is written here */
 	double deadline;	/* stream: CLOCK_MONOTONIC seconds, 0: none */
 	uint32_t crc;		/* CRC-32C of every byte consumed */
+	bool sock_mode;		/* header IMAGE_F_SOCK_MODE: sockets have one
+				 * more field */
 	/* the record being parsed */
 	uint32_t type;
 	uint64_t rec_off;	/* file offset of its header */
@@ -378,14 +380,18 @@ static int get_delta(struct reader *r, const char *what, uint64_t max,
 	return 0;
 }
 
-/* An fd number the restore will use: below the RLIMIT_NOFILE soft limit. */
+/*
+ * An fd number the restore will use: below the RLIMIT_NOFILE hard limit
+ * (the soft limit can be raised up to it; restore_image() checks the soft
+ * limit).
+ */
 static int check_fd_limit(struct reader *r, const char *what, uint64_t off,
 			  int32_t fd)
 {
 	if ((uint64_t)fd < r->fd_limit)
 		return 0;
-	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE soft limit %" PRIu64 ": the image cannot be restored here",
-		    what, fd, r->fd_limit);
+	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE hard limit %" PRIu64 ": the image cannot be restored here (it needs a limit of at least %" PRId64 ")",
+		    what, fd, r->fd_limit, (int64_t)fd + 1);
 }
 
 /* Room for one more element in an array of *cap (doubling, from 16). */
@@ -672,7 +678,17 @@ static int read_socket(struct reader *r, struct image_target *t)
 		return -1;
 	if (pair != IMAGE_NONE && socket_pair(r, t, pair, off) < 0)
 		return -1;
-	return get_u32(r, "socket pending", UINT32_MAX, &s->pending);
+	if (get_u32(r, "socket pending", UINT32_MAX, &s->pending) < 0)
+		return -1;
+	if (!r->sock_mode)
+		return 0; /* no socket file mode in this image: not known */
+	off = field_off(r);
+	if (get_u32(r, "socket file mode", UINT32_MAX, &s->file_mode) < 0)
+		return -1;
+	if (!image_socket_mode_valid(s->file_mode))
+		return fail(r, off, "socket file mode 0%o is neither 0 nor a socket file's mode (S_IFSOCK and permission bits)",
+			    s->file_mode);
+	return 0;
 }
 
 static int read_pipe(struct reader *r, struct image_target *t)
@@ -1291,7 +1307,9 @@ static int read_file_header(struct reader *r)
 	if (v & ~(uint32_t)IMAGE_F_ALL)
 		return fail(r, 16, "header flags 0x%x have undefined bits 0x%x",
 			    v, v & ~(uint32_t)IMAGE_F_ALL);
-	r->img->flags = v;
+	/* A flag of the file's encoding, not of the model. */
+	r->sock_mode = v & IMAGE_F_SOCK_MODE;
+	r->img->flags = v & ~(uint32_t)IMAGE_F_SOCK_MODE;
 	if (le32(h + 20))
 		return fail(r, 20, "reserved0 is not zero");
 	if (le32(h + 24) || le32(h + 28))
@@ -1395,8 +1413,8 @@ static int read_image(struct reader *r)
 
 	r->fd_limit = UINT64_MAX;
 	if (!(r->flags & IMAGE_READ_ANY_FD) &&
-	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		r->fd_limit = rl.rlim_cur;
+	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		r->fd_limit = rl.rlim_max;
 	if (r->fd_limit > INT32_MAX)
 		r->fd_limit = (uint64_t)INT32_MAX + 1;
 	if (read_file_header(r) < 0)
