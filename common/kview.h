@@ -55,13 +55,20 @@ struct kview_hints {
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */
 /*
- * Describe every socket through its own descriptor (getsockname,
- * getpeername, getsockopt), never from the bulk sock_diag dumps that
- * are otherwise taken when the view holds KVIEW_BULK_MIN sockets or more
- * (the equivalence tests compare both).
+ * Sockets: KVIEW_F_PER_TARGET describes every socket through its own
+ * descriptor (getsockname, getpeername, getsockopt), never from bulk
+ * sock_diag dumps; KVIEW_F_BULK describes TCP and UDP sockets from one
+ * inet_diag dump per family and protocol whenever the view holds one.
+ * Neither: the dumps are taken when the view holds KVIEW_BULK_MIN
+ * sockets or more.  A TCP dump walks the kernel's whole established
+ * hash (262,144 buckets on the test machine: 5-10 ms of CPU per family,
+ * however few sockets there are), which costs more than the five calls
+ * per socket it saves below several thousand sockets (docs/performance.md,
+ * figure 5): the bulk path pays only for very large servers.
  */
 #define KVIEW_F_PER_TARGET 0x4
-#define KVIEW_BULK_MIN 8
+#define KVIEW_F_BULK 0x8
+#define KVIEW_BULK_MIN 32768
 
 /*
  * Fill img (initialised by the caller; targets are appended after any it

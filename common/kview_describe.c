@@ -95,8 +95,8 @@ static int keep_inet(void *ctx, const struct inet_diag_sock *s)
 }
 
 /*
- * When the view holds KVIEW_BULK_MIN socket targets or more, each of them
- * described through a descriptor: one inet_diag dump per family and
+ * When the view holds KVIEW_BULK_MIN socket targets or more (any with
+ * KVIEW_F_BULK), each of them described through a descriptor: one inet_diag dump per family and
  * protocol (TCP, UDP over IPv4, IPv6), kept for the process's socket
  * inodes and sorted, so that emit_group() takes their addresses, state
  * and v6only from it rather than from six calls per socket.  A dump the
@@ -117,7 +117,8 @@ int read_inet_bulk(struct kv *kv)
 		return 0;
 	for (uint32_t g = 0; g < kv->ngroups; g++)
 		nsock += kv->groups[g].kind == IMAGE_KIND_SOCKET;
-	if (nsock < KVIEW_BULK_MIN || !kv->nsock_inos)
+	if (!nsock || !kv->nsock_inos ||
+	    (nsock < KVIEW_BULK_MIN && !(kv->flags & KVIEW_F_BULK)))
 		return 0;
 	for (size_t k = 0; k < sizeof(dumps) / sizeof(dumps[0]); k++) {
 		uint32_t before = kv->ninet;

@@ -985,8 +985,8 @@ static void assert_same_socket(const struct image_socket *a,
  * Issue 14 item 1: a server's sockets (IPv4 and IPv6 listeners, accepted
  * and connecting ends, UDP bound and connected, a socket never bound, a
  * socketpair) with an eventfd, a timerfd and a pipe, all watched.  The
- * view taken from the bulk sock_diag dumps and the one taken socket by
- * socket (KVIEW_F_PER_TARGET) are the same image, target by target and
+ * view taken from the bulk sock_diag dumps (KVIEW_F_BULK) and the one
+ * taken socket by socket (KVIEW_F_PER_TARGET) are the same image, target by target and
  * field by field, and both match the kernel (snap()).
  */
 static void test_bulk_equals_per_target(void **state)
@@ -1037,7 +1037,7 @@ static void test_bulk_equals_per_target(void **state)
 	for (int i = 0; i < n; i++)
 		add(ep, fds[i], EPOLLIN, (uint64_t)i + 1);
 
-	snap(&bulk, 0, NULL);
+	snap(&bulk, KVIEW_F_BULK, NULL);
 	kview_last_stats(&st);
 	assert_true(st.diag_dumps > 0);
 	/* Every inet socket but the one never bound (no dump lists it). */
