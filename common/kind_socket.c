@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "inet_diag.h"
 #include "kind.h"
 #include "kind_internal.h"
 #include "ownfd.h"
@@ -77,6 +78,7 @@ enum {
 	KTCP_SYN_SENT = 2,
 	KTCP_SYN_RECV = 3,
 	KTCP_CLOSE = 7,
+	KTCP_LISTEN = 10,
 };
 
 static bool sock_is_tcp(const struct image_socket *s)
@@ -170,6 +172,79 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 		return socket_describe_live(s, fd);
 	if (fdinfo && fdinfo_value(fdinfo, "scm_fds:"))
 		s->domain = AF_UNIX;
+	return 0;
+}
+
+/* An IPv6 address whose getsockname() carries a scope id. */
+static bool sock_v6_scoped(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+
+	return ss->ss_family == AF_INET6 &&
+	       (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) ||
+		IN6_IS_ADDR_MC_LINKLOCAL(&in6->sin6_addr));
+}
+
+/* Is there a remote port: what inet_getname() asks before a peer. */
+static bool sock_has_dport(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
+	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+}
+
+int kind_socket_describe_bulk(struct image_target *t, int fd,
+			      const char *fdinfo,
+			      const struct inet_diag_sock *d)
+{
+	struct image_socket *s = &t->u.sock;
+	socklen_t alen = d->family == AF_INET ? sizeof(struct sockaddr_in)
+					      : sizeof(struct sockaddr_in6);
+	int ret, v;
+
+	/*
+	 * A TCP socket in CLOSE may have had a connection that ended
+	 * (IMAGE_SOCK_ENDED, from its segment counts): through fd.
+	 */
+	if (fd < 0 || (d->family != AF_INET && d->family != AF_INET6) ||
+	    (d->protocol != IPPROTO_TCP && d->protocol != IPPROTO_UDP) ||
+	    (d->protocol == IPPROTO_TCP && d->state == KTCP_CLOSE) ||
+	    (d->family == AF_INET6 && d->v6only < 0) ||
+	    sock_v6_scoped(&d->local) || sock_v6_scoped(&d->remote))
+		return -EAGAIN;
+	memset(s, 0, sizeof(*s));
+	s->backlog = -1;
+	ret = kind_describe_file_flags(t, fd, fdinfo);
+	if (ret < 0)
+		return ret;
+	s->domain = d->family;
+	s->type = d->protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	s->protocol = d->protocol;
+	memcpy(&s->addr, &d->local, alen);
+	s->addr_len = alen;
+	if (d->protocol == IPPROTO_TCP && d->state == KTCP_LISTEN)
+		s->flags |= IMAGE_SOCK_LISTENING;
+	/* No bulk source has these two. */
+	if (sock_int(fd, SOL_SOCKET, SO_REUSEADDR, &v) && v)
+		s->flags |= IMAGE_SOCK_REUSEADDR;
+	if (sock_int(fd, SOL_SOCKET, SO_REUSEPORT, &v) && v)
+		s->flags |= IMAGE_SOCK_REUSEPORT;
+	if (d->family == AF_INET6 && d->v6only > 0)
+		s->flags |= IMAGE_SOCK_V6ONLY;
+	if (sock_addr_is_bound(&s->addr, s->addr_len))
+		s->flags |= IMAGE_SOCK_BOUND;
+	/* inet_getname(): a peer once there is a remote port, unless closed
+	 * or still connecting. */
+	if (sock_has_dport(&d->remote) && d->state != KTCP_CLOSE &&
+	    d->state != KTCP_SYN_SENT) {
+		s->flags |= IMAGE_SOCK_CONNECTED;
+		memcpy(&s->peer, &d->remote, alen);
+		s->peer_len = alen;
+	}
+	/* tcp_describe_state(): a handshake under way is a connection. */
+	if (d->protocol == IPPROTO_TCP &&
+	    (d->state == KTCP_SYN_SENT || d->state == KTCP_SYN_RECV))
+		s->flags |= IMAGE_SOCK_CONNECTED;
 	return 0;
 }
 
