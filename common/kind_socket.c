@@ -63,15 +63,17 @@ static bool sock_int(int fd, int level, int name, int *value)
 /* Describe a socket we hold a descriptor of. */
 static int socket_describe_live(struct image_socket *s, int fd)
 {
-	socklen_t len = sizeof(s->addr);
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
 	int v;
 
-	if (getsockname(fd, (struct sockaddr *)&s->addr, &len) == 0 &&
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    len >= sizeof(sa_family_t)) {
-		s->domain = s->addr.ss_family;
-		s->addr_len = len > sizeof(s->addr) ? sizeof(s->addr) : len;
+		s->domain = ss.ss_family;
+		if (image_socket_set_addr(s, &ss,
+					  len > sizeof(ss) ? sizeof(ss) : len) < 0)
+			return -ENOMEM;
 	} else {
-		s->addr_len = 0;
 		if (!sock_int(fd, SOL_SOCKET, SO_DOMAIN, &v))
 			return -errno;
 		s->domain = (uint32_t)v;
@@ -90,12 +92,14 @@ static int socket_describe_live(struct image_socket *s, int fd)
 	if (s->domain == AF_INET6 &&
 	    sock_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v) && v)
 		s->flags |= IMAGE_SOCK_V6ONLY;
-	if (sock_addr_is_bound(&s->addr, s->addr_len))
+	if (s->addr_len && sock_addr_is_bound(s->addrp, s->addr_len))
 		s->flags |= IMAGE_SOCK_BOUND;
-	len = sizeof(s->peer);
-	if (getpeername(fd, (struct sockaddr *)&s->peer, &len) == 0) {
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
 		s->flags |= IMAGE_SOCK_CONNECTED;
-		s->peer_len = len > sizeof(s->peer) ? sizeof(s->peer) : len;
+		if (image_socket_set_peer(s, &ss,
+					  len > sizeof(ss) ? sizeof(ss) : len) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -109,6 +113,9 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 	struct image_socket *s = &t->u.sock;
 	int ret;
 
+	/* addresses a target held before are its own: free them */
+	image_socket_set_addr(s, NULL, 0);
+	image_socket_set_peer(s, NULL, 0);
 	memset(s, 0, sizeof(*s));
 	s->backlog = -1;
 	ret = kind_describe_file_flags(t, fd, fdinfo);
@@ -156,7 +163,7 @@ static bool socket_same(const struct image_target *a,
 	}
 	if ((x->flags & IMAGE_SOCK_BOUND) &&
 	    (x->addr_len != y->addr_len ||
-	     memcmp(&x->addr, &y->addr, x->addr_len) != 0)) {
+	     (x->addr_len && memcmp(x->addrp, y->addrp, x->addr_len) != 0))) {
 		kind_diff(diff, diff_len,
 			  "socket bound address differs (length %u vs %u)",
 			  x->addr_len, y->addr_len);

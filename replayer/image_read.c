@@ -57,6 +57,7 @@ struct reader {
 	uint8_t *inbuf;
 	size_t in_len, in_pos;	/* in_pos also indexes mem */
 	uint64_t off;		/* file offset of the next byte consumed */
+	uint64_t read_total;	/* bytes read from fd so far */
 	uint32_t crc;		/* CRC-32C of every byte consumed */
 	/* the record being parsed */
 	uint32_t type;
@@ -147,6 +148,11 @@ static ssize_t input(struct reader *r, void *dst, size_t n)
 					    strerror(errno));
 			if (k == 0)
 				break;
+			r->read_total += (uint64_t)k;
+			if (r->read_total > IMAGE_MAX_BYTES)
+				return fail(r, r->off + got,
+					    "the image is longer than %u bytes, the limit of this reader",
+					    IMAGE_MAX_BYTES);
 			r->in_len = (size_t)k;
 			r->in_pos = 0;
 		}
@@ -576,17 +582,23 @@ static int socket_pair(struct reader *r, struct image_target *t,
  * for the address's own family.
  */
 static int get_addr(struct reader *r, const char *what, uint32_t domain,
-		    struct sockaddr_storage *addr, uint32_t *len)
+		    struct image_socket *s, bool peer)
 {
 	uint64_t off = field_off(r);
+	struct sockaddr_storage addr;
+	uint32_t len = 0;
 	char why[160];
 
-	if (get_bytes(r, what, IMAGE_MAX_SOCKADDR, addr, len) < 0)
+	if (get_bytes(r, what, IMAGE_MAX_SOCKADDR, &addr, &len) < 0)
 		return -1;
-	if (domain == IMAGE_NONE && *len >= sizeof(sa_family_t))
-		domain = addr->ss_family;
-	if (!image_sockaddr_ok(domain, addr, *len, why, sizeof(why)))
+	if (domain == IMAGE_NONE && len >= sizeof(sa_family_t))
+		domain = addr.ss_family;
+	if (!image_sockaddr_ok(domain, &addr, len, why, sizeof(why)))
 		return fail(r, off, "%s: %s", what, why);
+	/* out of line, sized to its length: memory follows the image */
+	if ((peer ? image_socket_set_peer(s, &addr, len)
+		  : image_socket_set_addr(s, &addr, len)) < 0)
+		return fail(r, off, "%s: out of memory", what);
 	return 0;
 }
 
@@ -601,9 +613,8 @@ static int read_socket(struct reader *r, struct image_target *t)
 	    get_u32(r, "socket protocol", INT32_MAX, &s->protocol) < 0 ||
 	    get_bits(r, "socket flags", IMAGE_SOCK_FLAGS_ALL, &s->flags) < 0 ||
 	    get_fd_or_none(r, "socket backlog", &s->backlog) < 0 ||
-	    get_addr(r, "socket address", s->domain, &s->addr,
-		     &s->addr_len) < 0 ||
-	    get_addr(r, "socket peer", IMAGE_NONE, &s->peer, &s->peer_len) < 0)
+	    get_addr(r, "socket address", s->domain, s, false) < 0 ||
+	    get_addr(r, "socket peer", IMAGE_NONE, s, true) < 0)
 		return -1;
 	off = field_off(r);
 	if (get_u32(r, "socket pair", UINT32_MAX, &pair) < 0)
@@ -1435,6 +1446,13 @@ int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
 {
 	struct reader r = { .fd = -1, .mem = buf, .mem_len = len,
 			    .err = err, .err_len = err_len };
+
+	if (len > IMAGE_MAX_BYTES) {
+		image_init(img);
+		return fail(&r, IMAGE_MAX_BYTES,
+			    "the image is longer than %u bytes, the limit of this reader",
+			    IMAGE_MAX_BYTES);
+	}
 
 	return read_common(&r, img);
 }

@@ -154,6 +154,10 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 
 	char ip[INET6_ADDRSTRLEN];
 
+	if (!a || len < sizeof(sa_family_t)) {
+		snprintf(buf, buf_len, "(no address)");
+		return buf;
+	}
 	switch (a->ss_family) {
 	case AF_INET: {
 		const struct sockaddr_in *in = (const void *)a;
@@ -187,15 +191,15 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 static int sock_bind(int fd, const struct image_socket *s,
 		     const struct recreate_req *req)
 {
-	const struct sockaddr_un *un = (const void *)&s->addr;
+	const struct sockaddr_un *un = (const void *)s->addrp;
 	char text[128];
 	int ret;
 
-	ret = sock_check_addr(s, s->addr_len, &s->addr, req, "bound");
+	ret = sock_check_addr(s, s->addr_len, s->addrp, req, "bound");
 	if (ret < 0)
 		return ret;
 	if (s->domain == AF_UNIX) {
-		size_t plen = image_sun_path_len(&s->addr, s->addr_len);
+		size_t plen = image_sun_path_len(s->addrp, s->addr_len);
 		char path[sizeof(un->sun_path) + 1];
 
 		if (!plen)
@@ -208,14 +212,14 @@ static int sock_bind(int fd, const struct image_socket *s,
 				return ret;
 		}
 	}
-	if (bind(fd, (const struct sockaddr *)&s->addr,
+	if (bind(fd, (const struct sockaddr *)s->addrp,
 		 s->domain == AF_UNIX && s->addr_len > sizeof(*un)
 			 ? (socklen_t)sizeof(*un)
 			 : s->addr_len) < 0) {
 		int err = errno;
 
 		recreate_say(req->why, req->why_len, "bind %s: %s",
-			     sock_addr_text(&s->addr, s->addr_len, text,
+			     sock_addr_text(s->addrp, s->addr_len, text,
 					    sizeof(text)),
 			     strerror(err));
 		return -err;
@@ -278,14 +282,14 @@ int recreate_socket(const struct image_target *t,
 	if (!ret && (s->flags & IMAGE_SOCK_BOUND) && s->addr_len)
 		ret = sock_bind(fd, s, req);
 	if (!ret && (s->flags & IMAGE_SOCK_CONNECTED)) {
-		ret = sock_check_addr(s, s->peer_len, &s->peer, req, "peer");
+		ret = sock_check_addr(s, s->peer_len, s->peerp, req, "peer");
 		if (!ret &&
-		    connect(fd, (const struct sockaddr *)&s->peer,
+		    connect(fd, (const struct sockaddr *)s->peerp,
 			    s->peer_len) < 0) {
 			int err = errno;
 
 			snprintf(call, sizeof(call), "connect %s",
-				 sock_addr_text(&s->peer, s->peer_len, text,
+				 sock_addr_text(s->peerp, s->peer_len, text,
 						sizeof(text)));
 			errno = err;
 			ret = recreate_errno(req->why, req->why_len, call);

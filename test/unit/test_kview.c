@@ -605,7 +605,7 @@ static void test_kinds_described(void **state)
 	assert_int_equal(t->u.sock.domain, AF_INET);
 	assert_int_equal(t->u.sock.flags,
 			 IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
-	assert_memory_equal(&t->u.sock.addr, &a, sizeof(a));
+	assert_memory_equal(t->u.sock.addrp, &a, sizeof(a));
 	image_free(&img);
 }
 
