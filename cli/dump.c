@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * epollcr dump: ask a process running the shim for an image of its epoll
- * state.  The request is a sigqueue() of the checkpoint signal carrying a
- * nonce; the process's recorder thread connects to an abstract unix socket
- * named after the pid and nonce, and streams the image.  The image is
+ * state.  The request is the checkpoint signal queued to the process's
+ * recorder thread alone (rt_tgsigqueueinfo), carrying a nonce; the
+ * recorder thread connects to an abstract unix socket named after the pid
+ * and nonce, and streams the image.  The image is
  * written here, by the dumping user, so a program that changed user after
  * start-up (nginx, memcached) can still be dumped anywhere.
  */
@@ -21,6 +22,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,19 +117,20 @@ static int exe_is_static(pid_t pid)
 }
 
 /*
- * The signal named by the recorder thread ("epollcr-sigN"), 0 when the
- * process has no recorder thread yet.
+ * The tid of pid's recorder thread (named "epollcr-sigN"), with N in *sig;
+ * 0 (and *sig 0) when the process has no recorder thread yet.
  */
-static int recorder_signal(pid_t pid)
+static pid_t recorder_task(pid_t pid, int *sig)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	*sig = 0;
 	DIR *dir = opendir(path);
 	if (!dir)
 		return 0;
-	int sig = 0;
+	pid_t tid = 0;
 	struct dirent *de;
-	while (!sig && (de = readdir(dir))) {
+	while (!tid && (de = readdir(dir))) {
 		char comm_path[320], comm[32];
 		if (de->d_name[0] == '.')
 			continue;
@@ -141,11 +144,51 @@ static int recorder_signal(pid_t pid)
 		if (n <= 0)
 			continue;
 		comm[n] = '\0';
-		if (!strncmp(comm, "epollcr-sig", 11))
-			sig = atoi(comm + 11);
+		if (!strncmp(comm, "epollcr-sig", 11)) {
+			*sig = atoi(comm + 11);
+			tid = atoi(de->d_name);
+		}
 	}
 	closedir(dir);
+	return tid;
+}
+
+/*
+ * The signal named by the recorder thread ("epollcr-sigN"), 0 when the
+ * process has no recorder thread yet.
+ */
+static int recorder_signal(pid_t pid)
+{
+	int sig;
+	recorder_task(pid, &sig);
 	return sig;
+}
+
+/*
+ * Queue the request to pid's recorder thread alone (a thread-directed
+ * rt_tgsigqueueinfo), so that no program thread takes the signal and
+ * none of its sleeping calls returns EINTR.  To the process (sigqueue),
+ * as before, when no recorder thread of that signal is found or it has
+ * just gone: a program that answers requests itself.  si_uid is our
+ * effective uid, the one SO_PEERCRED shows for our socket, which the
+ * program checks before it sends a byte.  Returns 0 or -1 with errno set.
+ */
+static int signal_recorder(pid_t pid, int sig, union sigval value)
+{
+	int named;
+	pid_t tid = recorder_task(pid, &named);
+	if (!tid || named != sig)
+		return sigqueue(pid, sig, value);
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = SI_QUEUE;
+	info.si_pid = getpid();
+	info.si_uid = geteuid();
+	info.si_value = value;
+	if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) == 0)
+		return 0;
+	return errno == ESRCH ? sigqueue(pid, sig, value) : -1;
 }
 
 static double now_seconds(void)
@@ -155,43 +198,11 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Copy the stream on fd into out_fd until EOF or the deadline. */
-static int copy_stream(int fd, int out_fd, double deadline)
-{
-	char buf[65536];
-	for (;;) {
-		int left_ms = (int)((deadline - now_seconds()) * 1000);
-		if (left_ms <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, left_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			off += w;
-		}
-	}
-}
-
 /*
  * Wait for pid's recorder on a fresh abstract socket and stream its image
- * into out_fd.  Returns 0 or -errno with the reason in why.
+ * into out_fd, validating it as it arrives: the first invalid byte, more
+ * than IMAGE_MAX_BYTES, or the deadline stops the transfer.  Returns 0 or
+ * -errno with the reason in why.
  */
 static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 			 char *why, size_t why_len)
@@ -220,7 +231,7 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 		goto out_close_listen;
 	}
 	union sigval value = { .sival_int = (int)(RECORDER_REQ_MAGIC | nonce) };
-	if (sigqueue(pid, sig, value) < 0) {
+	if (signal_recorder(pid, sig, value) < 0) {
 		ret = -errno;
 		snprintf(why, why_len, "cannot signal pid %d: %s", (int)pid,
 			 strerror(-ret));
@@ -248,14 +259,46 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 			break;
 		close(cfd); /* not our process: ignore the impostor */
 	}
-	ret = copy_stream(cfd, out_fd, deadline);
-	if (ret < 0)
-		snprintf(why, why_len, "reading the image from pid %d: %s",
-			 (int)pid, strerror(-ret));
+	struct image img;
+	char err[512];
+	if (image_read_stream(cfd, out_fd, deadline, &img, IMAGE_READ_ANY_FD,
+			      err, sizeof(err)) < 0) {
+		ret = -EPROTO;
+		snprintf(why, why_len, "pid %d sent an invalid image: %s",
+			 (int)pid, err);
+	} else {
+		image_free(&img);
+		ret = 0;
+	}
 	close(cfd);
 out_close_listen:
 	close(lfd);
 	return ret;
+}
+
+/*
+ * A new temporary file ".NAME.tmp-XXXXXX" in dirfd (O_EXCL, O_NOFOLLOW,
+ * 0600); its name into tmp.  Returns the fd or -errno.
+ */
+static int create_temp_at(int dirfd, const char *name, char *tmp,
+			  size_t tmp_len)
+{
+	for (int i = 0; i < 16; i++) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)i ^
+			    (uint32_t)(now_seconds() * 1e6);
+		if (snprintf(tmp, tmp_len, ".%s.tmp-%08x", name, r) >=
+		    (int)tmp_len)
+			return -ENAMETOOLONG;
+		int fd = openat(dirfd, tmp,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC,
+				0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
 }
 
 /* How one process was dumped, for --tree's report. */
@@ -375,13 +418,15 @@ static int outside_image(pid_t pid, const struct dump_opts *o,
 }
 
 /*
- * Dump pid into path atomically; prints the path.  Returns CLI_*, with
+ * Dump pid atomically into the file name of the directory dirfd (path: the
+ * same, for messages); prints the path.  Returns CLI_*, with
  * *how and, on failure, the reason in why (printed unless quiet).
  */
-static int dump_one(pid_t pid, const struct dump_opts *o, const char *path,
-		    enum dump_how *how, char *why, size_t why_len)
+static int dump_one(pid_t pid, const struct dump_opts *o, int dirfd,
+		    const char *name, const char *path, enum dump_how *how,
+		    char *why, size_t why_len)
 {
-	char note[512] = "", tmp[PATH_MAX + 64];
+	char note[512] = "", tmp[NAME_MAX + 1];
 	unsigned sets = 0, watches = 0;
 	int sig = 0;
 
@@ -405,14 +450,10 @@ static int dump_one(pid_t pid, const struct dump_opts *o, const char *path,
 			return CLI_OK;
 		}
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) - 1) {
-		snprintf(why, why_len, "%s: path too long", path);
-		goto fail;
-	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	int fd = create_temp_at(dirfd, name, tmp, sizeof(tmp));
 	if (fd < 0) {
 		snprintf(why, why_len, "cannot create a file next to %s: %s",
-			 path, strerror(errno));
+			 path, strerror(-fd));
 		goto fail;
 	}
 	int ret = sig ? request_image(pid, sig, o->timeout, fd, why, why_len)
@@ -422,25 +463,30 @@ static int dump_one(pid_t pid, const struct dump_opts *o, const char *path,
 		snprintf(why, why_len, "fsync %s: %s", tmp, strerror(-ret));
 	}
 	close(fd);
-	if (ret == 0) {
-		/* Check what arrived before it replaces anything. */
+	if (ret == 0 && !sig) {
+		/* Check what was written before it replaces anything. */
 		struct image img;
 		char err[512];
-		if (image_read_file_flags(tmp, &img, IMAGE_READ_ANY_FD, err, sizeof(err)) < 0) {
-			snprintf(why, why_len, "pid %d %s an invalid image: %s",
-				 (int)pid, sig ? "sent" : "gave", err);
+		int rfd = openat(dirfd, tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (rfd < 0 ||
+		    image_read_fd_flags(rfd, &img, IMAGE_READ_ANY_FD, err,
+					sizeof(err)) < 0) {
+			snprintf(why, why_len, "pid %d gave an invalid image: %s",
+				 (int)pid, rfd < 0 ? strerror(errno) : err);
 			ret = -EPROTO;
 		} else {
 			image_free(&img);
 		}
+		if (rfd >= 0)
+			close(rfd);
 	}
-	if (ret == 0 && rename(tmp, path) < 0) {
+	if (ret == 0 && renameat(dirfd, tmp, dirfd, name) < 0) {
 		ret = -errno;
 		snprintf(why, why_len, "rename to %s: %s", path,
 			 strerror(-ret));
 	}
 	if (ret < 0) {
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		goto fail;
 	}
 	if (!sig && !o->skip_no_epoll)
@@ -457,6 +503,34 @@ fail:
 	if (!o->skip_no_epoll)
 		cli_error("dump: %s", why);
 	return CLI_FAIL;
+}
+
+/*
+ * Open the directory of path for dump_one(): its fd, and its last
+ * component in *name.  Returns the fd or -1 (message printed).
+ */
+static int open_parent(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	*name = slash ? slash + 1 : path;
+	if (!**name) {
+		cli_error("dump: %s: give a file name, not a directory", path);
+		return -1;
+	}
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		cli_error("dump: %s: path too long", path);
+		return -1;
+	} else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		cli_error("dump: cannot create a file next to %s: %m", path);
+	return fd;
 }
 
 /* Parent pid of pid from /proc/PID/stat, -1 when unknown. */
@@ -528,18 +602,21 @@ void cli_comm_of(pid_t pid, char *comm, size_t len)
  * answers, else from the kernel's view; one report line per process on
  * stderr.  CLI_OK when every process with epoll state was dumped.
  */
-static int dump_tree(pid_t root, struct dump_opts *o, const char *dir)
+static int dump_tree(pid_t root, struct dump_opts *o, int dirfd,
+		     const char *dir)
 {
 	pid_t pids[4096];
 	int n = process_tree(root, pids, 4096), dumped = 0, failed = 0;
 	o->skip_no_epoll = true;
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX + 32], why[PATH_MAX + 1024], comm[64];
+		char name[32];
 		enum dump_how how;
-		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir,
-			 (int)pids[i]);
+		snprintf(name, sizeof(name), "epollcr-%d.img", (int)pids[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		cli_comm_of(pids[i], comm, sizeof(comm));
-		dump_one(pids[i], o, path, &how, why, sizeof(why));
+		dump_one(pids[i], o, dirfd, name, path, &how, why,
+			 sizeof(why));
 		switch (how) {
 		case DUMP_VIA_SHIM:
 			dumped++;
@@ -658,25 +735,39 @@ int cmd_dump(int argc, char **argv)
 		cli_error("dump: '%s' is not a process id", argv[optind]);
 		return CLI_USAGE;
 	}
-	char dir[PATH_MAX], why[PATH_MAX + 256], path[PATH_MAX + 32];
+	char dir[PATH_MAX], why[PATH_MAX + 512], path[PATH_MAX + 32];
+	char name[32];
+	const char *leaf;
+	int dirfd, ret;
 	if (!output || tree) {
+		/* The same checks as the program's own image directory. */
 		if (output) {
-			if (mkdir(output, 0700) < 0 && errno != EEXIST) {
-				cli_error("dump: cannot create %s: %m", output);
-				return CLI_FAIL;
-			}
 			snprintf(dir, sizeof(dir), "%s", output);
-		} else if (recorder_image_dir(getenv("EPOLLCR_DIR"), dir,
-					      sizeof(dir), why,
-					      sizeof(why)) < 0) {
+			dirfd = recorder_private_dir_open(dir, true, why,
+							  sizeof(why));
+		} else {
+			dirfd = recorder_image_dir(getenv("EPOLLCR_DIR"), dir,
+						   sizeof(dir), why,
+						   sizeof(why));
+		}
+		if (dirfd < 0) {
 			cli_error("dump: %s", why);
 			return CLI_FAIL;
 		}
-		if (tree)
-			return dump_tree(pid, &o, dir);
-		snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)pid);
+		if (tree) {
+			ret = dump_tree(pid, &o, dirfd, dir);
+			close(dirfd);
+			return ret;
+		}
+		snprintf(name, sizeof(name), "epollcr-%d.img", (int)pid);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		output = path;
+		leaf = name;
+	} else if ((dirfd = open_parent(output, &leaf)) < 0) {
+		return CLI_FAIL;
 	}
 	enum dump_how how;
-	return dump_one(pid, &o, output, &how, why, sizeof(why));
+	ret = dump_one(pid, &o, dirfd, leaf, output, &how, why, sizeof(why));
+	close(dirfd);
+	return ret;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,9 +20,11 @@
 
 static const char restore_usage[] =
 	"usage: epollcr restore [--hold] [--targets=recreate|existing]\n"
-	"                       [--missing=fail|skip] IMAGE\n"
+	"                       [--missing=fail|skip] [--force-bind]\n"
+	"                       [--trust-image] IMAGE\n"
 	"       epollcr restore --exec [--targets=recreate|existing]\n"
-	"                       [--missing=fail|skip] IMAGE CMD [ARG...]\n"
+	"                       [--missing=fail|skip] [--force-bind]\n"
+	"                       [--trust-image] IMAGE [--] CMD [ARG...]\n"
 	"\n"
 	"Rebuild every epoll set of IMAGE at its original fd number, with every\n"
 	"watch's original fd number, events, data and nesting, then verify the\n"
@@ -32,36 +35,103 @@ static const char restore_usage[] =
 	"  --targets=existing  the watched files are already at their fds\n"
 	"  --missing=fail      fail when a target cannot be recreated (default)\n"
 	"  --missing=skip      leave such watches out and say so\n"
+	"  --force-bind        bind an inet address even where another process\n"
+	"                      has it (the live program: with SO_REUSEPORT the\n"
+	"                      restored listener would take part of its\n"
+	"                      connections); refused by default\n"
 	"  --hold              after success print 'ready' and wait for SIGTERM\n"
 	"                      or SIGINT, so the state can be inspected\n"
-	"  --exec              after success, exec CMD (given after IMAGE) with the\n"
-	"                      restored fds;\n"
-	"                      those the image recorded close-on-exec are closed\n"
-	"                      by the exec, as in the original process; the list\n"
-	"                      of restored fds is in EPOLLCR_RESTORED_FDS\n"
+	"  --exec              after success, exec CMD (given after IMAGE) with\n"
+	"                      every restored fd open (and no other fd's flags\n"
+	"                      changed); EPOLLCR_RESTORED_FDS lists them as\n"
+	"                      FD:KIND[:kept],... (see epollcr(1))\n"
 	"  --trust-image       run as root on an image of another user: allow\n"
 	"                      ports below 1024, unix socket paths outside the\n"
-	"                      working directory, other socket families\n";
+	"                      working directory, other socket families\n"
+	"\n"
+	"The soft RLIMIT_NOFILE is raised (up to the hard limit) when the\n"
+	"image's fd numbers need it.  Unix socket files the restore binds are\n"
+	"removed when it fails or ends (not with --exec: CMD gets them).\n";
 
-/* Clear FD_CLOEXEC where the image says the fd was not close-on-exec. */
-static int prepare_exec(const struct image *img)
+/* Room for the temporaries above the image's numbers (docs/restore.md). */
+#define RESTORE_NOFILE_SLACK 64
+
+/*
+ * Raise the soft RLIMIT_NOFILE so that every number of the image and the
+ * restore's temporaries above them fit, as far as the hard limit allows.
+ * Fails (with a message naming the number needed) only when the hard
+ * limit is below the image's own highest number + 1.
+ */
+static int raise_nofile(const struct image *img)
 {
-	size_t cap = (size_t)img->nfds * 12 + 1, len = 0;
+	int32_t max_fd = -1;
+	struct rlimit rl;
+	rlim_t need, want;
+
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (img->fds[i].fd > max_fd)
+			max_fd = img->fds[i].fd;
+	for (uint32_t i = 0; i < img->nwatches; i++)
+		if (img->watches[i].tfd > max_fd)
+			max_fd = img->watches[i].tfd;
+	if (max_fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	need = (rlim_t)max_fd + 1;
+	want = need + img->ntargets + RESTORE_NOFILE_SLACK;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		cli_error("restore: the image uses fd %d: RLIMIT_NOFILE must be at least %llu, and the hard limit is %llu (raise it, e.g. prlimit --nofile=%llu)",
+			  (int)max_fd, (unsigned long long)need,
+			  (unsigned long long)rl.rlim_max,
+			  (unsigned long long)want);
+		return -1;
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		want = rl.rlim_max;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		cli_error("restore: the image uses fd %d: cannot raise RLIMIT_NOFILE to %llu: %m",
+			  (int)max_fd, (unsigned long long)want);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Hand every restored fd to the command: clear FD_CLOEXEC on each (no
+ * other fd is touched) and list them in EPOLLCR_RESTORED_FDS as
+ * FD:KIND, with ":kept" for an fd that only keeps a watched file alive.
+ */
+static int prepare_exec(const struct restore_result *res)
+{
+	/* "2147483647:signalfd:kept," is 25 bytes: room for the longest. */
+	size_t cap = (size_t)res->nfds * 32 + 1, len = 0;
 	char *list = malloc(cap);
+
 	if (!list)
 		return -ENOMEM;
 	list[0] = '\0';
-	for (uint32_t i = 0; i < img->nfds; i++) {
-		const struct image_fd *f = &img->fds[i];
-		int flags = fcntl(f->fd, F_GETFD);
-		if (flags < 0)
-			continue;
-		if (!(f->fd_flags & FD_CLOEXEC))
-			fcntl(f->fd, F_SETFD, flags & ~FD_CLOEXEC);
-		len += (size_t)snprintf(list + len, cap - len, "%s%d",
-					len ? "," : "", f->fd);
+	for (uint32_t i = 0; i < res->nfds; i++) {
+		const struct restore_fd *f = &res->fds[i];
+
+		if (fcntl(f->fd, F_SETFD, 0) < 0) {
+			int err = errno;
+
+			cli_error("restore: fd %d: cannot clear close-on-exec: %s",
+				  f->fd, strerror(err));
+			free(list);
+			return -err;
+		}
+		len += (size_t)snprintf(list + len, cap - len, "%s%d:%s%s",
+					len ? "," : "", f->fd,
+					image_kind_name(f->kind),
+					f->kept ? ":kept" : "");
 	}
-	setenv("EPOLLCR_RESTORED_FDS", list, 1);
+	if (setenv("EPOLLCR_RESTORED_FDS", list, 1) < 0) {
+		free(list);
+		return -ENOMEM;
+	}
 	free(list);
 	return 0;
 }
@@ -89,6 +159,7 @@ int cmd_restore(int argc, char **argv)
 		{ "targets", required_argument, NULL, 't' },
 		{ "missing", required_argument, NULL, 'm' },
 		{ "trust-image", no_argument, NULL, 'T' },
+		{ "force-bind", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -98,11 +169,12 @@ int cmd_restore(int argc, char **argv)
 		.missing = EPOLLCR_MISSING_FAIL,
 		.report_fd = STDERR_FILENO,
 	};
+	struct restore_result res = { 0 };
+	struct restore_ext ext = { .force_bind = false, .result = &res };
 	bool do_hold = false, do_exec = false;
-	unsigned trust = 0;
-	int c;
+	int c, cmd;
 	optind = 1;
-	/* '+': stop at the first non-option, so --exec CMD keeps its args. */
+	/* '+': stop at IMAGE, the first non-option: CMD keeps its options. */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
@@ -112,7 +184,10 @@ int cmd_restore(int argc, char **argv)
 			do_exec = true;
 			break;
 		case 'T':
-			trust = RESTORE_TRUST_IMAGE;
+			ext.flags |= RESTORE_TRUST_IMAGE;
+			break;
+		case 'f':
+			ext.force_bind = true;
 			break;
 		case 't':
 			if (!strcmp(optarg, "recreate"))
@@ -144,16 +219,17 @@ int cmd_restore(int argc, char **argv)
 			fputs(restore_usage, stderr);
 			return CLI_USAGE;
 		}
-		if (do_exec)
-			break;
 	}
 	if (do_hold && do_exec) {
 		cli_error("restore: --hold and --exec exclude each other");
 		return CLI_USAGE;
 	}
-	/* IMAGE comes first, then with --exec the command. */
+	/* IMAGE comes first, then with --exec the command, maybe after --. */
+	cmd = optind + 1;
+	if (do_exec && cmd < argc && !strcmp(argv[cmd], "--"))
+		cmd++;
 	if (optind >= argc || (!do_exec && optind != argc - 1) ||
-	    (do_exec && optind + 1 >= argc)) {
+	    (do_exec && cmd >= argc)) {
 		cli_error(do_exec ? "restore: give IMAGE and then the command to exec"
 				  : "restore: give one image file");
 		fputs(restore_usage, stderr);
@@ -167,7 +243,11 @@ int cmd_restore(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	uint32_t diags_before = img.ndiags;
-	if (restore_image_trust(&img, &o, trust, err, sizeof(err)) < 0) {
+	if (raise_nofile(&img) < 0) {
+		image_free(&img);
+		return CLI_FAIL;
+	}
+	if (restore_image_ex(&img, &o, &ext, err, sizeof(err)) < 0) {
 		cli_error("restore of %s failed: %s", cli_esc(path), err);
 		image_free(&img);
 		return CLI_FAIL;
@@ -182,13 +262,21 @@ int cmd_restore(int argc, char **argv)
 	fprintf(stderr, "epollcr: restored %u epoll sets and %u of %u watches from %s (pid %d), verified against /proc/self/fdinfo\n",
 		nsets, img.nwatches - left_out, img.nwatches, cli_esc(path),
 		(int)img.proc.pid);
+	image_free(&img);
 	if (do_exec) {
-		prepare_exec(&img);
-		image_free(&img);
-		execvp(argv[optind + 1], argv + optind + 1);
-		cli_error("restore: cannot execute %s: %m", argv[optind + 1]);
+		if (prepare_exec(&res) == 0) {
+			execvp(argv[cmd], argv + cmd);
+			cli_error("restore: cannot execute %s: %m",
+				  cli_esc(argv[cmd]));
+		}
+		restore_remove_files(&res);
+		restore_result_free(&res);
 		return 127;
 	}
-	image_free(&img);
-	return do_hold ? hold() : CLI_OK;
+	if (do_hold)
+		hold();
+	/* The sockets go with this process: so do their files. */
+	restore_remove_files(&res);
+	restore_result_free(&res);
+	return CLI_OK;
 }

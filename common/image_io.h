@@ -31,11 +31,20 @@ int image_write_fd(const struct image *img, int fd);
 int image_write_file(const struct image *img, const char *path);
 
 /*
+ * The same, relative to the open directory dirfd: the temporary file, the
+ * rename and the fsync all go through dirfd, never through a path that
+ * could be swapped meanwhile.  name is one component (no '/': -EINVAL).
+ * Returns 0 or -errno.
+ */
+int image_write_at(const struct image *img, int dirfd, const char *name);
+
+/*
  * Read and validate a whole image from fd into img (initialised by the
  * call), reading up to end of file: nothing may follow END.  Every check of
  * docs/image-format.md is made, fd numbers included against the caller's
  * RLIMIT_NOFILE soft limit; memory grows only with the records actually
- * present, never with counts the image claims.  Returns 0, or -1 with one
+ * present, never with counts the image claims; an input longer than
+ * IMAGE_MAX_BYTES is refused.  Returns 0, or -1 with one
  * line in err, no newline, cut to err_len ("offset N: what is wrong") and
  * img left empty.
  */
@@ -55,6 +64,16 @@ int image_read_fd_flags(int fd, struct image *img, unsigned flags, char *err,
 			size_t err_len);
 int image_read_file_flags(const char *path, struct image *img,
 			  unsigned flags, char *err, size_t err_len);
+
+/*
+ * image_read_fd_flags() on a stream (a socket), validating while it arrives:
+ * every byte read is also written to copy_fd (when not -1), and the read
+ * stops with an error at the first invalid byte, at IMAGE_MAX_BYTES, or
+ * once deadline (CLOCK_MONOTONIC seconds, 0: none) has passed.
+ */
+int image_read_stream(int fd, int copy_fd, double deadline,
+		      struct image *img, unsigned flags, char *err,
+		      size_t err_len);
 
 /* The same on a buffer in memory (used by the fuzz target). */
 int image_read_mem(const void *buf, size_t len, struct image *img, char *err,

@@ -17,6 +17,7 @@
 #include <linux/sock_diag.h>
 
 #include "inet_diag.h"
+#include "ownfd.h"
 
 #define ID_BUF_LEN (64u << 10) /* bytes of one netlink read */
 #define ID_MAX_EINTR 100       /* retries of one interrupted call */
@@ -73,8 +74,8 @@ static int id_open(void)
 {
 	struct timeval tv = { .tv_sec = INET_DIAG_TIMEOUT_MS / 1000,
 			      .tv_usec = (INET_DIAG_TIMEOUT_MS % 1000) * 1000 };
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-			NETLINK_SOCK_DIAG);
+	int fd = OWN_FD(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+			       NETLINK_SOCK_DIAG));
 
 	if (fd < 0)
 		return -errno;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "kind_internal.h"
+#include "ownfd.h"
 
 static const struct kind_ops *const kind_table[IMAGE_KIND_COUNT] = {
 	[IMAGE_KIND_OTHER] = &kind_other_ops,
@@ -48,7 +49,7 @@ int kind_read_self_fdinfo(int fd, char *buf, size_t len)
 	if (len == 0)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/thread-self/fdinfo/%d", fd);
-	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	pfd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
 	if (pfd < 0)
 		return -errno;
 	/* Bounded: each round reads at least one byte or stops. */

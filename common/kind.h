@@ -55,4 +55,29 @@ const struct kind_ops *kind_ops_of(uint32_t kind);
 /* The kind whose match_link accepts link, IMAGE_KIND_OTHER otherwise. */
 uint32_t kind_from_link(const char *link);
 
+/* Where an AF_UNIX socket bound to a path can be reached now. */
+enum kind_unix_file {
+	KIND_UNIX_FILE_NONE = 0,    /* not bound to a path: nothing done */
+	KIND_UNIX_FILE_AT_NAME,	    /* its file is at its bound name */
+	KIND_UNIX_FILE_RENAMED,	    /* its file was renamed: addr updated */
+	KIND_UNIX_FILE_UNREACHABLE, /* no file found: removed or moved away */
+	KIND_UNIX_FILE_UNKNOWN,	    /* sock_diag or the path cannot be read */
+};
+
+/*
+ * For s, described from fd (an AF_UNIX socket bound to a path and not
+ * connected; nothing is done for others): find the
+ * socket file bind() made (sock_diag's UNIX_DIAG_VFS inode) at the bound
+ * path, else among the entries of that path's directory (a server that
+ * binds a temporary name and renames it, as haproxy does, at most
+ * KIND_UNIX_SCAN_MAX entries looked at).  Found: s->file_mode gets the
+ * file's mode, and when renamed, s->addrp the name it has now (old_name
+ * gets the bound name).  Relative paths are taken from cwd_fd (the
+ * process's cwd).  Costs one sock_diag request.
+ */
+enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
+					  int cwd_fd, char *old_name,
+					  size_t old_name_len);
+#define KIND_UNIX_SCAN_MAX 65536 /* directory entries looked at */
+
 #endif

@@ -29,6 +29,7 @@
  * runs them in that order.
  */
 #include "kview_internal.h"
+#include "ownfd.h"
 
 static __thread struct kview_stats kview_last;
 
@@ -152,19 +153,19 @@ static int open_proc(struct kv *kv, pid_t pid)
 		snprintf(path, sizeof(path), "/proc/thread-self");
 	else
 		snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-	int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dir = OWN_FD(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 
 	if (dir < 0)
 		return -errno;
-	kv->fdinfo_dir = openat(dir, "fdinfo", O_RDONLY | O_DIRECTORY |
-						       O_CLOEXEC);
+	kv->fdinfo_dir = OWN_FD(openat(dir, "fdinfo", O_RDONLY | O_DIRECTORY |
+						       O_CLOEXEC));
 	if (kv->fdinfo_dir < 0) {
 		int ret = -errno;
 
 		close(dir);
 		return ret;
 	}
-	kv->fd_dir = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	kv->fd_dir = OWN_FD(openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	close(dir);
 	if (kv->fd_dir < 0)
 		return -errno;

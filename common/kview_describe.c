@@ -4,6 +4,8 @@
  * (kind, path, the kind's own fields) with its fds, and name the two ends
  * of a pipe or of a socketpair (sock_diag) partners.
  */
+#include <sys/un.h>
+
 #include "kview_internal.h"
 
 /* ---- targets ------------------------------------------------------------- */
@@ -61,6 +63,54 @@ static int live_fd(struct kv *kv, const struct kv_fd *f, bool *copied)
 	return (int)fd;
 }
 
+/* Bytes of an AF_UNIX address's sun_path (out of line: never more). */
+static int sun_len(const struct image_socket *s)
+{
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+
+	return s->addr_len > off ? (int)(s->addr_len - off) : 0;
+}
+
+/*
+ * An AF_UNIX socket bound to a path: where its file is now (its mode
+ * recorded, a new name after a rename), with a diagnostic when it was
+ * renamed or can be reached at no path.  Returns 0 or -ENOMEM.
+ */
+static int unix_file_of(struct kv *kv, struct image_target *t, int dumped_fd,
+			int fd)
+{
+	char old_name[128], cwd[64];
+	int cwd_fd = AT_FDCWD, ret = 0;
+	enum kind_unix_file where;
+
+	if (!kv->self) {
+		snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)kv->kpid);
+		cwd_fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cwd_fd < 0)
+			return 0;
+	}
+	where = kind_socket_unix_file(&t->u.sock, fd, cwd_fd, old_name,
+				      sizeof(old_name));
+	if (cwd_fd >= 0)
+		close(cwd_fd);
+	if (where == KIND_UNIX_FILE_RENAMED)
+		ret = image_add_diag(kv->img, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC,
+				     -1, dumped_fd, t->path, IMAGE_NONE,
+				     "fd %d: unix socket bound as %s was renamed to %.*s: the image records the name it has now",
+				     dumped_fd, old_name, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
+					     ->sun_path);
+	else if (where == KIND_UNIX_FILE_UNREACHABLE)
+		ret = image_add_diag(kv->img, IMAGE_SEV_WARNING,
+				     IMAGE_DIAG_GENERIC, -1, dumped_fd, t->path,
+				     IMAGE_NONE,
+				     "fd %d: unix socket bound as %.*s can be reached at no path (its file was removed or moved to another directory): a restore would bind a name no client uses",
+				     dumped_fd, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
+					     ->sun_path);
+	return ret;
+}
+
 /* Create the image target of group g, its fd entries, its description. */
 int emit_group(struct kv *kv, struct kv_group *g)
 {
@@ -79,6 +129,8 @@ int emit_group(struct kv *kv, struct kv_group *g)
 		return -ENOMEM;
 	fd = live_fd(kv, rep, &copied);
 	ret = kind_ops_of(g->kind)->describe(t, fd, fd_text(kv, rep));
+	if (ret == 0 && fd >= 0 && g->kind == IMAGE_KIND_SOCKET)
+		ret = unix_file_of(kv, t, rep->fd, fd);
 	if (copied)
 		close(fd);
 	if (ret < 0 && image_add_diag(kv->img, IMAGE_SEV_WARNING,

@@ -138,6 +138,7 @@ struct kv {
 	uint64_t anon_ino;
 	size_t kind_link[IMAGE_KIND_COUNT]; /* arena offset + 1, learnt */
 	bool kcmp_broken;
+	uint32_t gone;		/* kcmp found a watch gone (TRY_GONE) */
 	int kcmp_failed_errno;	/* KCMP_FILE failure while grouping */
 	struct kv_usock *usocks; /* the process's unix sockets, by inode */
 	uint32_t nusocks, cap_usocks;

@@ -6,6 +6,7 @@
  * per mount id; an epoll fd's `tfd:` lines become its set's watches.
  */
 #include "kview_internal.h"
+#include "ownfd.h"
 
 /* ---- reading one fdinfo file --------------------------------------------- */
 
@@ -23,7 +24,7 @@ ssize_t read_fdinfo(struct kv *kv, int fd)
 	ssize_t ret;
 
 	fd_name(name, sizeof(name), fd);
-	pfd = openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC);
+	pfd = OWN_FD(openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
 	if (pfd < 0)
 		return -errno;
 	kv->st.fdinfo_reads++;

@@ -134,12 +134,14 @@ static enum try_result try_candidate(struct kv *kv, uint32_t g, int epfd,
 static int resolve_failed(struct kv *kv, enum try_result r, int epfd,
 			  const struct fdinfo_watch *w)
 {
-	if (r == TRY_GONE)
+	if (r == TRY_GONE) {
+		kv->gone++;
 		return image_add_diag(kv->img, IMAGE_SEV_WARNING,
 				      IMAGE_DIAG_GENERIC, epfd, w->tfd, NULL,
 				      IMAGE_NONE,
 				      "epoll fd %d: the watch of tfd %d changed while it was read; its file is unknown",
 				      epfd, w->tfd);
+	}
 	kv->kcmp_broken = true;
 	return image_add_diag(kv->img, IMAGE_SEV_WARNING, IMAGE_DIAG_GENERIC,
 			      epfd, w->tfd, NULL, IMAGE_NONE,
@@ -426,11 +428,13 @@ static int reread_set(struct kv *kv, struct kv_set *s)
  * calls, the ranks shift and kcmp answers about another watch, or ENOENT.
  * The recorder holds back the program's own epoll_ctl calls, not another
  * process's.  So when kcmp was used, the set is read again, and resolved
- * again from the new text when its watches changed: at most
+ * again from the new text when its watches changed, or from the same text
+ * when kcmp found a watch gone (a child's DEL and ADD of one tfd between
+ * the read and the kcmp leaves the text as it was): at most
  * KVIEW_SET_READS reads; the last resolution stays, diagnostics included.
  * Returns 0 or -ENOMEM.
  */
-#define KVIEW_SET_READS 4
+#define KVIEW_SET_READS 8
 
 static int resolve_set_stable(struct kv *kv, struct kv_set *s,
 			      struct kv_res **res, uint32_t **order,
@@ -438,6 +442,7 @@ static int resolve_set_stable(struct kv *kv, struct kv_set *s,
 {
 	for (int reads = 1;; reads++) {
 		uint32_t diags = kv->img->ndiags, kcmps = kv->st.kcmp_calls;
+		uint32_t gone = kv->gone;
 		int ret;
 
 		if (s->nw > *cap) {
@@ -458,7 +463,7 @@ static int resolve_set_stable(struct kv *kv, struct kv_set *s,
 		    reads == KVIEW_SET_READS)
 			return ret;
 		ret = reread_set(kv, s);
-		if (ret <= 0)
+		if (ret < 0 || (ret == 0 && kv->gone == gone))
 			return ret;
 		drop_diags_since(kv->img, diags);
 	}

@@ -16,6 +16,7 @@
 #include <linux/unix_diag.h>
 
 #include "unix_diag.h"
+#include "ownfd.h"
 
 #define UD_BUF_LEN (64u << 10) /* bytes of one netlink read */
 #define UD_MAX_EINTR 100       /* retries of one interrupted call */
@@ -48,6 +49,15 @@ static bool ud_parse(const struct nlmsghdr *h, struct unix_diag_sock *s)
 				return false;
 			s->peer_ino = *(const uint32_t *)RTA_DATA(a);
 			break;
+		case UNIX_DIAG_VFS:
+			if (RTA_PAYLOAD(a) < sizeof(struct unix_diag_vfs))
+				return false;
+			s->vfs_ino = ((const struct unix_diag_vfs *)
+					      RTA_DATA(a))->udiag_vfs_ino;
+			s->vfs_dev = ((const struct unix_diag_vfs *)
+					      RTA_DATA(a))->udiag_vfs_dev;
+			s->has_vfs = true;
+			break;
 		case UNIX_DIAG_RQLEN:
 			if (RTA_PAYLOAD(a) < sizeof(struct unix_diag_rqlen))
 				return false;
@@ -68,8 +78,8 @@ static int ud_open(void)
 {
 	struct timeval tv = { .tv_sec = UNIX_DIAG_TIMEOUT_MS / 1000,
 			      .tv_usec = (UNIX_DIAG_TIMEOUT_MS % 1000) * 1000 };
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-			NETLINK_SOCK_DIAG);
+	int fd = OWN_FD(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+			       NETLINK_SOCK_DIAG));
 
 	if (fd < 0)
 		return -errno;
@@ -101,7 +111,7 @@ static int ud_send(int fd, bool dump, uint64_t ino)
 	req.r.udiag_states = ~0u;
 	req.r.udiag_ino = (uint32_t)ino;
 	req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER |
-			   UDIAG_SHOW_RQLEN;
+			   UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS;
 	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u; /* no cookie */
 	while (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel,
 		      sizeof(kernel)) < 0) {

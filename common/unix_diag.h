@@ -31,7 +31,10 @@ struct unix_diag_sock {
 			   * bytes; points into the answer: valid during
 			   * on_sock only, never in a copy; NULL: none */
 	uint32_t name_len;
-
+	bool has_vfs;	  /* bound to a path: the next two are valid */
+	uint32_t vfs_ino; /* the inode of the socket file bind() made */
+	uint32_t vfs_dev; /* its device, in the kernel's encoding
+			   * (major << 20 | minor), not st_dev's */
 };
 
 /*

@@ -70,7 +70,7 @@ _epollcr()
 	# The command of `run [OPTION...] [--] CMD` (its first word that is
 	# neither an option nor an option's value) or of `restore ... --exec
 	# IMAGE CMD`: a command there, then whatever it takes (files).
-	local after=-1 w
+	local after=-1 w image=-1 has_exec=
 	for ((i = 2; i < COMP_CWORD; i++)); do
 		w=${COMP_WORDS[i]}
 		if [[ $cmd == run ]]; then
@@ -86,12 +86,29 @@ _epollcr()
 				after=$i
 				break ;;
 			esac
-		elif [[ $cmd == restore && $w == --exec ]]; then
-			after=$((i + 2))
-			((COMP_CWORD == i + 1)) && { _epollcr_images "$cur"; return 0; }
-			break
+		elif [[ $cmd == restore ]]; then
+			# Options anywhere before IMAGE; with --exec, CMD follows
+			# IMAGE, maybe after --.
+			case $w in
+			--exec) has_exec=1 ;;
+			--targets | --missing)
+				[[ ${COMP_WORDS[i + 1]-} == = ]] && ((i += 2)) ;;
+			-*) ;;
+			*)
+				image=$i
+				break ;;
+			esac
 		fi
 	done
+	if [[ $cmd == restore && -n ${has_exec-} ]]; then
+		if ((image < 0)); then
+			[[ $cur != -* ]] && { _epollcr_images "$cur"; return 0; }
+		else
+			after=$((image + 1))
+			[[ ${COMP_WORDS[after]-} == -- ]] && ((COMP_CWORD > after)) &&
+				after=$((after + 1))
+		fi
+	fi
 	if ((after >= 0)); then
 		if ((COMP_CWORD == after)); then
 			_epollcr_reply -c -- "$cur"
@@ -146,7 +163,7 @@ _epollcr()
 		ps) opts='--json --help --version' ;;
 		show) opts='--json --no-addr2line --help --version' ;;
 		verify) opts='--pid --help --version' ;;
-		restore) opts='--targets= --missing= --hold --exec --trust-image --help --version' ;;
+		restore) opts='--targets= --missing= --force-bind --hold --exec --trust-image --help --version' ;;
 		*) return 0 ;;
 		esac
 		_epollcr_reply -W "$opts" -- "$cur"

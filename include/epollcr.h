@@ -65,8 +65,11 @@ struct epollcr_restore_options {
  * Rebuild, in the calling process, every epoll set and watch that the image
  * at image_path describes, at the same fd numbers, then verify the result
  * against /proc/self/fdinfo.  All or nothing: on failure every descriptor the
- * call created is closed again.  Returns 0, or -1 with a one-line reason of
- * at most errbuf_len - 1 bytes in errbuf (which may be NULL).
+ * call created is closed again and every unix socket file it bound removed
+ * (on success those files stay with their sockets).  An inet address that
+ * another process holds is not bound (the call fails).  Returns 0, or -1
+ * with a one-line reason of at most errbuf_len - 1 bytes in errbuf (which
+ * may be NULL).
  */
 EPOLLCR_EXPORT int epollcr_restore(const char *image_path,
 		    const struct epollcr_restore_options *options,

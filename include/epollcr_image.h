@@ -99,9 +99,13 @@ struct image_file_header {
 				    * the kernel's view alone: no shim */
 #define IMAGE_F_UNSETTLED 0x10	   /* with KERNEL_ONLY: no two reads of the
 				    * process agreed; the last one is kept */
+#define IMAGE_F_SOCK_MODE 0x20	   /* socket targets have a file_mode field
+				    * (a flag of the file's encoding: the
+				    * reader and writer keep it out of
+				    * struct image) */
 #define IMAGE_F_ALL                                                    \
 	(IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW | IMAGE_F_SHADOW_VIEW |  \
-	 IMAGE_F_KERNEL_ONLY | IMAGE_F_UNSETTLED)
+	 IMAGE_F_KERNEL_ONLY | IMAGE_F_UNSETTLED | IMAGE_F_SOCK_MODE)
 
 /*
  * Event bits a watch may hold: EPOLLIN|PRI|OUT|ERR|HUP|RDNORM|RDBAND|WRNORM|
@@ -141,6 +145,9 @@ struct image_socket {
 	uint32_t pending;	/* socketpair end: bytes queued for reading
 				 * (SIOCINQ; a datagram socket's first
 				 * datagram), 0 otherwise */
+	uint32_t file_mode;	/* AF_UNIX path: st_mode of the socket file
+				 * (S_IFSOCK | permission bits), 0 when not
+				 * known (IMAGE_F_SOCK_MODE) */
 	/*
 	 * The addresses, out of line and sized to their length (see
 	 * image_socket_set_addr), so that a target stays small.
@@ -157,7 +164,17 @@ struct image_socket {
 #define IMAGE_SOCK_BOUND 0x10	  /* bound to addr (explicitly or by listen) */
 #define IMAGE_SOCK_V6ONLY 0x20	  /* IPV6_V6ONLY */
 #define IMAGE_SOCK_PAIR 0x40	  /* one end of a socketpair in this image */
-#define IMAGE_SOCK_FLAGS_ALL 0x7f
+#define IMAGE_SOCK_ENDED 0x80	  /* a TCP connection that ended (reset or
+				   * closed: getpeername ENOTCONN), or an
+				   * accepted socket no longer connected: not
+				   * restorable */
+#define IMAGE_SOCK_FLAGS_ALL 0xff
+
+/* A file_mode the format accepts: 0, or S_IFSOCK with permission bits. */
+static inline bool image_socket_mode_valid(uint32_t file_mode)
+{
+	return file_mode == 0 || (file_mode & ~07777u) == 0140000u;
+}
 
 /* pipe target */
 struct image_pipe {

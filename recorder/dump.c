@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "image_io.h"
 #include "kind.h"
 #include "kview.h"
+#include "ownfd.h"
 #include "recorder.h"
 #include "registry.h"
 
@@ -56,7 +58,7 @@ static char *read_link(const char *path)
 char *recorder_read_line(const char *path)
 {
 	char buf[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return NULL;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -538,6 +540,15 @@ static void enrich_targets(struct image *img, struct kind_suspects *suspects)
 		if (t->kind == IMAGE_KIND_SOCKET && f->create.backlog >= 0 &&
 		    t->u.sock.backlog < 0)
 			t->u.sock.backlog = f->create.backlog;
+		/*
+		 * An accepted socket with no peer now had one: it ended.
+		 * (Type 0: described without an fd, its peer unknown.)
+		 */
+		if (t->kind == IMAGE_KIND_SOCKET && f->create.accepted &&
+		    t->u.sock.type != 0 &&
+		    !(t->u.sock.flags &
+		      (IMAGE_SOCK_CONNECTED | IMAGE_SOCK_LISTENING)))
+			t->u.sock.flags |= IMAGE_SOCK_ENDED;
 	}
 }
 
@@ -651,6 +662,16 @@ static void mask_undefined_events(struct image *img)
 }
 
 /*
+ * A connected inet datagram socket with its peer recorded: the restore
+ * connects it again (replayer/recreate_socket.c).
+ */
+static bool socket_reconnectable(const struct image_socket *s)
+{
+	return (s->domain == AF_INET || s->domain == AF_INET6) &&
+	       s->type == SOCK_DGRAM && s->peer_len > 0;
+}
+
+/*
  * Diagnostics for what the kernel shows and the shadow lacks or doubts;
  * matched NULL (no shadow: a kernel-only image) reports no unseen watch.
  */
@@ -687,12 +708,28 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 		const struct image_target *t = image_target_by_id(img, w->target);
 		if (t && t->kind == IMAGE_KIND_SOCKET &&
 		    (t->u.sock.flags & IMAGE_SOCK_CONNECTED) &&
-		    !(t->u.sock.flags & IMAGE_SOCK_PAIR))
+		    !(t->u.sock.flags & IMAGE_SOCK_PAIR) &&
+		    !socket_reconnectable(&t->u.sock))
 			image_add_diag(img, IMAGE_SEV_INFO,
 				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
 				       path, w->bt_add,
 				       "fd %d is a connected socket: an unprivileged restore cannot bring its connection back",
 				       w->tfd);
+		if (t && t->kind == IMAGE_KIND_SOCKET &&
+		    (t->u.sock.flags & IMAGE_SOCK_ENDED))
+			image_add_diag(img, IMAGE_SEV_INFO,
+				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
+				       path, w->bt_add,
+				       "fd %d is a socket whose connection ended (reset or closed by its peer; accepted or connected, it has no peer now): an unprivileged restore cannot bring it back",
+				       w->tfd);
+		/* As replayer/recreate.c: a pipe with a path is a FIFO. */
+		if (t && t->kind == IMAGE_KIND_PIPE && t->path &&
+		    t->path[0] == '/')
+			image_add_diag(img, IMAGE_SEV_INFO,
+				       IMAGE_DIAG_UNRESTORABLE, epfd, w->tfd,
+				       path, w->bt_add,
+				       "fd %d is the named FIFO %s: a restore does not open paths from an image, so it cannot bring it back",
+				       w->tfd, t->path);
 	}
 }
 
@@ -886,22 +923,39 @@ err:
 int recorder_dump_fd(int fd, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_fd(&img, fd);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_fd(&img, fd);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 
 int recorder_dump_file(const char *path, unsigned flags)
 {
 	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
 	int ret = recorder_build_image(&img, flags);
-	if (ret < 0)
-		return ret;
-	ret = image_write_file(&img, path);
-	image_free(&img);
+	if (ret == 0) {
+		ret = image_write_file(&img, path);
+		image_free(&img);
+	}
+	own_fd_section_end();
+	return ret;
+}
+
+int recorder_dump_at(int dirfd, const char *name, unsigned flags)
+{
+	struct image img;
+	own_fd_section_begin(); /* every descriptor we open: ownfd.h */
+	int ret = recorder_build_image(&img, flags);
+	if (ret == 0) {
+		ret = image_write_at(&img, dirfd, name);
+		image_free(&img);
+	}
+	own_fd_section_end();
 	return ret;
 }
 

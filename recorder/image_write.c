@@ -22,6 +22,7 @@
 #include "image_io.h"
 #include "leb128.h"
 #include "log.h"
+#include "ownfd.h"
 
 #define WRITE_BUF_LEN (128 * 1024) /* bytes buffered before a write(2) */
 #define TMP_NAME_TRIES 100	   /* temporary names tried before EEXIST */
@@ -34,6 +35,7 @@ struct writer {
 	bool counting;	 /* only count bytes (for payload_len) */
 	size_t counted;	 /* bytes counted while counting */
 	int err;	 /* first error, -errno; later output is dropped */
+	bool sock_mode;	 /* socket targets carry file_mode (IMAGE_F_SOCK_MODE) */
 };
 
 /* Running values of the previous entry of a batch (deltas start at 0). */
@@ -292,6 +294,8 @@ static void enc_socket(struct writer *w, const struct image_target *t)
 	/* Only the later end of a pair names the other: references go back. */
 	put_varint(w, s->pair < t->id ? s->pair : 0);
 	put_varint(w, s->pending);
+	if (w->sock_mode)
+		put_varint(w, s->file_mode);
 }
 
 static void enc_target(struct writer *w, const struct image *img,
@@ -472,7 +476,8 @@ static int check_target(const struct image *img, const struct image_target *t,
 		    s->protocol > INT32_MAX ||
 		    s->flags & ~IMAGE_SOCK_FLAGS_ALL || s->backlog < -1 ||
 		    s->addr_len > IMAGE_MAX_SOCKADDR ||
-		    s->peer_len > IMAGE_MAX_SOCKADDR)
+		    s->peer_len > IMAGE_MAX_SOCKADDR ||
+		    !image_socket_mode_valid(s->file_mode))
 			return -1;
 		return s->pair == IMAGE_NONE || socket_pair_valid(img, t) ? 0
 									 : -1;
@@ -672,7 +677,15 @@ int image_write_fd(const struct image *img, int fd)
 	w.buf = malloc(WRITE_BUF_LEN);
 	if (!w.buf)
 		return -ENOMEM;
-	put_file_header(&w, img->flags);
+	/*
+	 * The file_mode field only when some socket has one: other images
+	 * stay byte for byte what they were before the field existed.
+	 */
+	for (uint32_t i = 0; i < img->ntargets && !w.sock_mode; i++)
+		w.sock_mode = img->targets[i].kind == IMAGE_KIND_SOCKET &&
+			      img->targets[i].u.sock.file_mode;
+	put_file_header(&w, (img->flags & ~(uint32_t)IMAGE_F_SOCK_MODE) |
+				    (w.sock_mode ? IMAGE_F_SOCK_MODE : 0));
 	put_record(&w, IMAGE_REC_PROCESS, IMAGE_MAX_PROCESS_PAYLOAD,
 		   enc_process, img, 0);
 	for (uint32_t i = 0; i < img->nmodules; i++)
@@ -714,18 +727,14 @@ int image_write_fd(const struct image *img, int fd)
 /* ---- atomic file -------------------------------------------------------- */
 
 /*
- * Create a new temporary file next to path: "DIR/.BASE.tmp-XXXXXXXXXXXX",
- * O_EXCL and O_NOFOLLOW so that nothing already there is reused or
- * followed.  Fills tmp (tmp_len bytes).  Returns the fd or -errno.
+ * Create a new temporary file ".NAME.tmp-XXXXXXXXXXXX" in the directory
+ * dirfd, O_EXCL and O_NOFOLLOW so that nothing already there is reused or
+ * followed.  Fills tmp (tmp_len bytes, the name relative to dirfd).
+ * Returns the fd or -errno.
  */
-static int create_temp(const char *path, char *tmp, size_t tmp_len)
+static int create_temp_at(int dirfd, const char *name, char *tmp,
+			  size_t tmp_len)
 {
-	const char *slash = strrchr(path, '/');
-	int dir_len = slash ? (int)(slash - path + 1) : 0;
-	const char *base = slash ? slash + 1 : path;
-
-	if (!*base)
-		return *path ? -EISDIR : -ENOENT;
 	for (int i = 0; i < TMP_NAME_TRIES; i++) {
 		uint64_t r;
 
@@ -736,28 +745,59 @@ static int create_temp(const char *path, char *tmp, size_t tmp_len)
 			r = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^
 			    ((uint64_t)i << 40);
 		}
-		int n = snprintf(tmp, tmp_len, "%.*s.%s.tmp-%012llx", dir_len,
-				 path, base,
+		int n = snprintf(tmp, tmp_len, ".%s.tmp-%012llx", name,
 				 (unsigned long long)(r & 0xffffffffffffull));
 		if (n < 0 || (size_t)n >= tmp_len)
 			return -ENAMETOOLONG;
-		int fd = open(tmp,
-			      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-				      O_NOFOLLOW,
-			      0600);
+		int fd = OWN_FD(openat(dirfd, tmp,
+				       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+					       O_NOFOLLOW,
+				       0600));
 		if (fd >= 0 || errno != EEXIST)
 			return fd >= 0 ? fd : -errno;
 	}
 	return -EEXIST;
 }
 
-/* fsync the directory that holds path, so that a rename in it lasts. */
-static int sync_dir_of(const char *path)
+int image_write_at(const struct image *img, int dirfd, const char *name)
+{
+	char tmp[NAME_MAX + 1];
+	int ret;
+
+	if (!*name || strchr(name, '/'))
+		return -EINVAL;
+	int fd = create_temp_at(dirfd, name, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	ret = image_write_fd(img, fd);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0 && errno != EINTR)
+		ret = -errno;
+	if (ret < 0)
+		goto err_unlink_tmp;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		ret = -errno;
+		goto err_unlink_tmp;
+	}
+	/* Some file systems cannot fsync a directory: nothing more to do. */
+	if (fsync(dirfd) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+
+err_unlink_tmp:
+	unlinkat(dirfd, tmp, 0);
+	return ret;
+}
+
+int image_write_file(const struct image *img, const char *path)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
-	int ret = 0;
+	const char *base = slash ? slash + 1 : path;
 
+	if (!*base)
+		return *path ? -EISDIR : -ENOENT;
 	if (!slash) {
 		strcpy(dir, ".");
 	} else if (slash == path) {
@@ -768,38 +808,10 @@ static int sync_dir_of(const char *path)
 		memcpy(dir, path, (size_t)(slash - path));
 		dir[slash - path] = '\0';
 	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	int dirfd = OWN_FD(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (dirfd < 0)
 		return -errno;
-	/* Some file systems cannot fsync a directory: nothing more to do. */
-	if (fsync(fd) < 0 && errno != EINVAL)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-int image_write_file(const struct image *img, const char *path)
-{
-	char tmp[PATH_MAX];
-	int fd = create_temp(path, tmp, sizeof(tmp));
-	int ret;
-
-	if (fd < 0)
-		return fd;
-	ret = image_write_fd(img, fd);
-	if (ret == 0 && fsync(fd) < 0)
-		ret = -errno;
-	if (close(fd) < 0 && ret == 0 && errno != EINTR)
-		ret = -errno;
-	if (ret < 0)
-		goto err_unlink_tmp;
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		goto err_unlink_tmp;
-	}
-	return sync_dir_of(path);
-
-err_unlink_tmp:
-	unlink(tmp);
+	int ret = image_write_at(img, dirfd, base);
+	close(dirfd);
 	return ret;
 }

@@ -45,6 +45,19 @@ int recorder_build_image(struct image *img, unsigned flags);
  */
 int recorder_dump_fd(int fd, unsigned flags);
 int recorder_dump_file(const char *path, unsigned flags);
+/* The same, as the file name (one component) in the directory dirfd. */
+int recorder_dump_at(int dirfd, const char *name, unsigned flags);
+
+/*
+ * Open path as a private image directory: created 0700 when missing (with
+ * create), opened O_DIRECTORY|O_NOFOLLOW, and refused (checked through the
+ * descriptor) when it is a symlink or not a directory, owned by another
+ * user, group/world writable, or under a directory that belongs to neither
+ * root nor us or that others may write without the sticky bit.  Returns the
+ * directory's fd (close-on-exec) or -errno with a one-line reason in why.
+ */
+int recorder_private_dir_open(const char *path, bool create, char *why,
+			      size_t why_len);
 
 /*
  * Diagnostics of a kernel view without the shadow: stale tfds, connected
@@ -96,10 +109,10 @@ void recorder_outside_why(pid_t pid, int err, char *why, size_t why_len);
 
 /*
  * The image directory for this process: dir_env when not empty (EPOLLCR_DIR),
- * else $XDG_RUNTIME_DIR/epollcr, else TMPDIR (or /tmp)/epollcr-UID; created
- * 0700 when missing, refused when it is a symlink, not a directory, or owned
- * by another user, or group/world writable.  Writes the path into out (len
- * bytes).  Returns 0 or -errno with a reason in why.
+ * else $XDG_RUNTIME_DIR/epollcr, else TMPDIR (or /tmp)/epollcr-UID, opened
+ * and checked by recorder_private_dir_open() (created when missing).  Writes
+ * the path into out (len bytes), for messages.  Returns the directory's fd
+ * or -errno with a reason in why.
  */
 int recorder_image_dir(const char *dir_env, char *out, size_t len, char *why,
 		       size_t why_len);

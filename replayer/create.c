@@ -143,14 +143,48 @@ static int rs_note(struct restore *r, uint32_t id)
 		       id, "%s", r->note);
 }
 
+/*
+ * Remember the socket file a creation bound, to remove it on failure (or
+ * hand it to the result); out of memory, it is removed at once.
+ */
+static int rs_keep_file(struct restore *r, const struct recreate_bound *b)
+{
+	struct restore_file *f;
+
+	if (r->nfiles == r->cap_files) {
+		uint32_t cap = r->cap_files ? r->cap_files * 2 : 8;
+
+		f = realloc(r->files, sizeof(*f) * cap);
+		if (!f)
+			goto err_remove;
+		r->files = f;
+		r->cap_files = cap;
+	}
+	f = &r->files[r->nfiles];
+	f->path = strdup(b->path);
+	if (!f->path)
+		goto err_remove;
+	f->dev = b->dev;
+	f->ino = b->ino;
+	r->nfiles++;
+	return 0;
+
+err_remove:
+	recreate_unix_unlink(b->path, b->dev, b->ino);
+	return rs_fail(r, "out of memory");
+}
+
 static int rs_create_one(struct restore *r, uint32_t id)
 {
 	const struct image_target *t = rs_tgt(r, id);
+	struct recreate_bound bound = { .set = false };
 	struct recreate_req req = {
 		.img = r->img,
 		.cloexec = rs_home_cloexec(r, &r->t[id - 1]),
 		.why = r->why, .why_len = sizeof(r->why),
 		.note = r->note, .note_len = sizeof(r->note),
+		.force_bind = r->ext->force_bind,
+		.bound = &bound,
 	};
 	const struct recreate_ops *ops = recreate_ops_of(t->kind);
 	int fd = -1, ret;
@@ -159,6 +193,10 @@ static int rs_create_one(struct restore *r, uint32_t id)
 	ret = ops->recreate ? ops->recreate(t, &req, &fd) : -EOPNOTSUPP;
 	if (ret < 0)
 		return rs_create_failed(r, id, ret);
+	if (bound.set && rs_keep_file(r, &bound) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (rs_settle(r, id, fd, req.cloexec, true) < 0)
 		return -1;
 	return rs_note(r, id);

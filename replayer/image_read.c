@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image_io.h"
@@ -58,7 +60,11 @@ struct reader {
 	size_t in_len, in_pos;	/* in_pos also indexes mem */
 	uint64_t off;		/* file offset of the next byte consumed */
 	uint64_t read_total;	/* bytes read from fd so far */
+	int copy_fd;		/* stream: every byte read is written here */
+	double deadline;	/* stream: CLOCK_MONOTONIC seconds, 0: none */
 	uint32_t crc;		/* CRC-32C of every byte consumed */
+	bool sock_mode;		/* header IMAGE_F_SOCK_MODE: sockets have one
+				 * more field */
 	/* the record being parsed */
 	uint32_t type;
 	uint64_t rec_off;	/* file offset of its header */
@@ -119,6 +125,53 @@ static const char *rec_name(uint32_t type)
 
 /* ---- input -------------------------------------------------------------- */
 
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Stream: wait for input until the deadline.  Returns 0 or -1. */
+static int wait_input(struct reader *r, size_t got)
+{
+	for (;;) {
+		int left_ms = (int)((r->deadline - monotonic_seconds()) * 1000);
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		int k = left_ms > 0 ? poll(&p, 1, left_ms) : 0;
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return fail(r, r->off + got,
+				    "cannot read the image: %s",
+				    strerror(errno));
+		if (k == 0)
+			return fail(r, r->off + got,
+				    "timed out: %" PRIu64 " bytes of the image arrived in time",
+				    r->read_total);
+		return 0;
+	}
+}
+
+/* Stream: write what was read to the copy.  Returns 0 or -1. */
+static int copy_out(struct reader *r, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(r->copy_fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return fail(r, r->off, "cannot write the image: %s",
+				    strerror(errno));
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /*
  * Consume up to n bytes into dst.  Returns the number of bytes (fewer than n
  * only at the end of the input) or -1 on a read error.
@@ -138,6 +191,8 @@ static ssize_t input(struct reader *r, void *dst, size_t n)
 	}
 	while (r->inbuf && got < n) {
 		if (r->in_pos == r->in_len) {
+			if (r->deadline > 0 && wait_input(r, got) < 0)
+				return -1;
 			ssize_t k = read(r->fd, r->inbuf, READ_BUF_LEN);
 
 			if (k < 0 && errno == EINTR)
@@ -153,6 +208,9 @@ static ssize_t input(struct reader *r, void *dst, size_t n)
 				return fail(r, r->off + got,
 					    "the image is longer than %u bytes, the limit of this reader",
 					    IMAGE_MAX_BYTES);
+			if (r->copy_fd >= 0 &&
+			    copy_out(r, r->inbuf, (size_t)k) < 0)
+				return -1;
 			r->in_len = (size_t)k;
 			r->in_pos = 0;
 		}
@@ -322,14 +380,18 @@ static int get_delta(struct reader *r, const char *what, uint64_t max,
 	return 0;
 }
 
-/* An fd number the restore will use: below the RLIMIT_NOFILE soft limit. */
+/*
+ * An fd number the restore will use: below the RLIMIT_NOFILE hard limit
+ * (the soft limit can be raised up to it; restore_image() checks the soft
+ * limit).
+ */
 static int check_fd_limit(struct reader *r, const char *what, uint64_t off,
 			  int32_t fd)
 {
 	if ((uint64_t)fd < r->fd_limit)
 		return 0;
-	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE soft limit %" PRIu64 ": the image cannot be restored here",
-		    what, fd, r->fd_limit);
+	return fail(r, off, "%s %d is not below this process's RLIMIT_NOFILE hard limit %" PRIu64 ": the image cannot be restored here (it needs a limit of at least %" PRId64 ")",
+		    what, fd, r->fd_limit, (int64_t)fd + 1);
 }
 
 /* Room for one more element in an array of *cap (doubling, from 16). */
@@ -621,7 +683,17 @@ static int read_socket(struct reader *r, struct image_target *t)
 		return -1;
 	if (pair != IMAGE_NONE && socket_pair(r, t, pair, off) < 0)
 		return -1;
-	return get_u32(r, "socket pending", UINT32_MAX, &s->pending);
+	if (get_u32(r, "socket pending", UINT32_MAX, &s->pending) < 0)
+		return -1;
+	if (!r->sock_mode)
+		return 0; /* no socket file mode in this image: not known */
+	off = field_off(r);
+	if (get_u32(r, "socket file mode", UINT32_MAX, &s->file_mode) < 0)
+		return -1;
+	if (!image_socket_mode_valid(s->file_mode))
+		return fail(r, off, "socket file mode 0%o is neither 0 nor a socket file's mode (S_IFSOCK and permission bits)",
+			    s->file_mode);
+	return 0;
 }
 
 static int read_pipe(struct reader *r, struct image_target *t)
@@ -1240,7 +1312,9 @@ static int read_file_header(struct reader *r)
 	if (v & ~(uint32_t)IMAGE_F_ALL)
 		return fail(r, 16, "header flags 0x%x have undefined bits 0x%x",
 			    v, v & ~(uint32_t)IMAGE_F_ALL);
-	r->img->flags = v;
+	/* A flag of the file's encoding, not of the model. */
+	r->sock_mode = v & IMAGE_F_SOCK_MODE;
+	r->img->flags = v & ~(uint32_t)IMAGE_F_SOCK_MODE;
 	if (le32(h + 20))
 		return fail(r, 20, "reserved0 is not zero");
 	if (le32(h + 24) || le32(h + 28))
@@ -1344,8 +1418,8 @@ static int read_image(struct reader *r)
 
 	r->fd_limit = UINT64_MAX;
 	if (!(r->flags & IMAGE_READ_ANY_FD) &&
-	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		r->fd_limit = rl.rlim_cur;
+	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		r->fd_limit = rl.rlim_max;
 	if (r->fd_limit > INT32_MAX)
 		r->fd_limit = (uint64_t)INT32_MAX + 1;
 	if (read_file_header(r) < 0)
@@ -1385,11 +1459,30 @@ static int read_common(struct reader *r, struct image *img)
 	return ret;
 }
 
+int image_read_stream(int fd, int copy_fd, double deadline,
+		      struct image *img, unsigned flags, char *err,
+		      size_t err_len)
+{
+	struct reader r = { .fd = fd, .err = err, .err_len = err_len,
+			    .flags = flags, .copy_fd = copy_fd,
+			    .deadline = deadline };
+	int ret;
+
+	r.inbuf = malloc(READ_BUF_LEN);
+	if (!r.inbuf) {
+		image_init(img);
+		return fail(&r, 0, "out of memory");
+	}
+	ret = read_common(&r, img);
+	free(r.inbuf);
+	return ret;
+}
+
 int image_read_fd_flags(int fd, struct image *img, unsigned flags, char *err,
 			size_t err_len)
 {
 	struct reader r = { .fd = fd, .err = err, .err_len = err_len,
-			    .flags = flags };
+			    .flags = flags, .copy_fd = -1 };
 	int ret;
 
 	r.inbuf = malloc(READ_BUF_LEN);
@@ -1445,7 +1538,7 @@ int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
 		   size_t err_len)
 {
 	struct reader r = { .fd = -1, .mem = buf, .mem_len = len,
-			    .err = err, .err_len = err_len };
+			    .err = err, .err_len = err_len, .copy_fd = -1 };
 
 	if (len > IMAGE_MAX_BYTES) {
 		image_init(img);

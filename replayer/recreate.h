@@ -13,8 +13,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "epollcr_image.h"
+
+/* The AF_UNIX socket file a recreate bound, for removing it later. */
+struct recreate_bound {
+	bool set;	/* a path was bound: the fields below are valid */
+	dev_t dev;	/* device and inode of the file bind() created */
+	ino_t ino;
+	char path[109];	/* sun_path, NUL-terminated */
+};
 
 /*
  * One creation request.  The created descriptors take the lowest free
@@ -27,6 +36,10 @@ struct recreate_req {
 	size_t why_len;
 	char *note;		/* on success: a remark worth a diagnostic */
 	size_t note_len;	/* (left empty when there is none) */
+	bool force_bind;	/* bind even where another process has the
+				 * address (see restore_ext.force_bind) */
+	struct recreate_bound *bound; /* when not NULL: the socket file a
+				       * successful recreate bound */
 };
 
 /* What make_ready changed, for undo_ready. */
@@ -113,6 +126,13 @@ int recreate_errno(char *why, size_t why_len, const char *what);
 
 /* Set O_NONBLOCK on fd when t->file_flags has it.  Returns 0 or -errno. */
 int recreate_set_nonblock(int fd, const struct image_target *t);
+
+/*
+ * Remove the AF_UNIX socket file at path when it still is the file with
+ * this device and inode (not followed through a symlink).  true when it
+ * was removed.
+ */
+bool recreate_unix_unlink(const char *path, dev_t dev, ino_t ino);
 
 /* The socket entry's operations (recreate_socket.c). */
 int recreate_socket_can(const struct image_target *t, bool has_partner,

@@ -6,16 +6,21 @@
  * many bytes queued as were pending), and a connected datagram socket of
  * AF_INET/AF_INET6 (connect() sends nothing).
  * A connected stream socket would need TCP_REPAIR.  An AF_UNIX path is
- * bound only where nothing exists yet and no symlink leads to it: nothing
- * is ever unlinked or replaced.
+ * bound only where nothing exists yet and no symlink leads to it, with
+ * the recorded mode; the only file ever removed is one the restore bound
+ * itself, while its path still names it.  An inet address another
+ * process has (a live listener) is not bound unless forced.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -54,6 +59,11 @@ int recreate_socket_can(const struct image_target *t, bool has_partner,
 			return 0;
 		recreate_say(why, why_len,
 			     "the other end of this socketpair is not in the image");
+		return -EOPNOTSUPP;
+	}
+	if (s->flags & IMAGE_SOCK_ENDED) {
+		recreate_say(why, why_len,
+			     "a socket whose connection ended cannot be restored (a new socket at its address would not be it)");
 		return -EOPNOTSUPP;
 	}
 	if (!(s->flags & IMAGE_SOCK_CONNECTED) || sock_reconnectable(s))
@@ -187,17 +197,205 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 	return buf;
 }
 
-/* bind() to the recorded address, AF_UNIX paths only where free. */
+/*
+ * An IPv6 socket bound to an address of its own gets IPV6_V6ONLY from the
+ * kernel; one without it (connected, bound by connect()) is bound to the
+ * wildcard at its port instead, and connect() sets its address again.
+ */
+static bool sock_bind_any_then_connect(const struct image_socket *s)
+{
+	const struct sockaddr_in6 *in6 = (const void *)s->addrp;
+
+	return s->domain == AF_INET6 && sock_reconnectable(s) &&
+	       !(s->flags & IMAGE_SOCK_V6ONLY) &&
+	       s->addr_len >= sizeof(*in6) &&
+	       !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+}
+
+_Static_assert(sizeof(((struct recreate_bound *)0)->path) ==
+		       sizeof(((struct sockaddr_un *)0)->sun_path) + 1,
+	       "recreate_bound.path holds a sun_path and its NUL");
+
+bool recreate_unix_unlink(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino)
+		return false;
+	return unlink(path) == 0;
+}
+
+/* Whether the socket inode ino is one of this process's descriptors. */
+static bool sock_inode_is_ours(unsigned long ino)
+{
+	char want[48], link[64], name[32];
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	bool ours = false;
+
+	if (!d)
+		return false;
+	snprintf(want, sizeof(want), "socket:[%lu]", ino);
+	while (!ours && (e = readdir(d))) {
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(name, sizeof(name), "%.20s", e->d_name);
+		n = readlinkat(dirfd(d), name, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		ours = !strcmp(link, want);
+	}
+	closedir(d);
+	return ours;
+}
+
+/* The 16 bytes of an address as /proc/net/{tcp,udp}6 print it. */
+static bool sock_parse_net_addr(const char *hex, size_t nwords, uint32_t *w,
+				unsigned *port)
+{
+	char word[9];
+
+	for (size_t i = 0; i < nwords; i++) {
+		memcpy(word, hex + i * 8, 8);
+		word[8] = '\0';
+		if (strspn(word, "0123456789ABCDEFabcdef") != 8)
+			return false;
+		w[i] = (uint32_t)strtoul(word, NULL, 16);
+	}
+	if (hex[nwords * 8] != ':')
+		return false;
+	*port = (unsigned)strtoul(hex + nwords * 8 + 1, NULL, 16);
+	return true;
+}
+
+/*
+ * Whether a socket of /proc/net/<table> (a line's local address in w, the
+ * table's address words in nwords) overlaps the address we bind: same
+ * port, and the same address, or a wildcard on either side (an IPv6
+ * wildcard or v4-mapped address also covers IPv4).
+ */
+static bool sock_overlaps(const struct sockaddr_storage *a, size_t nwords,
+			  const uint32_t *w)
+{
+	static const uint32_t zero[4];
+	uint32_t mine[4] = { 0 };
+	size_t mine_words = 1;
+	bool mine_any;
+
+	if (a->ss_family == AF_INET) {
+		mine[0] = ((const struct sockaddr_in *)a)->sin_addr.s_addr;
+	} else {
+		memcpy(mine, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+		mine_words = 4;
+	}
+	mine_any = !memcmp(mine, zero, mine_words * 4);
+	if (mine_any || !memcmp(w, zero, nwords * 4))
+		return true;
+	if (nwords == mine_words)
+		return !memcmp(mine, w, nwords * 4);
+	if (nwords == 4) /* an IPv6 line, our IPv4 address: v4-mapped? */
+		return w[0] == 0 && w[1] == 0 && w[2] == htonl(0xffff) &&
+		       w[3] == mine[0];
+	/* an IPv4 line, our IPv6 address */
+	return mine[0] == 0 && mine[1] == 0 && mine[2] == htonl(0xffff) &&
+	       mine[3] == w[0];
+}
+
+/*
+ * Find a socket of another process bound to an address the inet socket s
+ * would share (the kernel's tables, /proc/net/{tcp,udp}{,6}: TCP
+ * listening or bound, UDP bound).  Returns its inode and uid, or 0.
+ */
+static unsigned long sock_addr_taken(const struct image_socket *s,
+				     unsigned *uid_out)
+{
+	const char *tables[2];
+	unsigned port = s->addrp->ss_family == AF_INET
+				? ntohs(((const struct sockaddr_in *)s->addrp)
+						->sin_port)
+				: ntohs(((const struct sockaddr_in6 *)s->addrp)
+						->sin6_port);
+	bool tcp = s->type == SOCK_STREAM;
+
+	if (!port)
+		return 0;
+	tables[0] = tcp ? "/proc/net/tcp" : "/proc/net/udp";
+	tables[1] = tcp ? "/proc/net/tcp6" : "/proc/net/udp6";
+	for (int i = 0; i < 2; i++) {
+		size_t nwords = i ? 4 : 1;
+		FILE *f = fopen(tables[i], "re");
+		char line[512];
+
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			char local[64];
+			unsigned st, uid, lport;
+			unsigned long ino;
+			uint32_t w[4];
+
+			if (sscanf(line, " %*u: %63s %*s %x %*s %*s %*s %u %*u %lu",
+				   local, &st, &uid, &ino) != 4 ||
+			    strlen(local) != nwords * 8 + 5 ||
+			    !sock_parse_net_addr(local, nwords, w, &lport) ||
+			    lport != port || !ino)
+				continue;
+			/* TCP: 0x0a listening, 0x07 bound; UDP: any. */
+			if (tcp && st != 0x0a && st != 0x07)
+				continue;
+			if (!sock_overlaps(s->addrp, nwords, w) ||
+			    sock_inode_is_ours(ino))
+				continue;
+			fclose(f);
+			*uid_out = uid;
+			return ino;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+/*
+ * bind() to the recorded address: AF_UNIX paths only where free, with the
+ * recorded mode (the umask of the bind), the file remembered in
+ * req->bound; inet addresses only where no other process has them, unless
+ * forced.
+ */
 static int sock_bind(int fd, const struct image_socket *s,
 		     const struct recreate_req *req)
 {
 	const struct sockaddr_un *un = (const void *)s->addrp;
+	struct sockaddr_storage at = { 0 };
 	char text[128];
+	bool unix_path = false;
+	mode_t old_umask = 0;
 	int ret;
 
 	ret = sock_check_addr(s, s->addr_len, s->addrp, req, "bound");
 	if (ret < 0)
 		return ret;
+	/* checked: at most sizeof(at) bytes (addr_len is not 0 here) */
+	memcpy(&at, s->addrp, s->addr_len);
+	if (sock_is_inet(s->domain) && !req->force_bind) {
+		unsigned uid = 0;
+		unsigned long ino = sock_addr_taken(s, &uid);
+
+		if (ino) {
+			recreate_say(req->why, req->why_len,
+				     "%s is in use by another process (socket:[%lu], uid %u): a restore beside it would share its address%s; stop it first, or force the bind (epollcr restore --force-bind)",
+				     sock_addr_text(s->addrp, s->addr_len,
+						    text, sizeof(text)),
+				     ino, uid,
+				     s->flags & IMAGE_SOCK_REUSEPORT
+					     ? " and take part of its connections (SO_REUSEPORT)"
+					     : "");
+			return -EADDRINUSE;
+		}
+	}
 	if (s->domain == AF_UNIX) {
 		size_t plen = image_sun_path_len(s->addrp, s->addr_len);
 		char path[sizeof(un->sun_path) + 1];
@@ -210,12 +408,21 @@ static int sock_bind(int fd, const struct image_socket *s,
 			ret = unix_path_free(path, req);
 			if (ret < 0)
 				return ret;
+			unix_path = true;
 		}
 	}
-	if (bind(fd, (const struct sockaddr *)s->addrp,
-		 s->domain == AF_UNIX && s->addr_len > sizeof(*un)
-			 ? (socklen_t)sizeof(*un)
-			 : s->addr_len) < 0) {
+	if (sock_bind_any_then_connect(s))
+		((struct sockaddr_in6 *)&at)->sin6_addr = in6addr_any;
+	/* The umask of this one bind gives the file the recorded mode. */
+	if (unix_path && s->file_mode)
+		old_umask = umask(~(mode_t)s->file_mode & 0777);
+	ret = bind(fd, (const struct sockaddr *)&at,
+		   s->domain == AF_UNIX && s->addr_len > sizeof(*un)
+			   ? (socklen_t)sizeof(*un)
+			   : s->addr_len);
+	if (unix_path && s->file_mode)
+		umask(old_umask);
+	if (ret < 0) {
 		int err = errno;
 
 		recreate_say(req->why, req->why_len, "bind %s: %s",
@@ -223,6 +430,19 @@ static int sock_bind(int fd, const struct image_socket *s,
 					    sizeof(text)),
 			     strerror(err));
 		return -err;
+	}
+	if (unix_path && req->bound) {
+		struct recreate_bound *b = req->bound;
+		size_t plen = image_sun_path_len(s->addrp, s->addr_len);
+		struct stat st;
+
+		memcpy(b->path, un->sun_path, plen);
+		b->path[plen] = '\0';
+		if (fstatat(AT_FDCWD, b->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			b->dev = st.st_dev;
+			b->ino = st.st_ino;
+			b->set = true;
+		}
 	}
 	return 0;
 }
@@ -300,6 +520,11 @@ int recreate_socket(const struct image_target *t,
 		ret = recreate_errno(req->why, req->why_len, "listen");
 	if (ret) {
 		close(fd);
+		if (req->bound && req->bound->set) {
+			recreate_unix_unlink(req->bound->path, req->bound->dev,
+					     req->bound->ino);
+			req->bound->set = false;
+		}
 		return ret;
 	}
 	*fd_out = fd;

@@ -337,9 +337,15 @@ int rs_index(struct restore *r)
 
 /* ---- the whole ---- */
 
-/* Close every descriptor the restore created. */
+/*
+ * Close every descriptor the restore created and remove the socket files
+ * it bound (each only while its path still names the file bound).
+ */
 static void rs_undo(struct restore *r)
 {
+	for (uint32_t i = 0; i < r->nfiles; i++)
+		recreate_unix_unlink(r->files[i].path, r->files[i].dev,
+				     r->files[i].ino);
 	if (!r->t || !r->placed || !r->fillers)
 		return;
 	rs_close_fillers(r);
@@ -422,6 +428,77 @@ static void rs_free(struct restore *r)
 	free(r->wflags);
 	free(r->sets);
 	free(r->fillers);
+	for (uint32_t i = 0; i < r->nfiles; i++)
+		free(r->files[i].path);
+	free(r->files);
+}
+
+static int cmp_restore_fd(const void *a, const void *b)
+{
+	int x = ((const struct restore_fd *)a)->fd;
+	int y = ((const struct restore_fd *)b)->fd;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Fill res with what the restore created: every fd it placed, the fds
+ * kept for watched files with no fd, and the socket files it bound (moved
+ * out of r).  Returns 0 or -1 (out of memory, nothing kept).
+ */
+static int rs_result(struct restore *r, struct restore_result *res)
+{
+	uint32_t n = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->fds = malloc(sizeof(*res->fds) *
+			  ((size_t)r->img->nfds + r->img->ntargets + 1));
+	if (!res->fds)
+		return rs_fail(r, "out of memory");
+	for (uint32_t i = 0; i < r->img->nfds; i++) {
+		if (!r->placed[i])
+			continue;
+		res->fds[n].fd = r->img->fds[i].fd;
+		res->fds[n].kind = rs_tgt(r, r->img->fds[i].target)->kind;
+		res->fds[n++].kept = false;
+	}
+	for (uint32_t i = 0; i < r->img->ntargets; i++) {
+		const struct rs_target *rt = &r->t[i];
+
+		if (rt->state != RS_LIVE || !rt->owned || !rt->home_temp ||
+		    rt->home < 0)
+			continue;
+		res->fds[n].fd = rt->home;
+		res->fds[n].kind = r->img->targets[i].kind;
+		res->fds[n++].kept = true;
+	}
+	qsort(res->fds, n, sizeof(*res->fds), cmp_restore_fd);
+	res->nfds = n;
+	res->files = r->files;
+	res->nfiles = r->nfiles;
+	r->files = NULL;
+	r->nfiles = r->cap_files = 0;
+	return 0;
+}
+
+void restore_result_free(struct restore_result *res)
+{
+	for (uint32_t i = 0; i < res->nfiles; i++)
+		free(res->files[i].path);
+	free(res->files);
+	free(res->fds);
+	memset(res, 0, sizeof(*res));
+}
+
+uint32_t restore_remove_files(const struct restore_result *res)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < res->nfiles; i++)
+		n += recreate_unix_unlink(res->files[i].path,
+					  res->files[i].dev,
+					  res->files[i].ino);
+	return n;
 }
 
 /* Milliseconds of clock since *t, and *t moved to now. */
@@ -485,23 +562,35 @@ int restore_image_trust(struct image *img,
 			const struct epollcr_restore_options *options,
 			unsigned flags, char *err, size_t err_len)
 {
+	const struct restore_ext ext = { .flags = flags };
+
+	return restore_image_ex(img, options, &ext, err, err_len);
+}
+
+int restore_image_ex(struct image *img,
+		     const struct epollcr_restore_options *options,
+		     const struct restore_ext *ext, char *err, size_t err_len)
+{
+	static const struct restore_ext no_ext = { .flags = 0 };
 	static const struct epollcr_restore_options defaults = {
 		.targets = EPOLLCR_TARGETS_RECREATE,
 		.missing = EPOLLCR_MISSING_FAIL,
 		.report_fd = -1,
 	};
 	const struct epollcr_restore_options *o = options ? options : &defaults;
+	const struct restore_ext *x = ext ? ext : &no_ext;
 	struct restore r = {
 		.img = img,
 		.existing = o->targets == EPOLLCR_TARGETS_EXISTING,
 		.skip_missing = o->missing == EPOLLCR_MISSING_SKIP,
-		.policy = !(flags & RESTORE_TRUST_IMAGE) && geteuid() == 0 &&
+		.policy = !(x->flags & RESTORE_TRUST_IMAGE) && geteuid() == 0 &&
 			  (img->proc.uid != 0 ||
 			   (img->file_uid >= 0 && img->file_uid != 0)),
 		.report_fd = o->report_fd,
 		.err = err,
 		.err_len = err_len,
 		.ndiags_before = img->ndiags,
+		.ext = x,
 	};
 	int saved_errno = errno, ret;
 
@@ -514,6 +603,8 @@ int restore_image_trust(struct image *img,
 		return rs_fail(&r, "bad restore options (targets %d, missing %d)",
 			       (int)o->targets, (int)o->missing);
 	ret = rs_run(&r);
+	if (ret == 0 && x->result)
+		ret = rs_result(&r, x->result);
 	if (ret < 0) {
 		rs_undo(&r);
 		rs_drop_diags(&r);

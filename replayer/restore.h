@@ -3,7 +3,9 @@
 #ifndef EPOLLCR_RESTORE_H
 #define EPOLLCR_RESTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "epollcr.h"
 #include "epollcr_image.h"
@@ -39,5 +41,61 @@ int restore_image(struct image *img,
 int restore_image_trust(struct image *img,
 			const struct epollcr_restore_options *options,
 			unsigned flags, char *err, size_t err_len);
+
+/* One descriptor a successful restore created. */
+struct restore_fd {
+	int fd;		/* its number in this process */
+	uint32_t kind;	/* enum image_kind of its file */
+	bool kept;	/* not an fd of the image: it only keeps a watched
+			 * file (with no fd in the image) alive */
+};
+
+/* One AF_UNIX socket file a restore created by bind(). */
+struct restore_file {
+	char *path;	/* as bound (relative to the cwd of the restore) */
+	dev_t dev;	/* its device and inode right after bind(): it is */
+	ino_t ino;	/* removed only while the path still names them */
+};
+
+/* What a successful restore created, for its caller to hand over. */
+struct restore_result {
+	struct restore_fd *fds;	/* every descriptor, by increasing number */
+	uint32_t nfds;
+	struct restore_file *files; /* every socket file bound */
+	uint32_t nfiles;
+};
+
+/* Options of restore_image_ex() that the public API does not have. */
+struct restore_ext {
+	unsigned flags;	/* RESTORE_TRUST_IMAGE */
+	/*
+	 * Bind even where another process already has the address (a live
+	 * listener of the program being restored, whose SO_REUSEPORT group
+	 * the restored socket would join).  false: such a bind fails.
+	 */
+	bool force_bind;
+	/* When not NULL: filled on success (restore_result_free() it). */
+	struct restore_result *result;
+};
+
+/*
+ * restore_image_trust() with ext (may be NULL: no flags, no forced bind,
+ * no result).  On failure the socket files the restore bound are removed
+ * again (each only while its path still names the file bound); on success
+ * they stay, and ext->result lists them.
+ */
+int restore_image_ex(struct image *img,
+		     const struct epollcr_restore_options *options,
+		     const struct restore_ext *ext, char *err, size_t err_len);
+
+/* Free what a result holds and leave it empty. */
+void restore_result_free(struct restore_result *res);
+
+/*
+ * Remove the socket files of res whose path still names the file that
+ * was bound (same device and inode, not followed through a symlink): a
+ * file replaced since is left alone.  Returns how many were removed.
+ */
+uint32_t restore_remove_files(const struct restore_result *res);
 
 #endif

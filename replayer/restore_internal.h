@@ -123,6 +123,10 @@ struct restore {
 	uint32_t nsets;
 	struct timespec ready_end; /* CLOCK_MONOTONIC end of the one
 				    * budget of waiting to make files ready */
+	const struct restore_ext *ext; /* never NULL */
+	struct restore_file *files; /* socket files bound: removed on
+				     * failure, handed to the result */
+	uint32_t nfiles, cap_files;
 	char why[512];		/* scratch for per-kind reasons */
 	char note[512];
 };

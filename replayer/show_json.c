@@ -67,8 +67,9 @@ static void json_target_kind(struct text_ctx *c, const struct image_target *t)
 		out_printf(o, ", \"listening\": %s, \"backlog\": ",
 			   json_bool(s->flags & IMAGE_SOCK_LISTENING));
 		out_json_fd(o, s->backlog);
-		out_printf(o, ", \"connected\": %s, \"bound\": %s, \"reuseaddr\": %s, \"reuseport\": %s, \"v6only\": %s, \"socketpair\": %s",
+		out_printf(o, ", \"connected\": %s, \"ended\": %s, \"bound\": %s, \"reuseaddr\": %s, \"reuseport\": %s, \"v6only\": %s, \"socketpair\": %s",
 			   json_bool(s->flags & IMAGE_SOCK_CONNECTED),
+			   json_bool(s->flags & IMAGE_SOCK_ENDED),
 			   json_bool(s->flags & IMAGE_SOCK_BOUND),
 			   json_bool(s->flags & IMAGE_SOCK_REUSEADDR),
 			   json_bool(s->flags & IMAGE_SOCK_REUSEPORT),
@@ -79,6 +80,9 @@ static void json_target_kind(struct text_ctx *c, const struct image_target *t)
 		out_puts(o, ", \"pair_fd\": ");
 		out_json_fd(o, lowest_fd(c->img, &c->ix, s->pair));
 		out_printf(o, ", \"pending\": %u", s->pending);
+		if (s->file_mode)
+			out_printf(o, ", \"file_mode\": \"0%o\"",
+				   s->file_mode & 07777);
 		break;
 	}
 	case IMAGE_KIND_PIPE:

@@ -62,6 +62,7 @@ static void text_socket(struct text_ctx *c, const struct image_socket *s)
 	} flags[] = {
 		{ IMAGE_SOCK_LISTENING, "listening" },
 		{ IMAGE_SOCK_CONNECTED, "connected" },
+		{ IMAGE_SOCK_ENDED, "ended" },
 		{ IMAGE_SOCK_REUSEADDR, "reuseaddr" },
 		{ IMAGE_SOCK_REUSEPORT, "reuseport" },
 		{ IMAGE_SOCK_BOUND, "bound" },
@@ -89,6 +90,8 @@ static void text_socket(struct text_ctx *c, const struct image_socket *s)
 			out_printf(c->o, ", %s", flags[i].name);
 	if (s->backlog >= 0)
 		out_printf(c->o, ", backlog %d", s->backlog);
+	if (s->file_mode)
+		out_printf(c->o, ", file mode 0%o", s->file_mode & 07777);
 	if (s->pair) {
 		out_printf(c->o, ", other end target %u (", s->pair);
 		text_fds(c, s->pair);

@@ -285,9 +285,10 @@ static int rs_match_group(struct restore *r, struct rs_verify *v,
 		if (!found) {
 			rs_what(r, rs_exp_target(r, &v->exps[from]), what,
 				sizeof(what));
-			return rs_fail(r, "verify: epfd %d tfd %d: the watch with events 0x%x data 0x%llx is not on %s",
+			return rs_fail(r, "verify: epfd %d tfd %d: the watch with events 0x%x data 0x%llx is not on %s, the kernel shows it on inode %llu",
 				       rs_first_fd(r, sid), l->tfd, l->events,
-				       (unsigned long long)l->data, what);
+				       (unsigned long long)l->data, what,
+				       (unsigned long long)l->ino);
 		}
 	}
 	return 0;

@@ -40,7 +40,12 @@ SHIM_API SHIM_HOT int dup2(int oldfd, int newfd)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
 	bool locked = f && !shim_busy && registry_fdop_begin(f);
-	int ret = duplicated(oldfd, REAL(dup2)(oldfd, newfd));
+	/* After the lock: never wait for a creation while holding it. */
+	int how = shim_busy ? 0 : shim_prog_dup_enter();
+	int ret = REAL(dup2)(oldfd, newfd);
+	if (how)
+		shim_prog_dup_leave(how);
+	ret = duplicated(oldfd, ret);
 	registry_fdop_end(locked);
 	return ret;
 }
@@ -49,7 +54,12 @@ SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
 {
 	const struct reg_file *f = registry_fd_lookup(newfd);
 	bool locked = f && !shim_busy && registry_fdop_begin(f);
-	int ret = duplicated(oldfd, REAL(dup3)(oldfd, newfd, flags));
+	/* After the lock: never wait for a creation while holding it. */
+	int how = shim_busy ? 0 : shim_prog_dup_enter();
+	int ret = REAL(dup3)(oldfd, newfd, flags);
+	if (how)
+		shim_prog_dup_leave(how);
+	ret = duplicated(oldfd, ret);
 	registry_fdop_end(locked);
 	return ret;
 }

@@ -16,8 +16,6 @@
 
 static int created(int fd, uint32_t kind, const struct reg_create *c)
 {
-	if (fd >= 0 && shim_busy)
-		return shim_fd_high(fd); /* the shim's own (libunwind...) */
 	if (fd >= 0) {
 		int saved_errno = errno;
 		registry_fd_created(fd, kind, c);
@@ -26,13 +24,26 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 	return fd;
 }
 
-static int pipe_created(int ret, int fds[2], int flags)
+/* The shim's own call (shim_busy): its descriptors high, unseen. */
+#define CREATE(call, kind, c) \
+	(shim_busy ? OWN_CREATE(call) : created((call), (kind), (c)))
+
+/* libunwind keeps a pipe to validate addresses: the shim's own, high. */
+static int own_pipe(int fds[2], int flags)
 {
-	if (ret == 0 && shim_busy) {
-		/* libunwind keeps a pipe to validate addresses: keep it high */
+	shim_own_begin();
+	int ret = flags ? REAL(pipe2)(fds, flags) : REAL(pipe)(fds);
+	if (ret == 0) {
 		fds[0] = shim_fd_high(fds[0]);
 		fds[1] = shim_fd_high(fds[1]);
-	} else if (ret == 0) {
+	}
+	shim_own_end(-1);
+	return ret;
+}
+
+static int pipe_created(int ret, int fds[2], int flags)
+{
+	if (ret == 0) {
 		struct reg_create r = { .flags = flags, .backlog = -1,
 					.pipe_end = 0, .peer_fd = fds[1] };
 		struct reg_create w = { .flags = flags, .backlog = -1,
@@ -45,25 +56,29 @@ static int pipe_created(int ret, int fds[2], int flags)
 
 SHIM_API int pipe(int fds[2])
 {
+	if (shim_busy)
+		return own_pipe(fds, 0);
 	return pipe_created(REAL(pipe)(fds), fds, 0);
 }
 
 SHIM_API int pipe2(int fds[2], int flags)
 {
+	if (shim_busy)
+		return own_pipe(fds, flags);
 	return pipe_created(REAL(pipe2)(fds, flags), fds, flags);
 }
 
 SHIM_API int eventfd(unsigned int count, int flags)
 {
 	struct reg_create c = { .flags = flags, .backlog = -1 };
-	return created(REAL(eventfd)(count, flags), IMAGE_KIND_EVENTFD, &c);
+	return CREATE(REAL(eventfd)(count, flags), IMAGE_KIND_EVENTFD, &c);
 }
 
 SHIM_API int timerfd_create(int clockid, int flags)
 {
 	struct reg_create c = { .flags = flags, .clockid = clockid,
 				.backlog = -1 };
-	return created(REAL(timerfd_create)(clockid, flags),
+	return CREATE(REAL(timerfd_create)(clockid, flags),
 		       IMAGE_KIND_TIMERFD, &c);
 }
 
@@ -96,11 +111,11 @@ SHIM_API int signalfd(int fd, const sigset_t *mask, int flags)
 
 SHIM_API int inotify_init(void)
 {
-	return created(REAL(inotify_init)(), IMAGE_KIND_OTHER, NULL);
+	return CREATE(REAL(inotify_init)(), IMAGE_KIND_OTHER, NULL);
 }
 
 SHIM_API int inotify_init1(int flags)
 {
 	struct reg_create c = { .flags = flags, .backlog = -1 };
-	return created(REAL(inotify_init1)(flags), IMAGE_KIND_OTHER, &c);
+	return CREATE(REAL(inotify_init1)(flags), IMAGE_KIND_OTHER, &c);
 }

@@ -18,6 +18,7 @@
 #include "kview.h"
 #define LOG_PREFIX "shim"
 #include "log.h"
+#include "ownfd.h"
 #include "recorder.h"
 #include "registry.h"
 #include "shim.h"
@@ -99,6 +100,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	shim_own_fork_child();
 	registry_fork_child();
 	backtrace_fork_child();
 	shim_recorder_fork_child();
@@ -120,7 +122,7 @@ static void adopt_set(int fdinfo_dir, int epfd)
 {
 	char name[16], buf[65536];
 	snprintf(name, sizeof(name), "%d", epfd);
-	int fd = openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC);
+	int fd = OWN_FD(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return;
 	registry_adopt_set(epfd);
@@ -137,14 +139,22 @@ static void adopt_set(int fdinfo_dir, int epfd)
 /*
  * Epoll fds inherited across exec: the previous program's shadow is gone,
  * the kernel still has the sets.  The directory fd is closed before main(),
- * so the program's first open() gets the same number as without the shim.
+ * so the program's first open() gets the same number as without the shim
+ * (they are above the program's range anyway).
  */
 static void adopt_inherited(void)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	if (!dir)
+	/* Our descriptors stay out of the program's range (ownfd.h). */
+	int dir_fd =
+		OWN_FD(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	DIR *dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+	if (!dir) {
+		if (dir_fd >= 0)
+			shim_real.close(dir_fd);
 		return;
-	int fdinfo_dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	int fdinfo_dir = OWN_FD(open("/proc/self/fdinfo",
+				     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	struct dirent *de;
 	char path[64], link[64];
 	while ((de = readdir(dir))) {
@@ -169,6 +179,13 @@ static void adopt_inherited(void)
 static void init_once_fn(void)
 {
 	shim_resolve();
+	/* The library's own descriptors go above the program's range. */
+	static const struct own_fd_hooks hooks = {
+		shim_own_begin, shim_own_end, shim_own_section_begin,
+		shim_own_section_end
+	};
+	shim_own_init();
+	__atomic_store_n(&own_fd_hooks, &hooks, __ATOMIC_RELEASE);
 	shim_busy = 1;
 	read_config();
 	registry_init();

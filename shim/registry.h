@@ -48,6 +48,7 @@ struct reg_create {
 	int32_t pipe_end; /* pipe: 0 read end, 1 write end; socketpair: 0/1 */
 	int32_t peer_fd;  /* pipe, socketpair: the other end's fd at creation */
 	uint64_t sigmask; /* signalfd: bit n-1 for signal n */
+	uint32_t accepted; /* socket: returned by accept()/accept4() */
 };
 
 struct reg_set;

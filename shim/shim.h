@@ -101,6 +101,56 @@ static inline void shim_leave(void)
  */
 int shim_fd_high(int fd);
 
+/*
+ * A descriptor the shim creates for itself, unseen by the program's
+ * dup2()/dup3(): shim_own_begin() before the creating call, and
+ * shim_own_end(fd) after it (fd < 0 too), which moves fd high
+ * (shim_fd_high) and returns it.  A section (a whole dump) makes the
+ * program's dup2s take the counted path once instead of at each
+ * creation.  The program's dup2/dup3 wrappers run their call between
+ * how = shim_prog_dup_enter() and shim_prog_dup_leave(how), which wait
+ * while such a creation is under way.  See ownfd.h and real.c.
+ */
+void shim_own_init(void);
+void shim_own_fork_child(void);
+void shim_own_section_begin(void);
+void shim_own_section_end(void);
+void shim_own_begin(void);
+int shim_own_end(int fd);
+int shim_prog_dup_slow(void);
+void shim_prog_dup_counted_leave(void);
+extern int shim_dup_careful;
+extern __thread int *shim_dup_busy __attribute__((tls_model("initial-exec")));
+
+/* 1: the thread's slot marks the call (no section), 2: counted. */
+static inline int shim_prog_dup_enter(void)
+{
+	int *busy = shim_dup_busy;
+	if (busy) {
+		int b = __atomic_load_n(busy, __ATOMIC_RELAXED);
+		__atomic_store_n(busy, b + 1, __ATOMIC_RELAXED);
+		/* a section's membarrier orders this store and that load */
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&shim_dup_careful, __ATOMIC_RELAXED))
+			return 1;
+		__atomic_store_n(busy, b, __ATOMIC_RELEASE);
+	}
+	return shim_prog_dup_slow();
+}
+
+static inline void shim_prog_dup_leave(int how)
+{
+	if (how == 1) {
+		int *busy = shim_dup_busy;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		__atomic_store_n(busy, __atomic_load_n(busy, __ATOMIC_RELAXED) - 1,
+				 __ATOMIC_RELEASE);
+	} else {
+		shim_prog_dup_counted_leave();
+	}
+}
+#define OWN_CREATE(call) (shim_own_begin(), shim_own_end(call))
+
 /* Load-time set-up: configuration, atfork handlers, inherited sets. */
 void shim_init(void);
 

@@ -38,7 +38,8 @@ static bool prog_action_set;
 static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sem_t dump_sem;
-static uint32_t pending[PENDING_SLOTS]; /* nonce + 1; 0 = free */
+/* (requester's uid << 32) | (nonce + 1); 0 = free */
+static uint64_t pending[PENDING_SLOTS];
 static int plain_pending;		/* kill(2) requests */
 static int thread_state;		/* 0 none, 1 starting/running */
 static pid_t thread_pid;		/* process that owns the thread */
@@ -60,10 +61,15 @@ static void forward(int sig, siginfo_t *info, void *uctx)
 	}
 	if (act.sa_handler == SIG_IGN)
 		return;
+	/* On the recorder thread (asleep, holding nothing), the program's
+	 * handler is the program's code: its calls are recorded. */
+	int saved_busy = shim_busy;
+	shim_busy = 0;
 	if (act.sa_flags & SA_SIGINFO)
 		act.sa_sigaction(sig, info, uctx);
 	else
 		act.sa_handler(sig);
+	shim_busy = saved_busy;
 }
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
@@ -75,10 +81,11 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	bool plain = info && info->si_code == SI_USER &&
 		     (!prog_action_set || prog_action.sa_handler == SIG_DFL);
 	if (queued) {
-		uint32_t v = ((uint32_t)info->si_value.sival_int &
-			      RECORDER_NONCE_MASK) + 1;
+		uint64_t v = ((uint64_t)info->si_uid << 32) |
+			     (((uint32_t)info->si_value.sival_int &
+			       RECORDER_NONCE_MASK) + 1);
 		for (int i = 0; i < PENDING_SLOTS; i++) {
-			uint32_t free_slot = 0;
+			uint64_t free_slot = 0;
 			if (__atomic_compare_exchange_n(&pending[i], &free_slot,
 							v, false,
 							__ATOMIC_ACQ_REL,
@@ -95,23 +102,44 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	errno = saved_errno;
 }
 
-/* Stream an image to the `epollcr dump` waiting for nonce. */
-static void serve_request(uint32_t nonce)
+/*
+ * Whether the socket connected to for a dump request belongs to the user who
+ * asked (uid, from the request's siginfo) or to root.  A requester that gave
+ * up frees the abstract name: anyone may bind it meanwhile.
+ */
+static bool requester_listens(int fd, uid_t uid, uint32_t nonce)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_error("dump request %u: cannot tell who listens: %s",
+			  nonce, strerror(errno));
+		return false;
+	}
+	if (cred.uid == uid || cred.uid == 0)
+		return true;
+	log_error("dump request %u: refused: uid %u asked, but uid %u (pid %d) listens", nonce, (unsigned)uid, (unsigned)cred.uid, (int)cred.pid);
+	return false;
+}
+
+/* Stream an image to the `epollcr dump` of user uid waiting for nonce. */
+static void serve_request(uint32_t nonce, uid_t uid)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int len = recorder_socket_name(sa.sun_path, sizeof(sa.sun_path),
 				       (int)getpid(), nonce);
-	int fd = shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = OWN_CREATE(
+		shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (fd < 0) {
 		log_error("cannot create the dump socket: %s", strerror(errno));
 		return;
 	}
-	fd = shim_fd_high(fd);
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
 		log_error("dump request %u: cannot reach epollcr dump: %s",
 			  nonce, strerror(errno));
-	} else {
+	} else if (requester_listens(fd, uid, nonce)) {
 		int ret = recorder_dump_fd(fd, shim_config.recorder_flags);
 		if (ret < 0)
 			log_error("dump request %u failed: %s", nonce,
@@ -123,18 +151,38 @@ static void serve_request(uint32_t nonce)
 /* A plain kill(2): write the image into the image directory. */
 static void serve_plain(void)
 {
-	char dir[4096], why[256], path[4200];
-	if (recorder_image_dir(shim_config.dir, dir, sizeof(dir), why,
-			       sizeof(why)) < 0) {
+	char dir[4096], why[4400], name[64];
+	int dirfd = recorder_image_dir(shim_config.dir, dir, sizeof(dir), why,
+				       sizeof(why));
+	if (dirfd < 0) {
 		log_error("no image directory: %s", why);
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/epollcr-%d.img", dir, (int)getpid());
-	int ret = recorder_dump_file(path, shim_config.recorder_flags);
+	snprintf(name, sizeof(name), "epollcr-%d.img", (int)getpid());
+	int ret = recorder_dump_at(dirfd, name, shim_config.recorder_flags);
 	if (ret < 0)
-		log_error("dump to %s failed: %s", path, strerror(-ret));
+		log_error("dump to %s/%s failed: %s", dir, name, strerror(-ret));
 	else
-		log_info("image written to %s", path);
+		log_info("image written to %s/%s", dir, name);
+	shim_real.close(dirfd);
+}
+
+/*
+ * Sleep until a request: the checkpoint signal is unblocked on this
+ * thread only while it waits, so `epollcr dump`, which signals this
+ * thread alone, never interrupts a program thread, and the handler never
+ * runs in the middle of a dump.  A request that arrives during a dump
+ * stays pending on the thread until the next wait.
+ */
+static void recorder_wait(void)
+{
+	sigset_t sig, old;
+	sigemptyset(&sig);
+	sigaddset(&sig, ckpt_signal);
+	pthread_sigmask(SIG_UNBLOCK, &sig, &old);
+	while (sem_wait(&dump_sem) < 0 && errno == EINTR)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void *recorder_thread(void *arg)
@@ -142,16 +190,19 @@ static void *recorder_thread(void *arg)
 	(void)arg;
 	shim_busy = 1; /* the thread's own libc calls are not the program's */
 	for (;;) {
-		while (sem_wait(&dump_sem) < 0 && errno == EINTR)
-			;
+		recorder_wait();
+		/* Our descriptors out of the program's way (ownfd.h). */
+		shim_own_section_begin();
 		for (int i = 0; i < PENDING_SLOTS; i++) {
-			uint32_t v = __atomic_exchange_n(&pending[i], 0,
+			uint64_t v = __atomic_exchange_n(&pending[i], 0,
 							 __ATOMIC_ACQ_REL);
 			if (v)
-				serve_request(v - 1);
+				serve_request((uint32_t)v - 1,
+					      (uid_t)(v >> 32));
 		}
 		if (__atomic_exchange_n(&plain_pending, 0, __ATOMIC_ACQ_REL))
 			serve_plain();
+		shim_own_section_end();
 	}
 	return NULL;
 }

@@ -15,7 +15,7 @@
 #define SOCK_FLAG_MASK (SOCK_NONBLOCK | SOCK_CLOEXEC)
 
 static void socket_created(int fd, int domain, int type, int protocol,
-			   int end, int peer_fd)
+			   int end, int peer_fd, bool accepted)
 {
 	struct reg_create c = {
 		.flags = type & SOCK_FLAG_MASK,
@@ -25,18 +25,19 @@ static void socket_created(int fd, int domain, int type, int protocol,
 		.backlog = -1,
 		.pipe_end = end,
 		.peer_fd = peer_fd,
+		.accepted = accepted,
 	};
 	registry_fd_created(fd, IMAGE_KIND_SOCKET, &c);
 }
 
 SHIM_API int socket(int domain, int type, int protocol)
 {
+	if (shim_busy) /* the shim's own: high, unseen by the program */
+		return OWN_CREATE(REAL(socket)(domain, type, protocol));
 	int fd = REAL(socket)(domain, type, protocol);
-	if (fd >= 0 && shim_busy)
-		return shim_fd_high(fd);
 	if (fd >= 0) {
 		int saved_errno = errno;
-		socket_created(fd, domain, type, protocol, -1, -1);
+		socket_created(fd, domain, type, protocol, -1, -1, false);
 		errno = saved_errno;
 	}
 	return fd;
@@ -47,8 +48,8 @@ SHIM_API int socketpair(int domain, int type, int protocol, int sv[2])
 	int ret = REAL(socketpair)(domain, type, protocol, sv);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		socket_created(sv[0], domain, type, protocol, 0, sv[1]);
-		socket_created(sv[1], domain, type, protocol, 1, sv[0]);
+		socket_created(sv[0], domain, type, protocol, 0, sv[1], false);
+		socket_created(sv[1], domain, type, protocol, 1, sv[0], false);
 		errno = saved_errno;
 	}
 	return ret;
@@ -63,9 +64,9 @@ static int accepted(int listen_fd, int fd, int flags)
 	const struct reg_file *l = registry_file_at(listen_fd);
 	if (l && l->kind == IMAGE_KIND_SOCKET)
 		socket_created(fd, l->create.domain, l->create.type | flags,
-			       l->create.protocol, -1, -1);
+			       l->create.protocol, -1, -1, true);
 	else
-		socket_created(fd, -1, -1 | flags, -1, -1, -1);
+		socket_created(fd, -1, -1 | flags, -1, -1, -1, true);
 	errno = saved_errno;
 	return fd;
 }

@@ -197,6 +197,11 @@ IG_UNUSED static void ig_socket(struct imggen *g, struct image_target *t)
 			ig_unix_addr(g, s);
 		else
 			ig_inet_addr(g, s);
+		/* a path's file mode, half the time (0: not known) */
+		if (s->domain == AF_UNIX && s->addr_len > sizeof(sa_family_t) &&
+		    ((struct sockaddr_un *)s->addrp)->sun_path[0] &&
+		    ig_chance(g, 50))
+			s->file_mode = 0140000u | ig_below(g, 01000);
 		if (s->type == SOCK_STREAM && ig_chance(g, 80))
 			s->flags |= IMAGE_SOCK_LISTENING;
 	}

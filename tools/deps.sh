@@ -24,7 +24,7 @@ demo_pkgs="gcc libc6-dev make libunwind8"
 # libcmocka-dev: unit tests; binutils: readelf and nm (test_abi); man-db and
 # groff-base: man pages rendered with warnings (test_man, test_install).
 build_pkgs="$demo_pkgs pkg-config libunwind-dev libcmocka-dev util-linux procps iproute2 python3 binutils man-db groff-base"
-all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs golang-go"
+all_pkgs="$build_pkgs clang libclang-rt-14-dev clang-tidy cppcheck valgrind redis-server redis-tools memcached nginx-light nodejs golang-go haproxy lighttpd"
 case $what in
 demo) want=$demo_pkgs ;;
 build | test) want=$build_pkgs ;;

@@ -13,6 +13,7 @@ Exit 0 when they agree, 1 with one line per difference.
 """
 import json
 import os
+import stat
 import sys
 
 KIND_BY_LINK = {
@@ -22,7 +23,11 @@ KIND_BY_LINK = {
 }
 
 
-def link_kind(link):
+def link_kind(link, mode=0):
+    """The image's kind name for a /proc/PID/fd link (and its stat mode:
+    a named FIFO's link is its path)."""
+    if stat.S_ISFIFO(mode):
+        return "pipe"
     if link.startswith("socket:"):
         return "socket"
     if link.startswith("pipe:"):
@@ -95,7 +100,7 @@ def main():
                 if ino is not None and st.st_ino != ino:
                     problems.append(f"epoll fd {fd} tfd {w['tfd']}: open_fd {ofd} has inode {st.st_ino}, the kernel watches inode {ino}")
                 kind = w.get("target", {}).get("kind")
-                if kind and kind != link_kind(link):
+                if kind and kind != link_kind(link, st.st_mode):
                     problems.append(f"epoll fd {fd} tfd {w['tfd']}: image says {kind}, fd {ofd} is {link}")
     if not subset:
         for fd in kernel:

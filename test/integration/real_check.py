@@ -29,7 +29,8 @@ usage:
   real_check.py skipped IMAGE.json OUT.json
       Write to OUT.json the image without the watches that
       `epollcr restore --missing=skip` leaves out (connected sockets whose
-      peer is not in the image) and print one line "epfd E tfd T" per
+      peer is not in the image, but connected UDP; connections that
+      ended; named FIFOs) and print one line "epfd E tfd T" per
       watch left out.
 Exit status 0 when the check holds, 1 with one line per problem.
 """
@@ -260,6 +261,12 @@ def cmd_noconn(args):
     return 1 if bad else 0
 
 
+def reconnectable(t):
+    """A connected inet datagram socket: connect() brings it back."""
+    return t.get("domain") in ("AF_INET", "AF_INET6") and \
+        t.get("type") == "SOCK_DGRAM" and t.get("peer") is not None
+
+
 def cmd_skipped(args):
     with open(args[0]) as f:
         image = json.load(f)
@@ -267,8 +274,11 @@ def cmd_skipped(args):
         kept = []
         for w in e["watches"]:
             t = w.get("target") or {}
-            if t.get("kind") == "socket" and t.get("connected") and \
-                    not t.get("socketpair"):
+            if t.get("kind") == "pipe" and (t.get("path") or "").startswith("/"):
+                print(f"epfd {e['fd']} tfd {w['tfd']}")  # a named FIFO
+            elif t.get("kind") == "socket" and (t.get("ended") or (
+                    t.get("connected") and not t.get("socketpair") and
+                    not reconnectable(t))):
                 print(f"epfd {e['fd']} tfd {w['tfd']}")
             else:
                 kept.append(w)

@@ -78,6 +78,12 @@ expect "epollcr restore --exec imgs/" "imgs/a.img imgs/b.img imgs/sub"
 expect "epollcr run -- trun" "truncate"
 expect "epollcr run --dir imgs trun" "truncate"
 expect "epollcr restore --exec imgs/a.img trun" "truncate"
+# Options after --exec, then IMAGE, then CMD, maybe after --.
+expect "epollcr restore --exec --missing=skip imgs/" "imgs/a.img imgs/b.img imgs/sub"
+expect "epollcr restore --exec --missing=skip imgs/a.img trun" "truncate"
+expect "epollcr restore --exec imgs/a.img -- trun" "truncate"
+expect "epollcr restore --force-bind --exec imgs/a.img -- trun" "truncate"
+expect "epollcr restore --f" "--force-bind"
 expect "epollcr run -- ls imgs/n" "imgs/notes.txt"
 
 # dump PID: processes with epoll sets are offered, with or without the

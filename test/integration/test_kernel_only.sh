@@ -10,7 +10,10 @@
 # - `dump --kernel` of a program whose shim answers; `dump --freeze`;
 # - a kernel-only dump as nobody of nobody's own process, and the errors
 #   for another user's process and a process that is gone;
-# - `epollcr ps` and `dump --tree` over a mixed tree.
+# - `epollcr ps` and `dump --tree` over a mixed tree;
+# - a Python server without the shim whose unix socket file was renamed
+#   and given mode 0640 after bind: the kernel-only image records the
+#   file's mode and the name it has now, with an info diagnostic.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$TOP/test/integration/real_lib.sh"
 
@@ -276,4 +279,25 @@ cat "$WORK/tree.report"
 	pass "tree: 3 images" || fail "tree: images: $(ls "$WORK/tree")"
 "$CLI" verify "$WORK/tree" >"$WORK/tree.verify" 2>&1 && pass "tree: every image verifies" ||
 	{ fail "tree: verify"; cat "$WORK/tree.verify"; }
+
+# 6. unix socket files from outside (issue 12.5 on the kernel-only path):
+# bound as u.tmp, then chmod 0640 and renamed to u.sock, as haproxy does.
+kstart unixfile python3 -c '
+import os, select, socket, sys, time
+d = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(d + "/u.tmp"); s.listen(3)
+os.chmod(d + "/u.tmp", 0o640); os.rename(d + "/u.tmp", d + "/u.sock")
+ep = select.epoll(); ep.register(s.fileno(), select.EPOLLIN)
+print("ready", flush=True)
+time.sleep(60)' "$WORK"
+upid=$STARTED_PID
+if "$CLI" dump -o "$WORK/unixfile.img" "$upid" >"$WORK/unixfile.dump" 2>&1 &&
+	"$CLI" show --json "$WORK/unixfile.img" >"$WORK/unixfile.json"; then
+	json_is "$WORK/unixfile.json" 'j["kernel_only"] and any(w["target"].get("file_mode") == "0640" and w["target"]["address"].endswith("/u.sock") for e in j["epoll"] for w in e["watches"]) and any("was renamed to" in d["message"] for d in j["diagnostics"])' &&
+		pass "unixfile: kernel-only image records u.sock, file mode 0640, the rename" ||
+		fail "unixfile: $(head -c 1200 "$WORK/unixfile.json")"
+else
+	fail "unixfile: dump or show:"; cat "$WORK/unixfile.dump"
+fi
 finish

@@ -339,6 +339,68 @@ static void test_ipv6_v6only(void **state)
 	close(s);
 }
 
+/* A bound socket described live, at addr (AF_INET or AF_UNIX). */
+static void describe_bound(struct image_target *t, const struct sockaddr *addr,
+			   socklen_t len)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, addr, len), 0);
+	memset(t, 0, sizeof(*t));
+	t->kind = IMAGE_KIND_SOCKET;
+	assert_int_equal(kind_ops_of(t->kind)->describe(t, fd, NULL), 0);
+	close(fd);
+}
+
+/*
+ * A verify mismatch names both values: two bound addresses (inet, unix
+ * path), two socket file modes (issue 12, item 9).
+ */
+static void test_socket_same_names_both(void **state)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct image_target t, u;
+	char buf[256], dir[] = "/tmp/epollcr-kind-XXXXXX";
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	describe_bound(&t, (struct sockaddr *)&in, sizeof(in));
+	describe_bound(&u, (struct sockaddr *)&in, sizeof(in));
+	assert_false(kind_ops_of(t.kind)->same(&t, &u, buf, sizeof(buf)));
+	char want[128];
+	snprintf(want, sizeof(want), "socket bound address 127.0.0.1:%u vs 127.0.0.1:%u",
+		 ntohs(((struct sockaddr_in *)t.u.sock.addrp)->sin_port),
+		 ntohs(((struct sockaddr_in *)u.u.sock.addrp)->sin_port));
+	assert_string_equal(buf, want);
+	image_target_release(&t);
+	image_target_release(&u);
+
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/a.sock", dir);
+	describe_bound(&t, (struct sockaddr *)&un, sizeof(un));
+	unlink(un.sun_path);
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/b.sock", dir);
+	describe_bound(&u, (struct sockaddr *)&un, sizeof(un));
+	unlink(un.sun_path);
+	assert_false(kind_ops_of(t.kind)->same(&t, &u, buf, sizeof(buf)));
+	snprintf(want, sizeof(want), "socket bound address %s/a.sock vs %s/b.sock",
+		 dir, dir);
+	assert_string_equal(buf, want);
+	image_target_release(&u);
+
+	u = t; /* shares t's addresses: only t is released */
+	t.u.sock.file_mode = 0140600;
+	u.u.sock.file_mode = 0140755;
+	assert_false(kind_ops_of(t.kind)->same(&t, &u, buf, sizeof(buf)));
+	assert_string_equal(buf, "socket file mode 0600 vs 0755");
+	u.u.sock.file_mode = 0; /* not known: not compared */
+	assert_true(kind_ops_of(t.kind)->same(&t, &u, NULL, 0));
+	image_target_release(&t);
+	rmdir(dir);
+}
+
 static void test_unix_pair(void **state)
 {
 	(void)state;
@@ -451,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_pipe),
 		cmocka_unit_test(test_tcp_listener),
 		cmocka_unit_test(test_ipv6_v6only),
+		cmocka_unit_test(test_socket_same_names_both),
 		cmocka_unit_test(test_unix_pair),
 		cmocka_unit_test(test_epoll_and_other),
 		cmocka_unit_test(test_describe_errors),

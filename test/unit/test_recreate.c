@@ -512,8 +512,13 @@ static void test_socket_unrestorable(void **state)
 	assert_int_equal(ops->can_recreate(&t, false, why, sizeof(why)),
 			 -EOPNOTSUPP);
 	assert_int_equal(ops->can_recreate(&t, true, why, sizeof(why)), 0);
+	/* A connection that ended: refused, bound or not. */
+	t = inet_sock(SOCK_STREAM, IMAGE_SOCK_BOUND | IMAGE_SOCK_ENDED, 0);
+	assert_int_equal(ops->can_recreate(&t, false, why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "connection ended"));
 	/* Bad input: unknown flags, an address of another family. */
-	t = inet_sock(SOCK_STREAM, 0x80, 0);
+	t = inet_sock(SOCK_STREAM, 0x100, 0);
 	assert_int_equal(ops->recreate(&t, &q, &fd), -EINVAL);
 	t = inet_sock(SOCK_STREAM, IMAGE_SOCK_BOUND, 0);
 	t.u.sock.addrp->ss_family = AF_INET6;

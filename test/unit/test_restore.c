@@ -1620,6 +1620,138 @@ static void child_no_fd(void)
 	image_free(&img);
 }
 
+/*
+ * restore_image_ex() tells what it created: every fd with its kind (the
+ * one kept for a watched file with no fd marked kept), the unix socket
+ * file it bound (with the image's mode: 0600 here, whatever the umask),
+ * which restore_remove_files() removes only while the path still names
+ * it.  A restore failing after the bind removes the file it bound.
+ */
+static void child_result(void)
+{
+	char dir[] = "/tmp/epollcr-restore-XXXXXX", path[128];
+	struct restore_result res = { 0 };
+	struct restore_ext ext = { .result = &res };
+	struct image img;
+	struct stat st;
+	uint32_t s, e, ls;
+	int fd, taken;
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	socklen_t len = sizeof(in);
+
+	CHECK(mkdtemp(dir), "mkdtemp");
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	umask(022);
+	new_image(&img, &s, &e);
+	put_watch(&img, s, 120, EPOLLIN, 1, e); /* e has no fd */
+	ls = unix_sock(&img, path, strlen(path) + 1, SOCK_STREAM,
+		       IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
+	T(&img, ls)->u.sock.file_mode = 0140600;
+	put_fd(&img, 101, ls, true);
+	put_watch(&img, s, 101, EPOLLIN, 2, ls);
+	CHECK(restore_image_ex(&img, NULL, &ext, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(res.nfds == 3 && res.fds[0].fd == 100 &&
+		      res.fds[0].kind == IMAGE_KIND_EPOLL && !res.fds[0].kept &&
+		      res.fds[1].fd == 101 &&
+		      res.fds[1].kind == IMAGE_KIND_SOCKET && !res.fds[1].kept &&
+		      res.fds[2].fd > 120 &&
+		      res.fds[2].kind == IMAGE_KIND_EVENTFD && res.fds[2].kept,
+	      "%u fds", res.nfds);
+	CHECK(fd_open(res.fds[2].fd) && fd_cloexec(res.fds[2].fd), "kept fd");
+	CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		      (st.st_mode & 07777) == 0600,
+	      "socket file mode 0%o", st.st_mode & 07777);
+	CHECK(res.nfiles == 1 && !strcmp(res.files[0].path, path) &&
+		      res.files[0].ino == st.st_ino,
+	      "%u files", res.nfiles);
+	/* Replaced by another file: left alone. */
+	CHECK(unlink(path) == 0, "unlink");
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, "create %s", path);
+	close(fd);
+	CHECK(restore_remove_files(&res) == 0, "replaced file removed");
+	CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode), "file kept");
+	unlink(path);
+	restore_result_free(&res);
+	close(100);
+	close(101);
+	syscall(SYS_close_range, 121, ~0U, 0);
+	image_free(&img);
+
+	/* Its own file: removed. */
+	new_image(&img, &s, &e);
+	put_fd(&img, 101, e, true);
+	put_watch(&img, s, 101, EPOLLIN, 1, e);
+	ls = unix_sock(&img, path, strlen(path), SOCK_STREAM,
+		       IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
+	put_fd(&img, 102, ls, true);
+	put_watch(&img, s, 102, EPOLLIN, 2, ls);
+	CHECK(restore_image_ex(&img, NULL, &ext, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(lstat(path, &st) == 0 && (st.st_mode & 07777) == 0755,
+	      "no mode in the image: the umask's 0%o", st.st_mode & 07777);
+	CHECK(restore_remove_files(&res) == 1 && lstat(path, &st) < 0,
+	      "own file removed");
+	restore_result_free(&res);
+	close(100);
+	close(101);
+	close(102);
+	image_free(&img);
+
+	/* Failing after the bind (the next listener's port is taken). */
+	taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(taken >= 0 && bind(taken, (void *)&in, sizeof(in)) == 0 &&
+		      listen(taken, 1) == 0 &&
+		      getsockname(taken, (void *)&in, &len) == 0,
+	      "listener");
+	new_image(&img, &s, &e);
+	put_fd(&img, 101, e, true);
+	put_watch(&img, s, 101, EPOLLIN, 1, e);
+	ls = unix_sock(&img, path, strlen(path), SOCK_STREAM,
+		       IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
+	put_fd(&img, 102, ls, true);
+	put_watch(&img, s, 102, EPOLLIN, 2, ls);
+	ls = inet_listener(&img, ntohs(in.sin_port));
+	put_fd(&img, 103, ls, true);
+	put_watch(&img, s, 103, EPOLLIN, 3, ls);
+	CHECK(restore_image_ex(&img, NULL, &ext, err, sizeof(err)) < 0 &&
+		      strstr(err, "Address already in use"),
+	      "%s", err);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT,
+	      "the failed restore removed the file it bound");
+	CHECK(!fd_open(100) && !fd_open(101) && !fd_open(102), "fds closed");
+	close(taken);
+	image_free(&img);
+	rmdir(dir);
+
+	/*
+	 * targets=existing (issue 11.6): the eventfd at 101 was there before,
+	 * so the result lists the set alone (what --exec hands over and
+	 * clears close-on-exec on).
+	 */
+	struct epollcr_restore_options o = {
+		.targets = EPOLLCR_TARGETS_EXISTING,
+		.missing = EPOLLCR_MISSING_FAIL,
+		.report_fd = -1,
+	};
+	CHECK(dup2(eventfd(0, EFD_CLOEXEC), 101) == 101, "eventfd at 101");
+	new_image(&img, &s, &e);
+	put_fd(&img, 101, e, true);
+	put_watch(&img, s, 101, EPOLLIN, 1, e);
+	CHECK(restore_image_ex(&img, &o, &ext, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(res.nfds == 1 && res.fds[0].fd == 100 &&
+		      res.fds[0].kind == IMAGE_KIND_EPOLL && !res.nfiles,
+	      "existing: %u fds, the first %d", res.nfds,
+	      res.nfds ? res.fds[0].fd : -1);
+	restore_result_free(&res);
+	close(100);
+	close(101);
+	image_free(&img);
+}
+
 /* Socketpair ends and a pipe pair come back connected to each other. */
 static void child_pairs(void)
 {
@@ -1925,6 +2057,7 @@ CASE(inject_lie)
 CASE(inject_dance)
 CASE(injectable_ok)
 CASE(no_fd)
+CASE(result)
 CASE(pairs)
 CASE(api)
 CASE(bench15k)
@@ -1964,6 +2097,7 @@ int main(void)
 		cmocka_unit_test(test_inject_dance),
 		cmocka_unit_test(test_injectable_ok),
 		cmocka_unit_test(test_no_fd),
+		cmocka_unit_test(test_result),
 		cmocka_unit_test(test_pairs),
 		cmocka_unit_test(test_api),
 		cmocka_unit_test(test_bench15k),

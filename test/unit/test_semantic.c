@@ -7,7 +7,9 @@
  * number, st_dev, st_ino and fd flags, from the kernel) and:
  * - a failed restore must leave it exactly as it was;
  * - a successful one may only add fds the image names (which the test
- *   then closes, and the table must again be as it was).
+ *   then closes, and the table must again be as it was);
+ * - a failed one leaves no unix socket file in the test's socket
+ *   directory, a successful one gives each file there the recorded mode.
  * Failures are injected: the syscalls the restore makes (socket, pipe2,
  * dup3, fcntl, epoll_ctl, bind...) are wrapped here, and the k-th call of a
  * run fails, for k drawn over the calls a clean run made.
@@ -234,6 +236,48 @@ static void clean_sock_dir(void)
 	closedir(d);
 }
 
+/*
+ * After a restore: a failed one leaves no socket file in sock_dir (it
+ * removes what it bound); a successful one bound each file there with
+ * the mode its socket records (when the image has one).
+ */
+static void check_sock_dir(const struct image *img, bool ok,
+			   unsigned long seed, long k)
+{
+	size_t dlen = strlen(sock_dir);
+	DIR *d = opendir(sock_dir);
+	struct dirent *de;
+
+	assert_non_null(d);
+	while (!ok && (de = readdir(d)))
+		if (de->d_name[0] != '.' || de->d_name[1] > '.')
+			fail_msg("seed %lu, fault at call %ld: the failed restore left %s/%s behind",
+				 seed, k, sock_dir, de->d_name);
+	closedir(d);
+	for (uint32_t i = 0; ok && i < img->ntargets; i++) {
+		const struct image_socket *s = &img->targets[i].u.sock;
+		const struct sockaddr_un *un = (const void *)s->addrp;
+		char path[sizeof(un->sun_path) + 1];
+		size_t n;
+		struct stat st;
+
+		if (img->targets[i].kind != IMAGE_KIND_SOCKET ||
+		    s->domain != AF_UNIX || !s->file_mode)
+			continue;
+		n = image_sun_path_len(s->addrp, s->addr_len);
+		memcpy(path, un->sun_path, n);
+		path[n] = '\0';
+		if (strncmp(path, sock_dir, dlen) || path[dlen] != '/' ||
+		    lstat(path, &st) < 0) /* elsewhere, or left out */
+			continue;
+		if (!S_ISSOCK(st.st_mode) ||
+		    (st.st_mode & 0777) != (s->file_mode & 0777))
+			fail_msg("seed %lu: %s has mode 0%o, the image says 0%o",
+				 seed, path, (unsigned)st.st_mode,
+				 (unsigned)s->file_mode);
+	}
+}
+
 /* One restore, fault at call k (0: none); returns its result. */
 static int restore_once(const char *path, const struct image *img,
 			const struct epollcr_restore_options *o,
@@ -263,6 +307,7 @@ static int restore_once(const char *path, const struct image *img,
 	report[len > 0 ? len : 0] = '\0';
 	fd_compare(&before, img, report, ret == 0, seed, k);
 	close(opts.report_fd);
+	check_sock_dir(img, ret == 0, seed, k);
 	clean_sock_dir();
 	return ret;
 }

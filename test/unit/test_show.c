@@ -162,7 +162,7 @@ static void test_text_sockets(void **state)
 	img.watches[4].target = 11;
 	img.watches[6].target = 12;
 	t = render(&img, false, SHOW_NO_ADDR2LINE);
-	assert_contains(t, "target 10: socket AF_INET6 SOCK_STREAM protocol 0, address [::1]:443, peer 10.0.0.1:5555, listening, connected, reuseaddr, reuseport, bound, v6only, socketpair; fd 11 (cloexec); path socket:[77]");
+	assert_contains(t, "target 10: socket AF_INET6 SOCK_STREAM protocol 0, address [::1]:443, peer 10.0.0.1:5555, listening, connected, ended, reuseaddr, reuseport, bound, v6only, socketpair; fd 11 (cloexec); path socket:[77]");
 	assert_contains(t, "target 11: socket AF_UNIX SOCK_DGRAM protocol 0, address @abs\"x\\x0a, backlog 2147483647; fd 12; path (none)");
 	assert_contains(t, "target 12: socket AF_UNIX SOCK_SEQPACKET protocol 0, address /tmp/a b\\\\c, listening, backlog 0; fd 19999 (cloexec)");
 	free(t);
