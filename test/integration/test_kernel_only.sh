@@ -166,11 +166,11 @@ real_restore_check nogetfd "$WORK/nogetfd.img" "$WORK/nogetfd.json"
 
 # reads until two agree: a process that changes a watch's data without a
 # pause never gives two equal reads, unless it did not run at all between
-# them (2 cores shared by the whole test suite): up to 10 dumps, until one
+# them (2 cores shared by the whole test suite): up to 40 dumps, until one
 # is unsettled; --freeze gives one consistent read
 kstart busy "$WORK/kstatic" busy || fail "busy: not ready"
 bpid=$STARTED_PID
-for ((try = 1; try <= 10; try++)); do
+for ((try = 1; try <= 40; try++)); do
 	out=$("$CLI" dump --reads 2 -o "$WORK/busy.img" "$bpid" 2>&1)
 	status=$?
 	grep -q "changed its epoll state" <<<"$out" && break
