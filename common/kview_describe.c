@@ -156,6 +156,14 @@ static const struct inet_diag_sock *inet_of(const struct kv *kv, uint64_t ino)
 	return bsearch(&key, kv->inet, kv->ninet, sizeof(key), cmp_inet);
 }
 
+/* Bytes of an AF_UNIX address's sun_path (out of line: never more). */
+static int sun_len(const struct image_socket *s)
+{
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+
+	return s->addr_len > off ? (int)(s->addr_len - off) : 0;
+}
+
 /*
  * An AF_UNIX socket bound to a path: where its file is now (its mode
  * recorded, a new name after a rename), with a diagnostic when it was
@@ -181,17 +189,17 @@ static int unix_file_of(struct kv *kv, struct image_target *t, int dumped_fd,
 	if (where == KIND_UNIX_FILE_RENAMED)
 		ret = image_add_diag(kv->img, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC,
 				     -1, dumped_fd, t->path, IMAGE_NONE,
-				     "fd %d: unix socket bound as %s was renamed to %.108s: the image records the name it has now",
-				     dumped_fd, old_name,
-				     ((const struct sockaddr_un *)&t->u.sock.addr)
+				     "fd %d: unix socket bound as %s was renamed to %.*s: the image records the name it has now",
+				     dumped_fd, old_name, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
 					     ->sun_path);
 	else if (where == KIND_UNIX_FILE_UNREACHABLE)
 		ret = image_add_diag(kv->img, IMAGE_SEV_WARNING,
 				     IMAGE_DIAG_GENERIC, -1, dumped_fd, t->path,
 				     IMAGE_NONE,
-				     "fd %d: unix socket bound as %.108s can be reached at no path (its file was removed or moved to another directory): a restore would bind a name no client uses",
-				     dumped_fd,
-				     ((const struct sockaddr_un *)&t->u.sock.addr)
+				     "fd %d: unix socket bound as %.*s can be reached at no path (its file was removed or moved to another directory): a restore would bind a name no client uses",
+				     dumped_fd, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
 					     ->sun_path);
 	return ret;
 }
