@@ -27,6 +27,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -1584,7 +1585,19 @@ static void child_wakeup_unrelated(void)
 	put_fd(&img, 101, e, true);
 	put_fd(&img, 102, other, true);
 	put_watch(&img, s, 101, EPOLLIN | EPOLLWAKEUP | 0x18, 1, e);
-	restore_ok(&img);
+	int rep = memfd_create("report", MFD_CLOEXEC);
+	CHECK(rep >= 0, "memfd_create: %s", strerror(errno));
+	CHECK(restore(&img, EPOLLCR_TARGETS_RECREATE, EPOLLCR_MISSING_FAIL,
+		      rep) == 0,
+	      "restore failed: %s", err);
+	char report[1024];
+	ssize_t len = pread(rep, report, sizeof(report) - 1, 0);
+	report[len > 0 ? len : 0] = '\0';
+	close(rep);
+	/* On no watch: the line names none (not "epfd -1 tfd -1"). */
+	CHECK(strstr(report, "epollcr restore: info: 1 files of the image take no part"),
+	      "report: %s", report);
+	CHECK(!strstr(report, "epfd -1"), "report: %s", report);
 	CHECK(KLINES(100, k) == 1, "one watch");
 	kept = k[0].events & EPOLLWAKEUP;
 	CHECK(k[0].events == (kept ? 0x20000019u : 0x19u), "events %x",
