@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* epollcr verify: compare images with the live kernel state of processes. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cli.h"
 #include "image_io.h"
 #include "kview.h"
+#include "recorder.h"
 
 static const char verify_usage[] =
 	"usage: epollcr verify [--pid PID] IMAGE|DIR\n"
@@ -29,9 +31,23 @@ static int verify_one(const char *path, pid_t pid_opt)
 	pid_t pid = pid_opt > 0 ? pid_opt : img.proc.pid;
 	image_init(&live);
 	int ret = kview_snapshot(pid, &live, 0, NULL);
-	if (ret < 0) {
+	/*
+	 * A zombie's /proc/PID/fd reads as empty: every set of the image
+	 * would be reported missing, as if the live process had closed them.
+	 */
+	char st = recorder_pid_state(pid);
+	if (ret < 0 || st == 'Z' || st == 'X' || !st) {
+		char why[256];
+
+		if (st == 'Z')
+			recorder_outside_why(pid, -ESRCH, why, sizeof(why));
+		else if (!st || st == 'X' || ret == -ESRCH)
+			snprintf(why, sizeof(why), "no process has pid %d (it has exited)",
+				 (int)pid);
+		else
+			snprintf(why, sizeof(why), "%s", strerror(-ret));
 		cli_error("verify: cannot read the epoll state of pid %d: %s",
-			  (int)pid, strerror(-ret));
+			  (int)pid, why);
 		image_free(&img);
 		image_free(&live);
 		return CLI_FAIL;

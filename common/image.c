@@ -35,7 +35,7 @@ void image_free(struct image *img)
 		backtrace_free(&img->backtraces[i]);
 	free(img->backtraces);
 	for (uint32_t i = 0; i < img->ntargets; i++)
-		free(img->targets[i].path);
+		image_target_release(&img->targets[i]);
 	free(img->targets);
 	free(img->fds);
 	free(img->watches);
@@ -45,6 +45,50 @@ void image_free(struct image *img)
 	}
 	free(img->diags);
 	image_init(img);
+}
+
+void image_target_release(struct image_target *t)
+{
+	free(t->path);
+	t->path = NULL;
+	if (t->kind == IMAGE_KIND_SOCKET) {
+		image_socket_set_addr(&t->u.sock, NULL, 0);
+		image_socket_set_peer(&t->u.sock, NULL, 0);
+	}
+}
+
+/* Replace *dst (*dst_len bytes) with a copy of len bytes of src. */
+static int set_bytes(struct sockaddr_storage **dst, uint32_t *dst_len,
+		     const void *src, uint32_t len)
+{
+	struct sockaddr_storage *copy = NULL;
+
+	if (len > sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	if (len) {
+		/* never less than a family, zeroed beyond len */
+		copy = calloc(1, len < sizeof(sa_family_t) ? sizeof(sa_family_t)
+							   : len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, src, len);
+	}
+	free(*dst);
+	*dst = copy;
+	*dst_len = len;
+	return 0;
+}
+
+int image_socket_set_addr(struct image_socket *s, const void *addr,
+			  uint32_t len)
+{
+	return set_bytes(&s->addrp, &s->addr_len, addr, len);
+}
+
+int image_socket_set_peer(struct image_socket *s, const void *addr,
+			  uint32_t len)
+{
+	return set_bytes(&s->peerp, &s->peer_len, addr, len);
 }
 
 /*

@@ -1,27 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
  * TCP and UDP sockets through sock_diag (see inet_diag.h): one dump
- * request per family and protocol, every answer's length checked before
- * it is used.
+ * request per family and protocol over the shared transport
+ * (sock_diag.c); each answer's length checked before it is parsed.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 
 #include "inet_diag.h"
-#include "ownfd.h"
-
-#define ID_BUF_LEN (64u << 10) /* bytes of one netlink read */
-#define ID_MAX_EINTR 100       /* retries of one interrupted call */
-#define ID_SEQ 0x45504349u     /* "EPCI": our request's sequence number */
+#include "sock_diag.h"
 
 /* Fill s from one answer; false when malformed. */
 static bool id_parse(const struct nlmsghdr *h, uint32_t protocol,
@@ -70,134 +65,39 @@ static bool id_parse(const struct nlmsghdr *h, uint32_t protocol,
 	return true;
 }
 
-static int id_open(void)
+/* Parse one answer and hand it to the caller's on_sock. */
+struct id_ctx {
+	uint32_t protocol;
+	int (*on_sock)(void *ctx, const struct inet_diag_sock *s);
+	void *ctx;
+};
+
+static int id_answer(void *ctx, const struct nlmsghdr *h)
 {
-	struct timeval tv = { .tv_sec = INET_DIAG_TIMEOUT_MS / 1000,
-			      .tv_usec = (INET_DIAG_TIMEOUT_MS % 1000) * 1000 };
-	int fd = OWN_FD(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-			       NETLINK_SOCK_DIAG));
+	const struct id_ctx *c = ctx;
+	struct inet_diag_sock s;
 
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-static int id_send(int fd, uint32_t family, uint32_t protocol)
-{
-	struct {
-		struct nlmsghdr h;
-		struct inet_diag_req_v2 r;
-	} req;
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	int tries = 0;
-
-	memset(&req, 0, sizeof(req));
-	req.h.nlmsg_len = sizeof(req);
-	req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.h.nlmsg_seq = ID_SEQ;
-	req.r.sdiag_family = (uint8_t)family;
-	req.r.sdiag_protocol = (uint8_t)protocol;
-	req.r.idiag_states = ~0u;
-	while (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel,
-		      sizeof(kernel)) < 0) {
-		if (errno != EINTR || ++tries >= ID_MAX_EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-/* Read answers until NLMSG_DONE, calling on_sock for each socket. */
-static int id_receive(int fd, uint32_t protocol,
-		      int (*on_sock)(void *ctx, const struct inet_diag_sock *s),
-		      void *ctx)
-{
-	char *buf = malloc(ID_BUF_LEN);
-	uint32_t nsocks = 0;
-	int ret = 0, tries = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		struct iovec iov = { .iov_base = buf, .iov_len = ID_BUF_LEN };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(fd, &msg, 0);
-		size_t left, step;
-
-		if (n < 0 && errno == EINTR && ++tries < ID_MAX_EINTR)
-			continue;
-		if (n < 0) {
-			ret = errno == EAGAIN || errno == EWOULDBLOCK
-				      ? -ETIMEDOUT
-				      : -errno;
-			break;
-		}
-		if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {
-			ret = -EPROTO;
-			break;
-		}
-		for (left = (size_t)n; left >= sizeof(struct nlmsghdr);
-		     left -= step) {
-			const struct nlmsghdr *h =
-				(const void *)(buf + ((size_t)n - left));
-			struct inet_diag_sock s;
-
-			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > left) {
-				ret = -EPROTO;
-				goto out;
-			}
-			step = NLMSG_ALIGN(h->nlmsg_len);
-			if (step > left)
-				step = left;
-			if (h->nlmsg_seq != ID_SEQ)
-				continue;
-			if (h->nlmsg_type == NLMSG_DONE)
-				goto out;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					ret = -EPROTO;
-				else
-					ret = e->error < 0 ? e->error : -EPROTO;
-				goto out;
-			}
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-			    !id_parse(h, protocol, &s)) {
-				ret = -EPROTO;
-				goto out;
-			}
-			if (++nsocks > INET_DIAG_MAX_SOCKS) {
-				ret = -E2BIG;
-				goto out;
-			}
-			ret = on_sock(ctx, &s);
-			if (ret)
-				goto out;
-		}
-	}
-out:
-	free(buf);
-	return ret;
+	if (!id_parse(h, c->protocol, &s))
+		return -EPROTO;
+	return c->on_sock(c->ctx, &s);
 }
 
 int inet_diag_dump(uint32_t family, uint32_t protocol,
 		   int (*on_sock)(void *ctx, const struct inet_diag_sock *s),
 		   void *ctx)
 {
-	int fd = id_open(), ret;
+	struct inet_diag_req_v2 req;
+	struct id_ctx c = { .protocol = protocol, .on_sock = on_sock,
+			    .ctx = ctx };
 
-	if (fd < 0)
-		return fd;
-	ret = id_send(fd, family, protocol);
-	if (ret == 0)
-		ret = id_receive(fd, protocol, on_sock, ctx);
-	close(fd);
-	return ret;
+	memset(&req, 0, sizeof(req));
+	req.sdiag_family = (uint8_t)family;
+	req.sdiag_protocol = (uint8_t)protocol;
+	/*
+	 * Every state but TIME_WAIT and NEW_SYN_RECV (12): those are no
+	 * descriptor's socket (inode 0), and a busy host holds thousands.
+	 */
+	req.idiag_states = ~0u & ~(1u << TCP_TIME_WAIT) & ~(1u << 12);
+	return sock_diag_request(&req, sizeof(req), true, INET_DIAG_MAX_SOCKS,
+				 id_answer, &c);
 }

@@ -13,8 +13,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "sock_diag.h"
+
 #define INET_DIAG_MAX_SOCKS (1u << 22) /* sockets one dump reports */
-#define INET_DIAG_TIMEOUT_MS 5000      /* wait for one netlink answer */
+#define INET_DIAG_TIMEOUT_MS SOCK_DIAG_TIMEOUT_MS
 
 /* One TCP or UDP socket as inet_diag shows it. */
 struct inet_diag_sock {
@@ -33,7 +35,8 @@ struct inet_diag_sock {
 
 /*
  * Ask the kernel for every socket of family (AF_INET, AF_INET6) and
- * protocol (IPPROTO_TCP, IPPROTO_UDP) in the caller's network namespace
+ * protocol (IPPROTO_TCP, IPPROTO_UDP) in the caller's network namespace,
+ * but those in TIME_WAIT or NEW_SYN_RECV (no descriptor holds them)
  * and call on_sock for each (s valid during the call only).  Stops at the
  * first non-zero value on_sock returns and returns it.  Bounds: at most
  * INET_DIAG_MAX_SOCKS sockets (-E2BIG), each answer waited for at most

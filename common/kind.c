@@ -49,9 +49,13 @@ int kind_read_self_fdinfo(int fd, char *buf, size_t len)
 	if (len == 0)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/thread-self/fdinfo/%d", fd);
-	pfd = OWN_FD(open(path, O_RDONLY | O_CLOEXEC));
-	if (pfd < 0)
-		return -errno;
+	own_fd_hold(); /* read and closed at once (ownfd.h) */
+	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0) {
+		ret = -errno;
+		own_fd_release();
+		return ret;
+	}
 	/* Bounded: each round reads at least one byte or stops. */
 	while (got < len - 1) {
 		ssize_t n = read(pfd, buf + got, len - 1 - got);
@@ -68,6 +72,7 @@ int kind_read_self_fdinfo(int fd, char *buf, size_t len)
 	}
 	buf[got] = '\0';
 	close(pfd);
+	own_fd_release();
 	return ret;
 }
 

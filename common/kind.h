@@ -71,7 +71,7 @@ enum kind_unix_file {
  * path, else among the entries of that path's directory (a server that
  * binds a temporary name and renames it, as haproxy does, at most
  * KIND_UNIX_SCAN_MAX entries looked at).  Found: s->file_mode gets the
- * file's mode, and when renamed, s->addr the name it has now (old_name
+ * file's mode, and when renamed, s->addrp the name it has now (old_name
  * gets the bound name).  Relative paths are taken from cwd_fd (the
  * process's cwd).  Costs one sock_diag request.
  */

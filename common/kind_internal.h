@@ -91,6 +91,22 @@ int kind_describe_file_flags(struct image_target *t, int fd,
 int kind_describe_fdinfo(struct image_target *t, int fd, const char **fdinfo,
 			 char *buf, size_t len);
 
+struct inet_diag_sock;
+
+/*
+ * The socket kind's describe() with what one sock_diag dump showed of it
+ * (d, its inode's entry): domain, type, protocol, listening, bound and
+ * connected, both addresses and IPV6_V6ONLY from d; file flags from
+ * fdinfo; only SO_REUSEADDR and SO_REUSEPORT through fd (no bulk source
+ * has them).  Gives the same description as describe(t, fd, fdinfo).
+ * Returns 0, -EAGAIN when d cannot stand for getsockname() (an IPv6
+ * link-local address, whose scope only the descriptor gives; the caller
+ * then describes it through fd), or -errno.
+ */
+int kind_socket_describe_bulk(struct image_target *t, int fd,
+			      const char *fdinfo,
+			      const struct inet_diag_sock *d);
+
 /* printf into diff (diff_len bytes, may be 0) for the same() operations. */
 void kind_diff(char *diff, size_t diff_len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "inet_diag.h"
 #include "kind.h"
 #include "kind_internal.h"
 #include "ownfd.h"
@@ -77,6 +78,7 @@ enum {
 	KTCP_SYN_SENT = 2,
 	KTCP_SYN_RECV = 3,
 	KTCP_CLOSE = 7,
+	KTCP_LISTEN = 10,
 };
 
 static bool sock_is_tcp(const struct image_socket *s)
@@ -113,15 +115,17 @@ static void tcp_describe_state(struct image_socket *s, int fd)
 /* Describe a socket we hold a descriptor of. */
 static int socket_describe_live(struct image_socket *s, int fd)
 {
-	socklen_t len = sizeof(s->addr);
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
 	int v;
 
-	if (getsockname(fd, (struct sockaddr *)&s->addr, &len) == 0 &&
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    len >= sizeof(sa_family_t)) {
-		s->domain = s->addr.ss_family;
-		s->addr_len = len > sizeof(s->addr) ? sizeof(s->addr) : len;
+		s->domain = ss.ss_family;
+		if (image_socket_set_addr(s, &ss,
+					  len > sizeof(ss) ? sizeof(ss) : len) < 0)
+			return -ENOMEM;
 	} else {
-		s->addr_len = 0;
 		if (!sock_int(fd, SOL_SOCKET, SO_DOMAIN, &v))
 			return -errno;
 		s->domain = (uint32_t)v;
@@ -140,12 +144,14 @@ static int socket_describe_live(struct image_socket *s, int fd)
 	if (s->domain == AF_INET6 &&
 	    sock_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v) && v)
 		s->flags |= IMAGE_SOCK_V6ONLY;
-	if (sock_addr_is_bound(&s->addr, s->addr_len))
+	if (s->addr_len && sock_addr_is_bound(s->addrp, s->addr_len))
 		s->flags |= IMAGE_SOCK_BOUND;
-	len = sizeof(s->peer);
-	if (getpeername(fd, (struct sockaddr *)&s->peer, &len) == 0) {
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
 		s->flags |= IMAGE_SOCK_CONNECTED;
-		s->peer_len = len > sizeof(s->peer) ? sizeof(s->peer) : len;
+		if (image_socket_set_peer(s, &ss,
+					  len > sizeof(ss) ? sizeof(ss) : len) < 0)
+			return -ENOMEM;
 	}
 	if (sock_is_tcp(s))
 		tcp_describe_state(s, fd);
@@ -161,6 +167,9 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 	struct image_socket *s = &t->u.sock;
 	int ret;
 
+	/* addresses a target held before are its own: free them */
+	image_socket_set_addr(s, NULL, 0);
+	image_socket_set_peer(s, NULL, 0);
 	memset(s, 0, sizeof(*s));
 	s->backlog = -1;
 	ret = kind_describe_file_flags(t, fd, fdinfo);
@@ -173,6 +182,82 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 	return 0;
 }
 
+/* An IPv6 address whose getsockname() carries a scope id. */
+static bool sock_v6_scoped(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+
+	return ss->ss_family == AF_INET6 &&
+	       (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) ||
+		IN6_IS_ADDR_MC_LINKLOCAL(&in6->sin6_addr));
+}
+
+/* Is there a remote port: what inet_getname() asks before a peer. */
+static bool sock_has_dport(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)ss)->sin_port;
+	return ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+}
+
+int kind_socket_describe_bulk(struct image_target *t, int fd,
+			      const char *fdinfo,
+			      const struct inet_diag_sock *d)
+{
+	struct image_socket *s = &t->u.sock;
+	socklen_t alen = d->family == AF_INET ? sizeof(struct sockaddr_in)
+					      : sizeof(struct sockaddr_in6);
+	int ret, v;
+
+	/*
+	 * A TCP socket in CLOSE may have had a connection that ended
+	 * (IMAGE_SOCK_ENDED, from its segment counts): through fd.
+	 */
+	if (fd < 0 || (d->family != AF_INET && d->family != AF_INET6) ||
+	    (d->protocol != IPPROTO_TCP && d->protocol != IPPROTO_UDP) ||
+	    (d->protocol == IPPROTO_TCP && d->state == KTCP_CLOSE) ||
+	    (d->family == AF_INET6 && d->v6only < 0) ||
+	    sock_v6_scoped(&d->local) || sock_v6_scoped(&d->remote))
+		return -EAGAIN;
+	/* addresses a target held before are its own: free them */
+	image_socket_set_addr(s, NULL, 0);
+	image_socket_set_peer(s, NULL, 0);
+	memset(s, 0, sizeof(*s));
+	s->backlog = -1;
+	ret = kind_describe_file_flags(t, fd, fdinfo);
+	if (ret < 0)
+		return ret;
+	s->domain = d->family;
+	s->type = d->protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	s->protocol = d->protocol;
+	if (image_socket_set_addr(s, &d->local, alen) < 0)
+		return -ENOMEM;
+	if (d->protocol == IPPROTO_TCP && d->state == KTCP_LISTEN)
+		s->flags |= IMAGE_SOCK_LISTENING;
+	/* No bulk source has these two. */
+	if (sock_int(fd, SOL_SOCKET, SO_REUSEADDR, &v) && v)
+		s->flags |= IMAGE_SOCK_REUSEADDR;
+	if (sock_int(fd, SOL_SOCKET, SO_REUSEPORT, &v) && v)
+		s->flags |= IMAGE_SOCK_REUSEPORT;
+	if (d->family == AF_INET6 && d->v6only > 0)
+		s->flags |= IMAGE_SOCK_V6ONLY;
+	if (sock_addr_is_bound(s->addrp, s->addr_len))
+		s->flags |= IMAGE_SOCK_BOUND;
+	/* inet_getname(): a peer once there is a remote port, unless closed
+	 * or still connecting. */
+	if (sock_has_dport(&d->remote) && d->state != KTCP_CLOSE &&
+	    d->state != KTCP_SYN_SENT) {
+		s->flags |= IMAGE_SOCK_CONNECTED;
+		if (image_socket_set_peer(s, &d->remote, alen) < 0)
+			return -ENOMEM;
+	}
+	/* tcp_describe_state(): a handshake under way is a connection. */
+	if (d->protocol == IPPROTO_TCP &&
+	    (d->state == KTCP_SYN_SENT || d->state == KTCP_SYN_RECV))
+		s->flags |= IMAGE_SOCK_CONNECTED;
+	return 0;
+}
+
 /*
  * The text of a recorded socket address for messages: 127.0.0.1:80,
  * [::1]:80, a unix path, @abstract, unnamed, or the family and length.
@@ -180,7 +265,7 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 static const char *sock_addr_str(const struct image_socket *s, char *buf,
 				 size_t buf_len)
 {
-	const struct sockaddr_storage *a = &s->addr;
+	const struct sockaddr_storage *a = s->addrp;
 	size_t off = offsetof(struct sockaddr_un, sun_path);
 	char ip[INET6_ADDRSTRLEN];
 
@@ -253,7 +338,7 @@ static bool socket_same(const struct image_target *a,
 	}
 	if ((x->flags & IMAGE_SOCK_BOUND) &&
 	    (x->addr_len != y->addr_len ||
-	     memcmp(&x->addr, &y->addr, x->addr_len) != 0)) {
+	     (x->addr_len && memcmp(x->addrp, y->addrp, x->addr_len) != 0))) {
 		char xa[160], ya[160];
 
 		kind_diff(diff, diff_len, "socket bound address %s vs %s",
@@ -320,7 +405,7 @@ enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
 					  int cwd_fd, char *old_name,
 					  size_t old_name_len)
 {
-	struct sockaddr_un *un = (void *)&s->addr;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX }, *un = &sun;
 	size_t off = offsetof(struct sockaddr_un, sun_path), plen, dlen;
 	char path[sizeof(un->sun_path) + 1], dir[sizeof(path)], name[256];
 	char moved[sizeof(path) + sizeof(name) + 1];
@@ -334,7 +419,12 @@ enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
 	 * would be wasted.
 	 */
 	if (s->domain != AF_UNIX || s->addr_len <= off + 1 ||
-	    un->sun_path[0] == '\0' || (s->flags & IMAGE_SOCK_CONNECTED))
+	    (s->flags & IMAGE_SOCK_CONNECTED))
+		return KIND_UNIX_FILE_NONE;
+	/* a copy: a new name is set as a whole (the address is out of line) */
+	memcpy(&sun, s->addrp,
+	       s->addr_len < sizeof(sun) ? s->addr_len : sizeof(sun));
+	if (un->sun_path[0] == '\0')
 		return KIND_UNIX_FILE_NONE;
 	plen = strnlen(un->sun_path, s->addr_len - off);
 	memcpy(path, un->sun_path, plen);
@@ -360,10 +450,12 @@ enum kind_unix_file kind_socket_unix_file(struct image_socket *s, int fd,
 		 slash ? "/" : "", name);
 	if (strlen(moved) >= sizeof(un->sun_path))
 		return KIND_UNIX_FILE_UNREACHABLE;
-	snprintf(old_name, old_name_len, "%s", path);
 	memset(un->sun_path, 0, sizeof(un->sun_path));
 	memcpy(un->sun_path, moved, strlen(moved));
-	s->addr_len = (uint32_t)(off + strlen(moved) + 1);
+	if (image_socket_set_addr(s, un,
+				  (uint32_t)(off + strlen(moved) + 1)) < 0)
+		return KIND_UNIX_FILE_UNKNOWN;
+	snprintf(old_name, old_name_len, "%s", path);
 	s->file_mode = (uint32_t)st.st_mode;
 	return KIND_UNIX_FILE_RENAMED;
 }

@@ -195,6 +195,7 @@ static void kv_free(struct kv *kv)
 	free(kv->keys);
 	free(kv->usocks);
 	free(kv->sock_inos);
+	free(kv->inet);
 }
 
 int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
@@ -230,6 +231,8 @@ int kview_snapshot(pid_t pid, struct image *img, unsigned flags,
 		ret = find_socketpairs(&kv);
 	if (ret == 0)
 		ret = group_fds(&kv);
+	if (ret == 0)
+		ret = read_inet_bulk(&kv);
 	for (uint32_t g = 0; ret == 0 && g < kv.ngroups; g++)
 		ret = emit_group(&kv, &kv.groups[g]);
 	if (ret == 0)

@@ -54,6 +54,21 @@ struct kview_hints {
 
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */
+/*
+ * Sockets: KVIEW_F_PER_TARGET describes every socket through its own
+ * descriptor (getsockname, getpeername, getsockopt), never from bulk
+ * sock_diag dumps; KVIEW_F_BULK describes TCP and UDP sockets from one
+ * inet_diag dump per family and protocol whenever the view holds one.
+ * Neither: the dumps are taken when the view holds KVIEW_BULK_MIN
+ * sockets or more.  A TCP dump walks the kernel's whole established
+ * hash (262,144 buckets on the test machine: 5-10 ms of CPU per family,
+ * however few sockets there are), which costs more than the five calls
+ * per socket it saves below several thousand sockets (docs/performance.md,
+ * figure 5): the bulk path pays only for very large servers.
+ */
+#define KVIEW_F_PER_TARGET 0x4
+#define KVIEW_F_BULK 0x8
+#define KVIEW_BULK_MIN 32768
 
 /*
  * Fill img (initialised by the caller; targets are appended after any it
@@ -90,6 +105,8 @@ struct kview_stats {
 	uint32_t stats;		/* fstatat of /proc/PID/fd/N */
 	uint32_t kcmp_calls;	/* kcmp(2) calls, any type */
 	uint32_t hinted;	/* watches the hints confirmed */
+	uint32_t diag_dumps;	/* sock_diag dumps asked for (inet_diag) */
+	uint32_t bulk_sockets;	/* sockets described from those dumps */
 };
 
 /* Copy the calling thread's last kview_snapshot() costs into *out. */

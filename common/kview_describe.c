@@ -63,6 +63,107 @@ static int live_fd(struct kv *kv, const struct kv_fd *f, bool *copied)
 	return (int)fd;
 }
 
+/* ---- sockets in bulk ---------------------------------------------------- */
+
+static int cmp_inet(const void *a, const void *b)
+{
+	const struct inet_diag_sock *x = a, *y = b;
+
+	return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+static bool has_sock_ino(const struct kv *kv, uint64_t ino);
+
+/* inet_diag_dump() callback: keep the sockets some fd of ours holds. */
+static int keep_inet(void *ctx, const struct inet_diag_sock *s)
+{
+	struct kv *kv = ctx;
+
+	if (!s->ino || !has_sock_ino(kv, s->ino))
+		return 0;
+	if (kv->ninet == kv->cap_inet) {
+		uint32_t cap = kv->cap_inet ? kv->cap_inet * 2 : 64;
+		struct inet_diag_sock *n = realloc(kv->inet, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		kv->inet = n;
+		kv->cap_inet = cap;
+	}
+	kv->inet[kv->ninet++] = *s;
+	return 0;
+}
+
+/*
+ * When the view holds KVIEW_BULK_MIN socket targets or more (any with
+ * KVIEW_F_BULK), each of them described through a descriptor: one inet_diag dump per family and
+ * protocol (TCP, UDP over IPv4, IPv6), kept for the process's socket
+ * inodes and sorted, so that emit_group() takes their addresses, state
+ * and v6only from it rather than from six calls per socket.  A dump the
+ * kernel refuses leaves its sockets to the per-socket calls.  Returns 0
+ * or -ENOMEM.
+ */
+int read_inet_bulk(struct kv *kv)
+{
+	static const struct {
+		uint32_t family, protocol;
+	} dumps[] = {
+		{ AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
+		{ AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP },
+	};
+	uint32_t nsock = 0, kept = 0;
+
+	if ((kv->flags & KVIEW_F_PER_TARGET) || (!kv->self && kv->pidfd < 0))
+		return 0;
+	for (uint32_t g = 0; g < kv->ngroups; g++)
+		nsock += kv->groups[g].kind == IMAGE_KIND_SOCKET;
+	if (!nsock || !kv->nsock_inos ||
+	    (nsock < KVIEW_BULK_MIN && !(kv->flags & KVIEW_F_BULK)))
+		return 0;
+	for (size_t k = 0; k < sizeof(dumps) / sizeof(dumps[0]); k++) {
+		uint32_t before = kv->ninet;
+		int ret;
+
+		kv->st.diag_dumps++;
+		ret = inet_diag_dump(dumps[k].family, dumps[k].protocol,
+				     keep_inet, kv);
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret < 0)
+			kv->ninet = before; /* that family per socket */
+	}
+	qsort(kv->inet, kv->ninet, sizeof(*kv->inet), cmp_inet);
+	/* A socket listed twice (it changed during the dumps): per socket. */
+	for (uint32_t i = 0; i < kv->ninet; i++) {
+		bool dup = (i > 0 && kv->inet[i - 1].ino == kv->inet[i].ino) ||
+			   (i + 1 < kv->ninet &&
+			    kv->inet[i + 1].ino == kv->inet[i].ino);
+
+		if (!dup)
+			kv->inet[kept++] = kv->inet[i];
+	}
+	kv->ninet = kept;
+	return 0;
+}
+
+/* What the bulk dumps showed of the socket with inode ino, or NULL. */
+static const struct inet_diag_sock *inet_of(const struct kv *kv, uint64_t ino)
+{
+	struct inet_diag_sock key = { .ino = ino };
+
+	if (!ino || !kv->ninet)
+		return NULL;
+	return bsearch(&key, kv->inet, kv->ninet, sizeof(key), cmp_inet);
+}
+
+/* Bytes of an AF_UNIX address's sun_path (out of line: never more). */
+static int sun_len(const struct image_socket *s)
+{
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+
+	return s->addr_len > off ? (int)(s->addr_len - off) : 0;
+}
+
 /*
  * An AF_UNIX socket bound to a path: where its file is now (its mode
  * recorded, a new name after a rename), with a diagnostic when it was
@@ -88,17 +189,17 @@ static int unix_file_of(struct kv *kv, struct image_target *t, int dumped_fd,
 	if (where == KIND_UNIX_FILE_RENAMED)
 		ret = image_add_diag(kv->img, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC,
 				     -1, dumped_fd, t->path, IMAGE_NONE,
-				     "fd %d: unix socket bound as %s was renamed to %.108s: the image records the name it has now",
-				     dumped_fd, old_name,
-				     ((const struct sockaddr_un *)&t->u.sock.addr)
+				     "fd %d: unix socket bound as %s was renamed to %.*s: the image records the name it has now",
+				     dumped_fd, old_name, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
 					     ->sun_path);
 	else if (where == KIND_UNIX_FILE_UNREACHABLE)
 		ret = image_add_diag(kv->img, IMAGE_SEV_WARNING,
 				     IMAGE_DIAG_GENERIC, -1, dumped_fd, t->path,
 				     IMAGE_NONE,
-				     "fd %d: unix socket bound as %.108s can be reached at no path (its file was removed or moved to another directory): a restore would bind a name no client uses",
-				     dumped_fd,
-				     ((const struct sockaddr_un *)&t->u.sock.addr)
+				     "fd %d: unix socket bound as %.*s can be reached at no path (its file was removed or moved to another directory): a restore would bind a name no client uses",
+				     dumped_fd, sun_len(&t->u.sock),
+				     ((const struct sockaddr_un *)t->u.sock.addrp)
 					     ->sun_path);
 	return ret;
 }
@@ -120,7 +221,15 @@ int emit_group(struct kv *kv, struct kv_group *g)
 	if (path && !(t->path = strdup(path)))
 		return -ENOMEM;
 	fd = live_fd(kv, rep, &copied);
-	ret = kind_ops_of(g->kind)->describe(t, fd, fd_text(kv, rep));
+	const struct inet_diag_sock *d =
+		g->kind == IMAGE_KIND_SOCKET ? inet_of(kv, rep->ino) : NULL;
+
+	ret = d ? kind_socket_describe_bulk(t, fd, fd_text(kv, rep), d)
+		: -EAGAIN;
+	if (ret == 0)
+		kv->st.bulk_sockets++;
+	if (ret == -EAGAIN)
+		ret = kind_ops_of(g->kind)->describe(t, fd, fd_text(kv, rep));
 	if (ret == 0 && fd >= 0 && g->kind == IMAGE_KIND_SOCKET)
 		ret = unix_file_of(kv, t, rep->fd, fd);
 	if (copied)

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <linux/kcmp.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "escape.h"
 #include "kind_internal.h"
 #include "kview.h"
+#include "inet_diag.h"
 #include "unix_diag.h"
 
 #define KVIEW_MAX_FDINFO (256u << 20) /* bytes of one fdinfo text read */
@@ -144,6 +146,8 @@ struct kv {
 	uint32_t nusocks, cap_usocks;
 	uint64_t *sock_inos;	/* its socket fds' inodes, sorted, unique */
 	uint32_t nsock_inos;
+	struct inet_diag_sock *inet; /* its TCP/UDP sockets, by inode */
+	uint32_t ninet, cap_inet;
 	uint32_t stamp;
 	struct kview_stats st;
 };
@@ -194,6 +198,7 @@ int group_fds(struct kv *kv);
  * kview_snapshot.  Returns 0 or -errno.
  */
 int emit_group(struct kv *kv, struct kv_group *g);
+int read_inet_bulk(struct kv *kv);
 int emit_fds(struct kv *kv);
 void pair_pipes(struct kv *kv);
 int find_socketpairs(struct kv *kv);

@@ -24,9 +24,14 @@ ssize_t read_fdinfo(struct kv *kv, int fd)
 	ssize_t ret;
 
 	fd_name(name, sizeof(name), fd);
-	pfd = OWN_FD(openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
-	if (pfd < 0)
-		return -errno;
+	/* Read and closed at once: held, not moved (ownfd.h). */
+	own_fd_hold();
+	pfd = openat(kv->fdinfo_dir, name, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0) {
+		ret = -errno;
+		own_fd_release();
+		return ret;
+	}
 	kv->st.fdinfo_reads++;
 	for (;;) {
 		size_t want = kv->buf_cap - 1 - got;
@@ -59,6 +64,7 @@ ssize_t read_fdinfo(struct kv *kv, int fd)
 	ret = (ssize_t)got;
 out_close:
 	close(pfd);
+	own_fd_release();
 	return ret;
 }
 

@@ -78,8 +78,8 @@ static int on_inet(void *ctx, const struct inet_diag_sock *s)
 	so->flags = 0;
 	if (s->v6only > 0)
 		so->flags |= IMAGE_SOCK_V6ONLY;
-	memcpy(&so->addr, &s->local, len);
-	so->addr_len = len;
+	if (image_socket_set_addr(so, &s->local, len) < 0)
+		return -ENOMEM;
 	if (addr_is_set(&s->local))
 		so->flags |= IMAGE_SOCK_BOUND;
 	if (s->protocol == IPPROTO_TCP && s->state == TCP_LISTEN) {
@@ -88,8 +88,8 @@ static int on_inet(void *ctx, const struct inet_diag_sock *s)
 	} else if (addr_is_set(&s->remote) && s->state != TCP_CLOSE &&
 		   s->state != TCP_LISTEN) {
 		so->flags |= IMAGE_SOCK_CONNECTED;
-		memcpy(&so->peer, &s->remote, len);
-		so->peer_len = len;
+		if (image_socket_set_peer(so, &s->remote, len) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -113,16 +113,20 @@ static int on_unix(void *ctx, const struct unix_diag_sock *s)
 	so->domain = AF_UNIX;
 	so->type = s->type;
 	if (s->name && s->name_len <= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&so->addr;
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
 
-		un->sun_family = AF_UNIX;
-		memcpy(un->sun_path, s->name, s->name_len);
-		so->addr_len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
-					  s->name_len);
+		memcpy(un.sun_path, s->name, s->name_len);
+		if (image_socket_set_addr(
+			    so, &un,
+			    (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
+				       s->name_len)) < 0)
+			return -ENOMEM;
 		so->flags |= IMAGE_SOCK_BOUND;
 	} else {
-		so->addr.ss_family = AF_UNIX;
-		so->addr_len = sizeof(sa_family_t);
+		sa_family_t family = AF_UNIX;
+
+		if (image_socket_set_addr(so, &family, sizeof(family)) < 0)
+			return -ENOMEM;
 	}
 	if (s->state == TCP_LISTEN)
 		so->flags |= IMAGE_SOCK_LISTENING;

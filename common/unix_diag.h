@@ -13,8 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sock_diag.h"
+
 #define UNIX_DIAG_MAX_SOCKS (1u << 22) /* sockets one dump reports */
-#define UNIX_DIAG_TIMEOUT_MS 5000      /* wait for one netlink answer */
+#define UNIX_DIAG_TIMEOUT_MS SOCK_DIAG_TIMEOUT_MS
 
 /* One AF_UNIX socket as sock_diag shows it. */
 struct unix_diag_sock {

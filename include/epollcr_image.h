@@ -137,10 +137,8 @@ struct image_socket {
 	uint32_t protocol;	/* SO_PROTOCOL */
 	uint32_t flags;		/* IMAGE_SOCK_* */
 	int32_t backlog;	/* listen() backlog, -1 when unknown */
-	uint32_t addr_len;	/* bytes of addr, 0 when unbound/unknown */
-	struct sockaddr_storage addr; /* getsockname() */
-	uint32_t peer_len;	/* bytes of peer, 0 when not connected */
-	struct sockaddr_storage peer; /* getpeername(), for diagnostics */
+	uint32_t addr_len;	/* bytes at addrp, 0 when unbound/unknown */
+	uint32_t peer_len;	/* bytes at peerp, 0 when not connected */
 	uint32_t pair;		/* with IMAGE_SOCK_PAIR: the other end's
 				 * target id (both ends name each other),
 				 * else IMAGE_NONE */
@@ -150,6 +148,14 @@ struct image_socket {
 	uint32_t file_mode;	/* AF_UNIX path: st_mode of the socket file
 				 * (S_IFSOCK | permission bits), 0 when not
 				 * known (IMAGE_F_SOCK_MODE) */
+	/*
+	 * The addresses, out of line and sized to their length (see
+	 * image_socket_set_addr), so that a target stays small.
+	 */
+	struct sockaddr_storage *addrp; /* getsockname(): addr_len bytes,
+					 * NULL when addr_len is 0 */
+	struct sockaddr_storage *peerp; /* getpeername(), for diagnostics:
+					 * peer_len bytes, NULL when 0 */
 };
 #define IMAGE_SOCK_LISTENING 0x01 /* SO_ACCEPTCONN */
 #define IMAGE_SOCK_CONNECTED 0x02 /* has a peer: not restorable unprivileged */
@@ -208,7 +214,9 @@ struct image_epoll {
 };
 
 /*
- * One open file description: what epoll keys a watch on.  Several fds may
+ * One open file description: what epoll keys a watch on.  Its size bounds
+ * what an image costs in memory (docs/security.md): a socket's addresses
+ * are out of line, sized to their length, so the union stays small.  Several fds may
  * refer to one target (dup), and a target may have no fd at all (a watched
  * file whose every fd was closed while a dup elsewhere kept it alive: only
  * the set still knows it).
@@ -371,6 +379,28 @@ struct image_backtrace *image_add_backtrace(struct image *img);
 int image_add_diag(struct image *img, uint32_t severity, uint32_t code,
 		   int epfd, int tfd, const char *path, uint32_t bt,
 		   const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
+/*
+ * Set a socket's address (addrp, addr_len) or peer (peerp, peer_len) to a
+ * copy of len bytes of addr (at most sizeof(struct sockaddr_storage); 0:
+ * none), replacing and freeing the one it had.  The socket owns the copy:
+ * image_free() frees it for the targets of an image,
+ * image_target_release() for a target of one's own.  Only len bytes of the
+ * copy may be read.  Returns 0 or -ENOMEM (or -EINVAL for a longer len),
+ * leaving the socket as it was.
+ */
+int image_socket_set_addr(struct image_socket *s, const void *addr,
+			  uint32_t len);
+int image_socket_set_peer(struct image_socket *s, const void *addr,
+			  uint32_t len);
+
+/*
+ * Free what a target owns (its path, a socket's addresses) and leave those
+ * fields empty; for targets outside an image (image_free does it for its
+ * own).  Never call it on two copies of one target (a struct copy shares
+ * the pointers).
+ */
+void image_target_release(struct image_target *t);
 
 /* The target with this id, or NULL when the id names none. */
 struct image_target *image_target_by_id(const struct image *img, uint32_t id);

@@ -289,8 +289,8 @@ static void enc_socket(struct writer *w, const struct image_target *t)
 	put_varint(w, s->protocol);
 	put_varint(w, s->flags);
 	put_fd_or_none(w, s->backlog);
-	put_bytes_field(w, &s->addr, s->addr_len);
-	put_bytes_field(w, &s->peer, s->peer_len);
+	put_bytes_field(w, s->addrp, s->addr_len);
+	put_bytes_field(w, s->peerp, s->peer_len);
 	/* Only the later end of a pair names the other: references go back. */
 	put_varint(w, s->pair < t->id ? s->pair : 0);
 	put_varint(w, s->pending);

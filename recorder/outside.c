@@ -123,6 +123,11 @@ static bool alive(pid_t pid)
 	return st && st != 'Z' && st != 'X';
 }
 
+char recorder_pid_state(pid_t pid)
+{
+	return proc_state(pid);
+}
+
 /* /proc/sys/kernel/yama/ptrace_scope, or -1 without Yama. */
 static int yama_scope(void)
 {

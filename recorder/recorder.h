@@ -107,6 +107,9 @@ int recorder_build_outside(pid_t pid, struct recorder_outside *opt,
  */
 void recorder_outside_why(pid_t pid, int err, char *why, size_t why_len);
 
+/* The state letter of /proc/PID/stat ('R', 'S', 'Z'...), 0 when gone. */
+char recorder_pid_state(pid_t pid);
+
 /*
  * The image directory for this process: dir_env when not empty (EPOLLCR_DIR),
  * else $XDG_RUNTIME_DIR/epollcr, else TMPDIR (or /tmp)/epollcr-UID, opened

@@ -281,8 +281,8 @@ static bool rs_path_under(const char *path, const char *cwd)
 static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
 {
 	const struct image_socket *s = &rs_tgt(r, id)->u.sock;
-	const struct sockaddr_in *in = (const void *)&s->addr;
-	const struct sockaddr_in6 *in6 = (const void *)&s->addr;
+	const struct sockaddr_in *in = (const void *)s->addrp;
+	const struct sockaddr_in6 *in6 = (const void *)s->addrp;
 	uint16_t port = 0;
 	char what[256], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	size_t plen;
@@ -312,11 +312,11 @@ static int rs_policy_socket(struct restore *r, uint32_t id, const char *cwd)
 	if (port && port < 1024)
 		return rs_fail(r, "%s: privileged port %u refused: a restore as root of %s binds no port below 1024 (--trust-image to allow)",
 			       what, port, who);
-	plen = image_sun_path_len(&s->addr, s->addr_len);
+	plen = image_sun_path_len(s->addrp, s->addr_len);
 	if (s->domain != AF_UNIX || !plen ||
-	    ((const struct sockaddr_un *)&s->addr)->sun_path[0] == '\0')
+	    ((const struct sockaddr_un *)s->addrp)->sun_path[0] == '\0')
 		return 0; /* unnamed or abstract: no file */
-	memcpy(path, ((const struct sockaddr_un *)&s->addr)->sun_path, plen);
+	memcpy(path, ((const struct sockaddr_un *)s->addrp)->sun_path, plen);
 	path[plen] = '\0';
 	if (!rs_path_under(path, cwd))
 		return rs_fail(r, "%s: unix socket path %s refused: a restore as root of %s creates sockets only under the working directory %s (--trust-image to allow)",

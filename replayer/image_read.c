@@ -644,17 +644,23 @@ static int socket_pair(struct reader *r, struct image_target *t,
  * for the address's own family.
  */
 static int get_addr(struct reader *r, const char *what, uint32_t domain,
-		    struct sockaddr_storage *addr, uint32_t *len)
+		    struct image_socket *s, bool peer)
 {
 	uint64_t off = field_off(r);
+	struct sockaddr_storage addr;
+	uint32_t len = 0;
 	char why[160];
 
-	if (get_bytes(r, what, IMAGE_MAX_SOCKADDR, addr, len) < 0)
+	if (get_bytes(r, what, IMAGE_MAX_SOCKADDR, &addr, &len) < 0)
 		return -1;
-	if (domain == IMAGE_NONE && *len >= sizeof(sa_family_t))
-		domain = addr->ss_family;
-	if (!image_sockaddr_ok(domain, addr, *len, why, sizeof(why)))
+	if (domain == IMAGE_NONE && len >= sizeof(sa_family_t))
+		domain = addr.ss_family;
+	if (!image_sockaddr_ok(domain, &addr, len, why, sizeof(why)))
 		return fail(r, off, "%s: %s", what, why);
+	/* out of line, sized to its length: memory follows the image */
+	if ((peer ? image_socket_set_peer(s, &addr, len)
+		  : image_socket_set_addr(s, &addr, len)) < 0)
+		return fail(r, off, "%s: out of memory", what);
 	return 0;
 }
 
@@ -669,9 +675,8 @@ static int read_socket(struct reader *r, struct image_target *t)
 	    get_u32(r, "socket protocol", INT32_MAX, &s->protocol) < 0 ||
 	    get_bits(r, "socket flags", IMAGE_SOCK_FLAGS_ALL, &s->flags) < 0 ||
 	    get_fd_or_none(r, "socket backlog", &s->backlog) < 0 ||
-	    get_addr(r, "socket address", s->domain, &s->addr,
-		     &s->addr_len) < 0 ||
-	    get_addr(r, "socket peer", IMAGE_NONE, &s->peer, &s->peer_len) < 0)
+	    get_addr(r, "socket address", s->domain, s, false) < 0 ||
+	    get_addr(r, "socket peer", IMAGE_NONE, s, true) < 0)
 		return -1;
 	off = field_off(r);
 	if (get_u32(r, "socket pair", UINT32_MAX, &pair) < 0)

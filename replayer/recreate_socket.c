@@ -164,6 +164,10 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
 
 	char ip[INET6_ADDRSTRLEN];
 
+	if (!a || len < sizeof(sa_family_t)) {
+		snprintf(buf, buf_len, "(no address)");
+		return buf;
+	}
 	switch (a->ss_family) {
 	case AF_INET: {
 		const struct sockaddr_in *in = (const void *)a;
@@ -200,7 +204,7 @@ static const char *sock_addr_text(const struct sockaddr_storage *a,
  */
 static bool sock_bind_any_then_connect(const struct image_socket *s)
 {
-	const struct sockaddr_in6 *in6 = (const void *)&s->addr;
+	const struct sockaddr_in6 *in6 = (const void *)s->addrp;
 
 	return s->domain == AF_INET6 && sock_reconnectable(s) &&
 	       !(s->flags & IMAGE_SOCK_V6ONLY) &&
@@ -310,10 +314,10 @@ static unsigned long sock_addr_taken(const struct image_socket *s,
 				     unsigned *uid_out)
 {
 	const char *tables[2];
-	unsigned port = s->addr.ss_family == AF_INET
-				? ntohs(((const struct sockaddr_in *)&s->addr)
+	unsigned port = s->addrp->ss_family == AF_INET
+				? ntohs(((const struct sockaddr_in *)s->addrp)
 						->sin_port)
-				: ntohs(((const struct sockaddr_in6 *)&s->addr)
+				: ntohs(((const struct sockaddr_in6 *)s->addrp)
 						->sin6_port);
 	bool tcp = s->type == SOCK_STREAM;
 
@@ -343,7 +347,7 @@ static unsigned long sock_addr_taken(const struct image_socket *s,
 			/* TCP: 0x0a listening, 0x07 bound; UDP: any. */
 			if (tcp && st != 0x0a && st != 0x07)
 				continue;
-			if (!sock_overlaps(&s->addr, nwords, w) ||
+			if (!sock_overlaps(s->addrp, nwords, w) ||
 			    sock_inode_is_ours(ino))
 				continue;
 			fclose(f);
@@ -364,16 +368,18 @@ static unsigned long sock_addr_taken(const struct image_socket *s,
 static int sock_bind(int fd, const struct image_socket *s,
 		     const struct recreate_req *req)
 {
-	const struct sockaddr_un *un = (const void *)&s->addr;
-	struct sockaddr_storage at = s->addr;
+	const struct sockaddr_un *un = (const void *)s->addrp;
+	struct sockaddr_storage at = { 0 };
 	char text[128];
 	bool unix_path = false;
 	mode_t old_umask = 0;
 	int ret;
 
-	ret = sock_check_addr(s, s->addr_len, &s->addr, req, "bound");
+	ret = sock_check_addr(s, s->addr_len, s->addrp, req, "bound");
 	if (ret < 0)
 		return ret;
+	/* checked: at most sizeof(at) bytes (addr_len is not 0 here) */
+	memcpy(&at, s->addrp, s->addr_len);
 	if (sock_is_inet(s->domain) && !req->force_bind) {
 		unsigned uid = 0;
 		unsigned long ino = sock_addr_taken(s, &uid);
@@ -381,7 +387,7 @@ static int sock_bind(int fd, const struct image_socket *s,
 		if (ino) {
 			recreate_say(req->why, req->why_len,
 				     "%s is in use by another process (socket:[%lu], uid %u): a restore beside it would share its address%s; stop it first, or force the bind (epollcr restore --force-bind)",
-				     sock_addr_text(&s->addr, s->addr_len,
+				     sock_addr_text(s->addrp, s->addr_len,
 						    text, sizeof(text)),
 				     ino, uid,
 				     s->flags & IMAGE_SOCK_REUSEPORT
@@ -391,7 +397,7 @@ static int sock_bind(int fd, const struct image_socket *s,
 		}
 	}
 	if (s->domain == AF_UNIX) {
-		size_t plen = image_sun_path_len(&s->addr, s->addr_len);
+		size_t plen = image_sun_path_len(s->addrp, s->addr_len);
 		char path[sizeof(un->sun_path) + 1];
 
 		if (!plen)
@@ -420,14 +426,14 @@ static int sock_bind(int fd, const struct image_socket *s,
 		int err = errno;
 
 		recreate_say(req->why, req->why_len, "bind %s: %s",
-			     sock_addr_text(&s->addr, s->addr_len, text,
+			     sock_addr_text(s->addrp, s->addr_len, text,
 					    sizeof(text)),
 			     strerror(err));
 		return -err;
 	}
 	if (unix_path && req->bound) {
 		struct recreate_bound *b = req->bound;
-		size_t plen = image_sun_path_len(&s->addr, s->addr_len);
+		size_t plen = image_sun_path_len(s->addrp, s->addr_len);
 		struct stat st;
 
 		memcpy(b->path, un->sun_path, plen);
@@ -496,14 +502,14 @@ int recreate_socket(const struct image_target *t,
 	if (!ret && (s->flags & IMAGE_SOCK_BOUND) && s->addr_len)
 		ret = sock_bind(fd, s, req);
 	if (!ret && (s->flags & IMAGE_SOCK_CONNECTED)) {
-		ret = sock_check_addr(s, s->peer_len, &s->peer, req, "peer");
+		ret = sock_check_addr(s, s->peer_len, s->peerp, req, "peer");
 		if (!ret &&
-		    connect(fd, (const struct sockaddr *)&s->peer,
+		    connect(fd, (const struct sockaddr *)s->peerp,
 			    s->peer_len) < 0) {
 			int err = errno;
 
 			snprintf(call, sizeof(call), "connect %s",
-				 sock_addr_text(&s->peer, s->peer_len, text,
+				 sock_addr_text(s->peerp, s->peer_len, text,
 						sizeof(text)));
 			errno = err;
 			ret = recreate_errno(req->why, req->why_len, call);

@@ -402,9 +402,16 @@ static void rs_report(const struct restore *r)
 		if (d->path)
 			escape_str(path, sizeof(path), d->path);
 		escape_str(msg, sizeof(msg), d->message);
-		n = snprintf(line, sizeof(line), "epollcr restore: %s: epfd %d tfd %d%s%s: %s\n",
-			     sev[level], d->epfd, d->tfd, d->path ? " " : "",
-			     d->path ? path : "", msg);
+		char where[64] = "";
+
+		/* A diagnostic on no watch (files, socket pairs) names none. */
+		if (d->epfd >= 0 || d->tfd >= 0)
+			snprintf(where, sizeof(where), "epfd %d tfd %d", d->epfd,
+				 d->tfd);
+		n = snprintf(line, sizeof(line), "epollcr restore: %s: %s%s%s%s%s\n",
+			     sev[level], where, where[0] && d->path ? " " : "",
+			     d->path ? path : "", where[0] || d->path ? ": " : "",
+			     msg);
 
 		if (n > (int)sizeof(line) - 1) {
 			n = (int)sizeof(line) - 1;

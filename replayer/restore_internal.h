@@ -72,6 +72,7 @@ enum rs_state {
 
 /* What the restore knows of one image target (index id - 1). */
 struct rs_target {
+	char *skip_why;	   /* RS_SKIPPED: why it cannot be restored */
 	int home;	   /* fd holding it while watches are added, -1 */
 	uint32_t partner;  /* created together with it, IMAGE_NONE */
 	uint32_t fd_first; /* its fds: r->by_target[fd_first..+fd_count) */
@@ -80,7 +81,6 @@ struct rs_target {
 	uint32_t w_count;
 	uint8_t state;	   /* enum rs_state */
 	uint8_t height;	   /* sets: longest chain of sets inside, 0..4 */
-	char *skip_why;	   /* RS_SKIPPED: why it cannot be restored */
 	bool owned;	   /* created by the restore: closed on failure */
 	bool home_temp;	   /* home is a temporary number >= r->base */
 };

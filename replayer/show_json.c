@@ -62,8 +62,8 @@ static void json_target_kind(struct text_ctx *c, const struct image_target *t)
 		out_printf(o, ", \"domain\": \"%s\", \"type\": \"%s\", \"protocol\": %u",
 			   domain_name(s->domain, a, sizeof(a)),
 			   socktype_name(s->type, b, sizeof(b)), s->protocol);
-		json_sockaddr(o, "address", &s->addr, s->addr_len);
-		json_sockaddr(o, "peer", &s->peer, s->peer_len);
+		json_sockaddr(o, "address", s->addrp, s->addr_len);
+		json_sockaddr(o, "peer", s->peerp, s->peer_len);
 		out_printf(o, ", \"listening\": %s, \"backlog\": ",
 			   json_bool(s->flags & IMAGE_SOCK_LISTENING));
 		out_json_fd(o, s->backlog);

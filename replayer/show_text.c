@@ -76,12 +76,12 @@ static void text_socket(struct text_ctx *c, const struct image_socket *s)
 		   domain_name(s->domain, a, sizeof(a)),
 		   socktype_name(s->type, b, sizeof(b)), s->protocol);
 	if (s->addr_len) {
-		n = format_sockaddr(&s->addr, s->addr_len, addr, sizeof(addr));
+		n = format_sockaddr(s->addrp, s->addr_len, addr, sizeof(addr));
 		out_puts(c->o, ", address ");
 		out_text_bytes(c->o, addr, n);
 	}
 	if (s->peer_len) {
-		n = format_sockaddr(&s->peer, s->peer_len, addr, sizeof(addr));
+		n = format_sockaddr(s->peerp, s->peer_len, addr, sizeof(addr));
 		out_puts(c->o, ", peer ");
 		out_text_bytes(c->o, addr, n);
 	}

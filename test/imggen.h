@@ -109,23 +109,31 @@ IG_UNUSED static char *ig_string(struct imggen *g, const char *plain)
 	return ig_strdup(buf);
 }
 
+/* Set a socket's address or peer (the socket owns the copy). */
+IG_UNUSED static void ig_set_addr(struct image_socket *s, bool peer,
+				  const void *addr, size_t len)
+{
+	if ((peer ? image_socket_set_peer(s, addr, (uint32_t)len)
+		  : image_socket_set_addr(s, addr, (uint32_t)len)) < 0)
+		abort();
+}
+
 /* A unix socket name: a path in sock_dir (or anywhere), or abstract. */
 IG_UNUSED static void ig_unix_addr(struct imggen *g, struct image_socket *s)
 {
-	struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX }, *un = &sun;
 	size_t off = offsetof(struct sockaddr_un, sun_path), n;
 
-	un->sun_family = AF_UNIX;
 	switch (ig_below(g, 4)) {
 	case 0: /* unnamed */
-		s->addr_len = sizeof(sa_family_t);
+		ig_set_addr(s, false, un, sizeof(sa_family_t));
 		return;
 	case 1: /* abstract, random bytes (NUL allowed after the first) */
 		n = 1 + ig_below(g, 20);
 		un->sun_path[0] = '\0';
 		for (size_t i = 1; i <= n; i++)
 			un->sun_path[i] = (char)ig_below(g, 256);
-		s->addr_len = (uint32_t)(off + 1 + n);
+		ig_set_addr(s, false, un, off + 1 + n);
 		return;
 	default: { /* a path */
 		const char *dir = g->hostile_paths && ig_chance(g, 30)
@@ -141,7 +149,7 @@ IG_UNUSED static void ig_unix_addr(struct imggen *g, struct image_socket *s)
 		free(name);
 		if (n >= sizeof(un->sun_path))
 			n = sizeof(un->sun_path) - 1;
-		s->addr_len = (uint32_t)(off + n + 1);
+		ig_set_addr(s, false, un, off + n + 1);
 	}
 	}
 }
@@ -157,20 +165,18 @@ IG_UNUSED static void ig_inet_addr(struct imggen *g, struct image_socket *s)
 		port = (uint16_t)(20000 + ig_below(g, 40000));
 
 	if (s->domain == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
+		struct sockaddr_in in = { .sin_family = AF_INET };
 
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		in->sin_addr.s_addr = htonl(ig_chance(g, 80) ? INADDR_LOOPBACK
-							    : INADDR_ANY);
-		s->addr_len = sizeof(*in);
+		in.sin_port = htons(port);
+		in.sin_addr.s_addr = htonl(ig_chance(g, 80) ? INADDR_LOOPBACK
+							   : INADDR_ANY);
+		ig_set_addr(s, false, &in, sizeof(in));
 	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
+		struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
 
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		in6->sin6_addr = in6addr_loopback;
-		s->addr_len = sizeof(*in6);
+		in6.sin6_port = htons(port);
+		in6.sin6_addr = in6addr_loopback;
+		ig_set_addr(s, false, &in6, sizeof(in6));
 	}
 }
 
@@ -193,7 +199,7 @@ IG_UNUSED static void ig_socket(struct imggen *g, struct image_target *t)
 			ig_inet_addr(g, s);
 		/* a path's file mode, half the time (0: not known) */
 		if (s->domain == AF_UNIX && s->addr_len > sizeof(sa_family_t) &&
-		    ((struct sockaddr_un *)&s->addr)->sun_path[0] &&
+		    ((struct sockaddr_un *)s->addrp)->sun_path[0] &&
 		    ig_chance(g, 50))
 			s->file_mode = 0140000u | ig_below(g, 01000);
 		if (s->type == SOCK_STREAM && ig_chance(g, 80))
@@ -297,10 +303,10 @@ IG_UNUSED static void ig_pair(struct imggen *g, struct image *img)
 			s->type = type;
 			s->flags = IMAGE_SOCK_PAIR | IMAGE_SOCK_CONNECTED;
 			s->backlog = -1;
-			s->addr_len = sizeof(sa_family_t);
-			s->addr.ss_family = AF_UNIX;
-			s->peer_len = sizeof(sa_family_t);
-			s->peer.ss_family = AF_UNIX;
+			sa_family_t family = AF_UNIX;
+
+			ig_set_addr(s, false, &family, sizeof(family));
+			ig_set_addr(s, true, &family, sizeof(family));
 			s->pair = i ? ida : b->id;
 			s->pending = ig_chance(g, 60) ? 0 : ig_below(g, 5000);
 			t->path = ig_strdup("socket:[98]");
@@ -502,6 +508,77 @@ IG_UNUSED static void ig_image(struct imggen *g, struct image *img,
 			count++;
 		}
 		img->targets[s - 1].u.ep.nwatches = count;
+	}
+}
+
+/*
+ * The worst cases for memory (test_memcap): about nbytes of image made of
+ * the records that cost the fewest bytes on disk for the most in memory.
+ * With sockets: one set, then minimal socket targets (no path, an unnamed
+ * AF_UNIX address and peer), each watched by the set; the first nfds have
+ * an fd (the reader wants fds below its RLIMIT_NOFILE), the others only
+ * the set knows, watched through a tfd that now holds another file.
+ * Without: bare targets of kind "other" (5 bytes each on disk), the first
+ * nfds with an fd.
+ */
+IG_UNUSED static void ig_worst_image(struct image *img, uint64_t nbytes,
+				     uint32_t nfds, bool sockets)
+{
+	/* bytes on disk per socket and watch (fd aside), per bare target */
+	uint32_t n = (uint32_t)(nbytes / (sockets ? 26 : 5));
+
+	image_init(img);
+	img->flags = IMAGE_F_COMPLETE | IMAGE_F_KERNEL_VIEW;
+	img->proc.pid = 4242;
+	img->proc.uid = 1000;
+	img->proc.time_sec = 1700000000;
+	img->proc.nofile_limit = nfds + 16;
+	img->proc.exe = ig_strdup("/usr/bin/worst");
+	img->proc.comm = ig_strdup("worst");
+	img->proc.version = ig_strdup("0.1.0");
+	if (sockets) {
+		if (!image_add_target(img, IMAGE_KIND_EPOLL))
+			abort();
+		img->targets[0].u.ep.nwatches = n;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct image_target *t = image_add_target(
+			img, sockets ? IMAGE_KIND_SOCKET : IMAGE_KIND_OTHER);
+		sa_family_t family = AF_UNIX;
+		struct image_socket *s;
+		struct image_fd *f;
+		struct image_watch *w;
+
+		if (!t)
+			abort();
+		t->origin = IMAGE_ORIGIN_KERNEL;
+		t->file_flags = O_RDWR;
+		if (i < nfds) {
+			f = image_add_fd(img);
+			if (!f)
+				abort();
+			f->fd = 10 + (int32_t)i;
+			f->target = t->id;
+		}
+		if (!sockets)
+			continue;
+		s = &t->u.sock;
+		s->domain = AF_UNIX;
+		s->type = SOCK_STREAM;
+		s->flags = IMAGE_SOCK_CONNECTED;
+		s->backlog = -1;
+		ig_set_addr(s, false, &family, sizeof(family));
+		ig_set_addr(s, true, &family, sizeof(family));
+		w = image_add_watch(img);
+		if (!w)
+			abort();
+		w->set = 1;
+		w->tfd = 10 + (int32_t)(i % nfds);
+		w->events = EPOLLIN;
+		w->data = (uint64_t)w->tfd;
+		w->target = t->id;
+		w->open_fd = i < nfds ? w->tfd : -1;
+		w->flags = IMAGE_W_KERNEL | (i < nfds ? 0 : IMAGE_W_STALE);
 	}
 }
 

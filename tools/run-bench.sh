@@ -76,6 +76,10 @@ if have bench_wait; then
 fi
 # Figures 5, 7: dump and registry memory (under the preload).
 have bench_dump && run dump env LD_PRELOAD="$LIB" "$BIN/bench_dump"
+# Figure 5 for a server's targets (listening and accepted TCP, unix
+# socketpairs, eventfds, timerfds, pipes), with the bulk floor beside it.
+have bench_dump && run "dump server" env EPOLLCR_BENCH_SHAPE=server \
+	LD_PRELOAD="$LIB" "$BIN/bench_dump"
 # Figure 9: a dump's latency while 4 threads churn ADD/MOD/DEL, against
 # the dump at rest in the same process.
 have bench_churn && run churn env LD_PRELOAD="$LIB" "$BIN/bench_churn"
@@ -83,6 +87,8 @@ have bench_churn && run churn env LD_PRELOAD="$LIB" "$BIN/bench_churn"
 # loaded locally only to make the images).
 have bench_restore && run restore env EPOLLCR_BENCH_LIB="$LIB" \
 	"$BIN/bench_restore"
+# Figure 10: `epollcr verify` of another process (no preload).
+have bench_verify && run verify "$BIN/bench_verify"
 # Figure 8: start-up of /bin/true with and without the preload.
 have bench_startup && run startup "$BIN/bench_startup" "$LIB" /bin/true
 printf '# done in %d s; load average %s\n' "$SECONDS" \

@@ -94,8 +94,8 @@ static uint32_t add_socket(int domain, int type, uint32_t flags,
 	s->type = (uint32_t)type;
 	s->flags = flags;
 	s->backlog = -1;
-	s->addr_len = addr_len;
-	memcpy(&s->addr, addr, addr_len);
+	if (image_socket_set_addr(s, addr, addr_len) < 0)
+		exit(2);
 	return id;
 }
 

@@ -186,7 +186,7 @@ static void test_restore_error_escaped(void **state)
 	struct epollcr_restore_options o = { .report_fd = -1 };
 	struct image img;
 	struct image_target *t;
-	struct sockaddr_un *un;
+	struct sockaddr_un sun = { 0 }, *un;
 	struct image_fd *f;
 	uint32_t set, id;
 	char err[1024];
@@ -204,12 +204,16 @@ static void test_restore_error_escaped(void **state)
 	t->u.sock.flags = IMAGE_SOCK_BOUND | IMAGE_SOCK_LISTENING;
 	t->u.sock.backlog = 4;
 	t->u.sock.pair = IMAGE_NONE;
-	un = (struct sockaddr_un *)&t->u.sock.addr;
+	un = &sun;
 	un->sun_family = AF_UNIX;
 	snprintf(un->sun_path, sizeof(un->sun_path),
 		 "/nonexistent-dir/\x1b]0;owned\x07\n\xe2\x80\xae");
-	t->u.sock.addr_len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) +
-					strlen(un->sun_path) + 1);
+	assert_int_equal(image_socket_set_addr(
+				 &t->u.sock, un,
+				 (uint32_t)(offsetof(struct sockaddr_un,
+						     sun_path) +
+					    strlen(un->sun_path) + 1)),
+			 0);
 	f = image_add_fd(&img);
 	f->fd = 301;
 	f->target = id;

@@ -144,11 +144,15 @@ static void assert_same_model(const struct image *a, const struct image *b)
 			assert_int_equal(x->u.sock.flags, y->u.sock.flags);
 			assert_int_equal(x->u.sock.backlog, y->u.sock.backlog);
 			assert_int_equal(x->u.sock.addr_len, y->u.sock.addr_len);
-			assert_memory_equal(&x->u.sock.addr, &y->u.sock.addr,
-					    x->u.sock.addr_len);
+			if (x->u.sock.addr_len)
+				assert_memory_equal(x->u.sock.addrp,
+						    y->u.sock.addrp,
+						    x->u.sock.addr_len);
 			assert_int_equal(x->u.sock.peer_len, y->u.sock.peer_len);
-			assert_memory_equal(&x->u.sock.peer, &y->u.sock.peer,
-					    x->u.sock.peer_len);
+			if (x->u.sock.peer_len)
+				assert_memory_equal(x->u.sock.peerp,
+						    y->u.sock.peerp,
+						    x->u.sock.peer_len);
 			assert_int_equal(x->u.sock.pair, y->u.sock.pair);
 			assert_int_equal(x->u.sock.pending, y->u.sock.pending);
 			break;

@@ -605,7 +605,7 @@ static void test_kinds_described(void **state)
 	assert_int_equal(t->u.sock.domain, AF_INET);
 	assert_int_equal(t->u.sock.flags,
 			 IMAGE_SOCK_LISTENING | IMAGE_SOCK_BOUND);
-	assert_memory_equal(&t->u.sock.addr, &a, sizeof(a));
+	assert_memory_equal(t->u.sock.addrp, &a, sizeof(a));
 	image_free(&img);
 }
 
@@ -911,6 +911,164 @@ static void test_sockets_need_no_kcmp(void **state)
 	kview_last_stats(&st);
 	assert_int_equal(st.kcmp_calls, 0);
 	image_free(&img);
+}
+
+/* ---- sockets from the bulk sock_diag dumps ------------------------------ */
+
+/* A TCP listener on loopback (IPv4 or IPv6), port chosen by the kernel. */
+static int tcp_listener(int family, bool reuse, bool v6only)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (fd < 0)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		len = sizeof(*a);
+		if (v6only)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				   sizeof(one));
+	}
+	if (reuse)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+		close(fd);
+		return -1;
+	}
+	return track(fd);
+}
+
+/* Connect a client to listener ls; *accepted gets the server's end. */
+static int tcp_connect(int ls, int *accepted)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&ss, &len), 0);
+	int c = track(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+
+	assert_int_equal(connect(c, (struct sockaddr *)&ss, len), 0);
+	*accepted = track(accept4(ls, NULL, NULL, SOCK_NONBLOCK));
+	return c;
+}
+
+/* Every field of two socket descriptions, addresses byte by byte. */
+static void assert_same_socket(const struct image_socket *a,
+			       const struct image_socket *b)
+{
+	assert_int_equal(a->domain, b->domain);
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->protocol, b->protocol);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->backlog, b->backlog);
+	assert_int_equal(a->addr_len, b->addr_len);
+	if (a->addr_len)
+		assert_memory_equal(a->addrp, b->addrp, a->addr_len);
+	assert_int_equal(a->peer_len, b->peer_len);
+	if (a->peer_len)
+		assert_memory_equal(a->peerp, b->peerp, a->peer_len);
+	assert_int_equal(a->pair, b->pair);
+	assert_int_equal(a->pending, b->pending);
+}
+
+/*
+ * Issue 14 item 1: a server's sockets (IPv4 and IPv6 listeners, accepted
+ * and connecting ends, UDP bound and connected, a socket never bound, a
+ * socketpair) with an eventfd, a timerfd and a pipe, all watched.  The
+ * view taken from the bulk sock_diag dumps (KVIEW_F_BULK) and the one
+ * taken socket by socket (KVIEW_F_PER_TARGET) are the same image, target by target and
+ * field by field, and both match the kernel (snap()).
+ */
+static void test_bulk_equals_per_target(void **state)
+{
+	(void)state;
+	int ep = track(epoll_create1(EPOLL_CLOEXEC)), fds[64], n = 0, acc;
+	int l4 = tcp_listener(AF_INET, true, false);
+	int l6 = tcp_listener(AF_INET6, false, true);
+	int l6d = tcp_listener(AF_INET6, true, false);
+	struct sockaddr_in ua = { .sin_family = AF_INET };
+	socklen_t ualen = sizeof(ua);
+	struct kview_stats st;
+	struct image bulk, per;
+	int sp[2], p[2];
+
+	assert_true(l4 >= 0);
+	fds[n++] = l4;
+	for (int i = 0; i < 3; i++) {
+		fds[n++] = tcp_connect(l4, &acc);
+		fds[n++] = acc;
+	}
+	if (l6 >= 0) { /* IPv6 may be off in this namespace */
+		fds[n++] = l6;
+		fds[n++] = tcp_connect(l6, &acc);
+		fds[n++] = acc;
+	}
+	if (l6d >= 0)
+		fds[n++] = l6d;
+	int ub = track(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+
+	ua.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(ub, (struct sockaddr *)&ua, sizeof(ua)), 0);
+	assert_int_equal(getsockname(ub, (struct sockaddr *)&ua, &ualen), 0);
+	fds[n++] = ub;
+	int uc = track(socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+
+	assert_int_equal(connect(uc, (struct sockaddr *)&ua, sizeof(ua)), 0);
+	fds[n++] = uc;
+	fds[n++] = track(socket(AF_INET, SOCK_STREAM, 0)); /* never bound */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	fds[n++] = track(sp[0]);
+	fds[n++] = track(sp[1]);
+	fds[n++] = track(eventfd(5, EFD_NONBLOCK));
+	fds[n++] = track(timerfd_create(CLOCK_MONOTONIC, 0));
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	fds[n++] = track(p[0]);
+	fds[n++] = track(p[1]);
+	for (int i = 0; i < n; i++)
+		add(ep, fds[i], EPOLLIN, (uint64_t)i + 1);
+
+	snap(&bulk, KVIEW_F_BULK, NULL);
+	kview_last_stats(&st);
+	assert_true(st.diag_dumps > 0);
+	/* Every inet socket but the one never bound (no dump lists it). */
+	assert_true(st.bulk_sockets >= 10);
+	snap(&per, KVIEW_F_PER_TARGET, NULL);
+	kview_last_stats(&st);
+	assert_int_equal(st.diag_dumps, 0);
+	assert_int_equal(st.bulk_sockets, 0);
+
+	assert_int_equal(bulk.ntargets, per.ntargets);
+	assert_int_equal(bulk.nfds, per.nfds);
+	assert_int_equal(bulk.nwatches, per.nwatches);
+	for (uint32_t i = 0; i < bulk.ntargets; i++) {
+		const struct image_target *a = &bulk.targets[i];
+		const struct image_target *b = &per.targets[i];
+
+		assert_int_equal(a->kind, b->kind);
+		assert_int_equal(a->file_flags, b->file_flags);
+		assert_string_equal(a->path ? a->path : "", b->path ? b->path : "");
+		if (a->kind == IMAGE_KIND_SOCKET)
+			assert_same_socket(&a->u.sock, &b->u.sock);
+	}
+	for (uint32_t i = 0; i < bulk.nwatches; i++) {
+		assert_int_equal(bulk.watches[i].tfd, per.watches[i].tfd);
+		assert_int_equal(bulk.watches[i].target, per.watches[i].target);
+	}
+	assert_int_equal(kview_compare(&per, &bulk, -1), 0);
+	image_free(&bulk);
+	image_free(&per);
 }
 
 static void test_all_fds(void **state)
@@ -1957,6 +2115,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_compare, teardown),
 		cmocka_unit_test_teardown(test_compare_targets, teardown),
 		cmocka_unit_test_teardown(test_hints, teardown),
+		cmocka_unit_test_teardown(test_bulk_equals_per_target,
+					  teardown),
 		cmocka_unit_test_teardown(test_sockets_need_no_kcmp, teardown),
 		cmocka_unit_test_teardown(test_all_fds, teardown),
 		cmocka_unit_test_teardown(test_other_pid, teardown),

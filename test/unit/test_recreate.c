@@ -45,10 +45,29 @@ static struct recreate_req req(bool cloexec)
 	};
 }
 
+/*
+ * Room for the out-of-line addresses of the targets a test builds (by
+ * value, never freed): a socket target gets two zeroed buffers, in turn.
+ */
+static struct sockaddr_storage *addr_room(void)
+{
+	static struct sockaddr_storage room[8];
+	static unsigned next;
+	struct sockaddr_storage *ss = &room[next++ % 8];
+
+	memset(ss, 0, sizeof(*ss));
+	return ss;
+}
+
 static struct image_target target(uint32_t kind)
 {
-	return (struct image_target){ .id = 1, .kind = kind,
-				      .file_flags = O_RDWR };
+	struct image_target t = { .id = 1, .kind = kind, .file_flags = O_RDWR };
+
+	if (kind == IMAGE_KIND_SOCKET) {
+		t.u.sock.addrp = addr_room();
+		t.u.sock.peerp = addr_room();
+	}
+	return t;
 }
 
 static int create(const struct image_target *t, bool cloexec)
@@ -398,7 +417,7 @@ static struct image_target inet_sock(uint32_t type, uint32_t flags,
 				     uint16_t port)
 {
 	struct image_target t = target(IMAGE_KIND_SOCKET);
-	struct sockaddr_in *in = (void *)&t.u.sock.addr;
+	struct sockaddr_in *in = (void *)t.u.sock.addrp;
 
 	t.u.sock.domain = AF_INET;
 	t.u.sock.type = type;
@@ -454,7 +473,7 @@ static void test_socket_udp_connected(void **state)
 	struct image_target t = inet_sock(SOCK_DGRAM,
 					  IMAGE_SOCK_BOUND | IMAGE_SOCK_CONNECTED,
 					  0);
-	struct sockaddr_in *peer = (void *)&t.u.sock.peer, got;
+	struct sockaddr_in *peer = (void *)t.u.sock.peerp, got;
 	socklen_t len = sizeof(got);
 	int fd;
 
@@ -502,7 +521,7 @@ static void test_socket_unrestorable(void **state)
 	t = inet_sock(SOCK_STREAM, 0x100, 0);
 	assert_int_equal(ops->recreate(&t, &q, &fd), -EINVAL);
 	t = inet_sock(SOCK_STREAM, IMAGE_SOCK_BOUND, 0);
-	t.u.sock.addr.ss_family = AF_INET6;
+	t.u.sock.addrp->ss_family = AF_INET6;
 	assert_int_equal(ops->recreate(&t, &q, &fd), -EINVAL);
 	assert_non_null(strstr(why, "bad bound address"));
 	t = inet_sock(SOCK_STREAM, IMAGE_SOCK_BOUND, 0);
@@ -540,7 +559,7 @@ static void test_socket_raw_unprivileged(void **state)
 static void test_socket_ipv6(void **state)
 {
 	struct image_target t = target(IMAGE_KIND_SOCKET);
-	struct sockaddr_in6 *in6 = (void *)&t.u.sock.addr;
+	struct sockaddr_in6 *in6 = (void *)t.u.sock.addrp;
 	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
 
 	if (probe < 0)
@@ -573,7 +592,7 @@ static struct image_target unix_sock(uint32_t id, uint32_t flags)
 	t.u.sock.type = SOCK_SEQPACKET;
 	t.u.sock.flags = flags;
 	t.u.sock.addr_len = sizeof(sa_family_t);
-	t.u.sock.addr.ss_family = AF_UNIX;
+	t.u.sock.addrp->ss_family = AF_UNIX;
 	return t;
 }
 
@@ -604,7 +623,7 @@ static void test_socket_unix_path(void **state)
 {
 	char dir[] = "/tmp/epollcr-recreate-XXXXXX", path[128];
 	struct image_target t = unix_sock(1, IMAGE_SOCK_BOUND);
-	struct sockaddr_un *un = (void *)&t.u.sock.addr;
+	struct sockaddr_un *un = (void *)t.u.sock.addrp;
 	struct recreate_req q = req(true);
 	struct stat st;
 	int fd = -1;
@@ -648,11 +667,11 @@ static void test_socket_addr_too_long(void **state)
 {
 	struct image_target t = unix_sock(1, IMAGE_SOCK_BOUND);
 	struct recreate_req q = req(true);
-	struct sockaddr_in *in = (void *)&t.u.sock.addr;
+	struct sockaddr_in *in = (void *)t.u.sock.addrp;
 	int fd = -1;
 
-	memset(&t.u.sock.addr, '/', sizeof(t.u.sock.addr));
-	t.u.sock.addr.ss_family = AF_UNIX;
+	memset(t.u.sock.addrp, '/', sizeof(*t.u.sock.addrp));
+	t.u.sock.addrp->ss_family = AF_UNIX;
 	t.u.sock.addr_len = IMAGE_MAX_SOCKADDR;
 	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),
 			 -EINVAL);
@@ -660,13 +679,13 @@ static void test_socket_addr_too_long(void **state)
 	assert_int_equal(fd, -1);
 	/* abstract, one byte too many */
 	t.u.sock.addr_len = sizeof(struct sockaddr_un) + 1;
-	((char *)&t.u.sock.addr)[offsetof(struct sockaddr_un, sun_path)] = 0;
+	((char *)t.u.sock.addrp)[offsetof(struct sockaddr_un, sun_path)] = 0;
 	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),
 			 -EINVAL);
 	/* an AF_INET address is exactly a sockaddr_in */
 	t.u.sock.domain = AF_INET;
 	t.u.sock.type = SOCK_DGRAM;
-	memset(&t.u.sock.addr, 0, sizeof(t.u.sock.addr));
+	memset(t.u.sock.addrp, 0, sizeof(*t.u.sock.addrp));
 	in->sin_family = AF_INET;
 	t.u.sock.addr_len = sizeof(*in) + 4;
 	assert_int_equal(recreate_ops_of(t.kind)->recreate(&t, &q, &fd),

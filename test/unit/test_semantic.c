@@ -256,7 +256,7 @@ static void check_sock_dir(const struct image *img, bool ok,
 	closedir(d);
 	for (uint32_t i = 0; ok && i < img->ntargets; i++) {
 		const struct image_socket *s = &img->targets[i].u.sock;
-		const struct sockaddr_un *un = (const void *)&s->addr;
+		const struct sockaddr_un *un = (const void *)s->addrp;
 		char path[sizeof(un->sun_path) + 1];
 		size_t n;
 		struct stat st;
@@ -264,7 +264,7 @@ static void check_sock_dir(const struct image *img, bool ok,
 		if (img->targets[i].kind != IMAGE_KIND_SOCKET ||
 		    s->domain != AF_UNIX || !s->file_mode)
 			continue;
-		n = image_sun_path_len(&s->addr, s->addr_len);
+		n = image_sun_path_len(s->addrp, s->addr_len);
 		memcpy(path, un->sun_path, n);
 		path[n] = '\0';
 		if (strncmp(path, sock_dir, dlen) || path[dlen] != '/' ||

@@ -652,8 +652,8 @@ static void test_broken_models(void **state)
 	img.watches[3].target = 999;
 	img.diags[1].severity = 77;
 	img.diags[1].code = 77;
-	img.targets[11].u.sock.addr_len = 3;
-	img.targets[11].u.sock.addr.ss_family = AF_INET;
+	img.targets[11].u.sock.addr_len = 3; /* of the 9 it has */
+	img.targets[11].u.sock.addrp->ss_family = AF_INET;
 	img.watches[6].target = 12;
 	t = render(&img, false, SHOW_NO_ADDR2LINE);
 	assert_contains(t, "target not in the image\n");

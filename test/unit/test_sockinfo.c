@@ -71,7 +71,7 @@ static void assert_addr(const struct image_socket *s, int fd)
 
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
 	assert_int_equal(s->addr_len, len);
-	assert_memory_equal(&s->addr, &ss, len);
+	assert_memory_equal(s->addrp, &ss, len);
 }
 
 static void test_tcp_listeners(void **state)
@@ -158,7 +158,7 @@ static void test_udp(void **state)
 	assert_addr(sa_img, a);
 	assert_int_equal(sb_img->flags, IMAGE_SOCK_BOUND | IMAGE_SOCK_CONNECTED);
 	assert_int_equal(sb_img->peer_len, sizeof(sa));
-	assert_memory_equal(&sb_img->peer, &sa, sizeof(sa));
+	assert_memory_equal(sb_img->peerp, &sa, sizeof(sa));
 	assert_addr(sb_img, b);
 	image_free(&img);
 	close(a);
