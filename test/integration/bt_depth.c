@@ -12,8 +12,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Not inlined, and not a tail call: each level keeps its own frame. */
+/*
+ * Not inlined, and not a tail call: each level keeps its own frame.
+ * noclone is gcc's (clang does not clone functions for constant arguments).
+ */
+#ifdef __clang__
+#define BT_FRAME __attribute__((noinline))
+#else
 #define BT_FRAME __attribute__((noinline, noclone))
+#endif
 #define BT_KEEP() __asm__ volatile("" ::: "memory")
 
 static int bt_epfd, bt_efd;
