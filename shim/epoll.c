@@ -17,13 +17,21 @@
 
 static int created(int epfd, int flags)
 {
-	if (epfd >= 0 && shim_enter()) {
-		int saved_errno = errno;
+	if (epfd < 0 || shim_busy)
+		return epfd;
+	int saved_errno = errno;
+	if (!shim_wrap_enter()) {
+		shim_defer(&(struct shim_deferred){
+			.op = SHIM_DEFER_SET_CREATED, .fd = epfd,
+			.flags = flags });
+	} else {
 		registry_set_created(epfd, flags);
+		shim_busy = 1; /* starting the recorder thread calls libc */
 		shim_recorder_need();
-		errno = saved_errno;
-		shim_leave();
+		shim_busy = 0;
+		shim_wrap_leave();
 	}
+	errno = saved_errno;
 	return epfd;
 }
 
@@ -37,34 +45,60 @@ SHIM_API int epoll_create1(int flags)
 	return created(REAL(epoll_create1)(flags), flags);
 }
 
+/* A signal handler's epoll_ctl inside a wrapper of its thread. */
+static int ctl_deferred(int epfd, int op, int fd, struct epoll_event *event)
+{
+	registry_deferred_begin();
+	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
+	int saved_errno = errno;
+	if (ret == 0) {
+		struct shim_deferred d = { .op = SHIM_DEFER_CTL, .fd = fd,
+					   .fd2 = epfd, .ctl_op = op };
+		if (event && op != EPOLL_CTL_DEL)
+			d.event = *event;
+		shim_defer(&d);
+	}
+	registry_deferred_end();
+	errno = saved_errno;
+	return ret;
+}
+
 SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 				struct epoll_event *event)
 {
-	if (!shim_enter())
+	if (shim_busy)
 		return REAL(epoll_ctl)(epfd, op, fd, event);
+	if (!shim_wrap_enter())
+		return ctl_deferred(epfd, op, fd, event);
 
 	uintptr_t caller = (uintptr_t)__builtin_return_address(0);
 	unsigned depth = op == EPOLL_CTL_ADD ? shim_config.backtrace_depth :
 			 op == EPOLL_CTL_MOD ? shim_config.backtrace_mod_depth :
 					       0;
 	uint32_t bt = 0;
-	if (depth && op == EPOLL_CTL_ADD)
+	if (depth && op == EPOLL_CTL_ADD) {
+		shim_busy = 1; /* unwinding calls libc: the shim's own calls */
 		bt = shim_backtrace(caller, depth);
+		shim_busy = 0;
+	}
 	struct reg_ctl ctl;
 	registry_ctl_begin(&ctl, epfd, fd);
 	int ret = REAL(epoll_ctl)(epfd, op, fd, event);
+	int saved_errno = errno;
 	if (ret == 0) {
-		int saved_errno = errno;
 		struct reg_set *set = registry_ctl_lock_set(&ctl);
 		/* A re-arm from the same call site keeps its stack. */
 		if (depth && op == EPOLL_CTL_MOD &&
-		    !(bt = registry_same_call_site(set, fd, caller)))
+		    !(bt = registry_same_call_site(set, fd, caller))) {
+			shim_busy = 1;
 			bt = shim_backtrace(caller, depth);
+			shim_busy = 0;
+		}
 		registry_ctl_locked(set, epfd, op, fd, event, bt);
 		registry_set_unlock(set);
-		errno = saved_errno;
 	}
 	registry_ctl_end(&ctl);
-	shim_leave();
+	shim_wrap_leave();
+	errno = saved_errno;
 	return ret;
 }

@@ -18,15 +18,20 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 {
 	if (fd >= 0) {
 		int saved_errno = errno;
-		registry_fd_created(fd, kind, c);
+		shim_record_fd_created(fd, kind, c);
 		errno = saved_errno;
 	}
 	return fd;
 }
 
-/* The shim's own call (shim_busy): its descriptors high, unseen. */
-#define CREATE(call, kind, c) \
-	(shim_busy ? OWN_CREATE(call) : created((call), (kind), (c)))
+/*
+ * The shim's own call: its descriptors high, unseen; a vfork child's:
+ * the real call alone (shim_own_call()).
+ */
+#define CREATE(call, kind, c)                                                 \
+	(!shim_busy	     ? created((call), (kind), (c)) :                 \
+	 shim_own_call() ? OWN_CREATE(call) :                             \
+			   (call))
 
 /* libunwind keeps a pipe to validate addresses: the shim's own, high. */
 static int own_pipe(int fds[2], int flags)
@@ -57,14 +62,15 @@ static int pipe_created(int ret, int fds[2], int flags)
 SHIM_API int pipe(int fds[2])
 {
 	if (shim_busy)
-		return own_pipe(fds, 0);
+		return shim_own_call() ? own_pipe(fds, 0) : REAL(pipe)(fds);
 	return pipe_created(REAL(pipe)(fds), fds, 0);
 }
 
 SHIM_API int pipe2(int fds[2], int flags)
 {
 	if (shim_busy)
-		return own_pipe(fds, flags);
+		return shim_own_call() ? own_pipe(fds, flags)
+				       : REAL(pipe2)(fds, flags);
 	return pipe_created(REAL(pipe2)(fds, flags), fds, flags);
 }
 
@@ -100,9 +106,9 @@ SHIM_API int signalfd(int fd, const sigset_t *mask, int flags)
 		if (fd == -1) {
 			struct reg_create c = { .flags = flags, .backlog = -1,
 						.sigmask = sigmask_bits(mask) };
-			registry_fd_created(ret, IMAGE_KIND_SIGNALFD, &c);
+			shim_record_fd_created(ret, IMAGE_KIND_SIGNALFD, &c);
 		} else {
-			registry_signalfd_mask(ret, sigmask_bits(mask));
+			shim_record_signalfd_mask(ret, sigmask_bits(mask));
 		}
 		errno = saved_errno;
 	}

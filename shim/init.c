@@ -84,10 +84,16 @@ static void read_config(void)
 
 /*
  * Lock order: registry locks, then backtrace stripes (a MOD interns its
- * backtrace while holding its set's lock).
+ * backtrace while holding its set's lock).  From prepare to parent or
+ * child the thread holds every registry lock: a signal handler's wrapped
+ * calls meanwhile must not take them, so the fork counts as a wrapper
+ * (shim_wrap_enter, shim/defer.c).
  */
+static __thread bool fork_wrapped;
+
 static void fork_prepare(void)
 {
+	fork_wrapped = shim_wrap_enter();
 	registry_fork_prepare();
 	backtrace_fork_prepare();
 }
@@ -96,14 +102,25 @@ static void fork_parent(void)
 {
 	backtrace_fork_parent();
 	registry_fork_parent();
+	if (fork_wrapped) {
+		fork_wrapped = false;
+		shim_wrap_leave();
+	}
 }
 
 static void fork_child(void)
 {
 	shim_own_fork_child();
 	registry_fork_child();
+	/* The other threads' queued records stayed in the parent. */
+	registry_deferred_fork_child(shim_deferred_pushed -
+				     shim_deferred_popped);
 	backtrace_fork_child();
 	shim_recorder_fork_child();
+	if (fork_wrapped) {
+		fork_wrapped = false;
+		shim_wrap_leave();
+	}
 }
 
 struct adopt_ctx {

@@ -59,6 +59,7 @@ static void resolve_all(void)
 	RESOLVE(inotify_init, "inotify_init");
 	RESOLVE(inotify_init1, "inotify_init1");
 	RESOLVE(fork_, "_Fork");
+	RESOLVE(clone, "clone");
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
 	if (!shim_real.fcntl64)

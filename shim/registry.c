@@ -21,6 +21,8 @@
  * registry_walk.c the walks for the recorder and the shim's report (shared
  * state in registry_internal.h).
  */
+#include <time.h>
+
 #include "registry_internal.h"
 
 static void stripe_lock(struct reg_stripe *st)
@@ -919,6 +921,90 @@ void registry_fdop_unlock(void)
 	pthread_rwlock_unlock(&fdop_lock);
 }
 
+/*
+ * Handlers' calls whose bookkeeping is deferred (registry.h): open now,
+ * begun ever.  Sequentially consistent: a handler's begin() precedes its
+ * real call, the cut's reads follow its locks and precede its unlock.
+ */
+static unsigned deferred_open, deferred_begun;
+static int cut_held; /* the recorder holds its cut (clean_begin..unlock) */
+
+#define CUT_HELD_WAIT_NS 100000000 /* a handler waits 100 ms at most */
+
+/*
+ * A handler's real call waits while a cut is held (the recorder holds
+ * every registry lock then, so this thread holds none it could need), so
+ * that the cut's read of the kernel is not spoiled; with the open count
+ * raised first and cut_held read after (both sequentially consistent), a
+ * cut that began meanwhile sees the count and is dropped.  Bounded: the
+ * recorder may want a lock outside the registry (malloc's) that the
+ * interrupted code holds; after CUT_HELD_WAIT_NS the call goes ahead and
+ * the cut, which sees begun change, is taken again.
+ */
+void registry_deferred_begin(void)
+{
+	struct timespec t0 = { 0, 0 }, t;
+	for (;;) {
+		__atomic_add_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&cut_held, __ATOMIC_SEQ_CST))
+			break;
+		if (!t0.tv_sec && !t0.tv_nsec)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000000000L +
+			    (t.tv_nsec - t0.tv_nsec) > CUT_HELD_WAIT_NS)
+			break;
+		__atomic_sub_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+		sched_yield();
+	}
+	__atomic_add_fetch(&deferred_begun, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A queued record keeps the count open until applied, but begins nothing:
+ * a record of a call that changes watches was opened by begin() before
+ * its real call; the others (a creation, a plain dup) change no watch, and
+ * their records, pushed during a cut, must not spoil it.
+ */
+void registry_deferred_queued(void)
+{
+	__atomic_add_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+}
+
+void registry_deferred_end(void)
+{
+	__atomic_sub_fetch(&deferred_open, 1, __ATOMIC_SEQ_CST);
+}
+
+void registry_deferred_fork_child(unsigned n)
+{
+	__atomic_store_n(&cut_held, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&deferred_open, n, __ATOMIC_SEQ_CST);
+}
+
+bool registry_cut_clean_begin(unsigned *gen)
+{
+	__atomic_store_n(&cut_held, 1, __ATOMIC_SEQ_CST);
+	*gen = __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST) == 0;
+}
+
+bool registry_cut_still_clean(unsigned gen)
+{
+	/* Open now: records pushed meanwhile, of calls that began earlier
+	 * (caught by clean_begin) or change no watch. */
+	return __atomic_load_n(&deferred_begun, __ATOMIC_SEQ_CST) == gen;
+}
+
+void registry_wait_deferred(unsigned timeout_ms)
+{
+	struct timespec pause = { 0, 100000 }; /* 100 us */
+	for (unsigned i = 0; i < timeout_ms * 10 &&
+			     __atomic_load_n(&deferred_open, __ATOMIC_SEQ_CST);
+	     i++)
+		nanosleep(&pause, NULL);
+}
+
 static unsigned stripe_of(int fd)
 {
 	/* The top bits of a Fibonacci hash: REG_SET_STRIPES is 2^5. */
@@ -1021,6 +1107,7 @@ void registry_lock_all(void)
 
 void registry_unlock_all(void)
 {
+	__atomic_store_n(&cut_held, 0, __ATOMIC_SEQ_CST);
 	for (struct reg_set *s = sets_head; s; s = s->next) {
 		pthread_mutex_unlock(&s->lock);
 		for (unsigned i = REG_SET_STRIPES; i-- > 0;)

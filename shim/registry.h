@@ -299,6 +299,35 @@ void registry_unlock_all(void);
 int registry_walk_sets_locked(registry_set_fn fn, void *ctx);
 
 /*
+ * Calls of a signal handler that interrupted a wrapper of its thread
+ * (shim/defer.c) make their real call at once, also in the middle of a
+ * cut, while their bookkeeping waits for the interrupted wrapper to leave.
+ * Such a call is "open" from before its real call until its bookkeeping is
+ * applied: begin() before the real call (it waits, 100 ms at most, while
+ * the recorder holds its cut), queued() once per queued record, end() when
+ * the handler's wrapper returns and once per applied record.  All are
+ * async-signal-safe.
+ */
+void registry_deferred_begin(void);
+void registry_deferred_end(void);
+/* begin() for a queued record, whose real call is made: no wait. */
+void registry_deferred_queued(void);
+/* A forked child: only this thread's n queued records are open. */
+void registry_deferred_fork_child(unsigned n);
+
+/*
+ * The recorder's cut, registry_lock_all() held: clean_begin() is true when
+ * no such call is open and stores the count begun so far in *gen;
+ * still_clean(gen), just before registry_unlock_all(), is true when none
+ * has begun since (a call that changes watches: begin(), not queued()).  Otherwise the kernel's view read meanwhile may hold a
+ * change the registry does not: read again.  registry_wait_deferred()
+ * (no lock held) waits until none is open, at most timeout_ms.
+ */
+bool registry_cut_clean_begin(unsigned *gen);
+bool registry_cut_still_clean(unsigned gen);
+void registry_wait_deferred(unsigned timeout_ms);
+
+/*
  * The backtrace id of the last registration of the watch (epfd's set,
  * locked; the file now at fd, fd) when its innermost frame is caller: the
  * same call site MODs again (an EPOLLONESHOT re-arm loop), so the shim

@@ -13,6 +13,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include "registry.h"
+
 #define SHIM_API __attribute__((visibility("default")))
 /*
  * Wrappers a busy program calls on every request: hot, so that the compiler
@@ -48,6 +50,7 @@ struct shim_real {
 	int (*inotify_init)(void);
 	int (*inotify_init1)(int);
 	pid_t (*fork_)(void); /* _Fork */
+	int (*clone)(int (*)(void *), void *, int, void *, ...);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 };
@@ -58,6 +61,9 @@ extern struct shim_real shim_real;
 void shim_resolve(void);
 
 /* shim_real.NAME, resolved first if the constructor has not run yet. */
+#define SHIM_STR_(x) #x
+#define SHIM_STR(x) SHIM_STR_(x) /* a macro's value as a string */
+
 #define REAL(name)                                                            \
 	(__builtin_expect(shim_real.name != NULL, 1)                          \
 		 ? shim_real.name                                             \
@@ -79,18 +85,109 @@ extern struct shim_config shim_config;
  * straight through without bookkeeping.
  */
 extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+#define SHIM_BUSY_OWN 1	     /* the shim's own calls (shim_enter) */
+#define SHIM_BUSY_VM_CHILD 2 /* a vfork child runs in this thread's memory */
+
+/*
+ * Is this call the shim's own (libunwind, the recorder), whose new fds are
+ * moved out of the program's way?  Not in a vfork child, whose calls are
+ * the child program's and must be left exactly as they are.
+ */
+static inline bool shim_own_call(void)
+{
+	return shim_busy == SHIM_BUSY_OWN;
+}
 
 static inline bool shim_enter(void)
 {
 	if (shim_busy)
 		return false;
-	shim_busy = 1;
+	shim_busy = SHIM_BUSY_OWN;
 	return true;
 }
 
 static inline void shim_leave(void)
 {
 	shim_busy = 0;
+}
+
+/*
+ * Wrappers that take the shim's locks mark their thread (shim_depth) from
+ * before the first lock to after the last.  A wrapper that finds the mark
+ * runs in a signal handler that interrupted one (shim/defer.c): it makes
+ * the real call, queues its bookkeeping with shim_defer() instead of
+ * taking a lock its thread may hold, and the interrupted wrapper applies
+ * the queue in shim_wrap_leave().
+ */
+extern __thread unsigned shim_depth __attribute__((tls_model("initial-exec")));
+extern __thread unsigned shim_deferred_pushed
+	__attribute__((tls_model("initial-exec")));
+extern __thread unsigned shim_deferred_popped
+	__attribute__((tls_model("initial-exec")));
+
+enum shim_defer_op {
+	SHIM_DEFER_CLOSE,	  /* fd, seen */
+	SHIM_DEFER_CLOSE_RANGE,	  /* fd (first) .. fd2 (last) */
+	SHIM_DEFER_DUP,		  /* fd (old) to fd2 (new) */
+	SHIM_DEFER_CTL,		  /* fd2 (epfd), ctl_op, fd, event */
+	SHIM_DEFER_SET_CREATED,	  /* fd (epfd), flags */
+	SHIM_DEFER_FD_CREATED,	  /* fd, kind, create */
+	SHIM_DEFER_FD_UNKNOWN,	  /* fd */
+	SHIM_DEFER_BOUND,	  /* fd */
+	SHIM_DEFER_LISTEN,	  /* fd, flags (the backlog) */
+	SHIM_DEFER_SIGNALFD_MASK, /* fd, create.sigmask */
+};
+
+/* One call whose bookkeeping waits for the interrupted wrapper. */
+struct shim_deferred {
+	enum shim_defer_op op;
+	int fd, fd2;
+	int ctl_op;
+	int flags;
+	uint32_t kind;
+	struct epoll_event event;
+	struct reg_seen seen;
+	struct reg_create create;
+};
+
+/* Queue d (async-signal-safe; a full queue marks the registry incomplete). */
+void shim_defer(const struct shim_deferred *d);
+/* Apply the queue of this thread, in order (shim_wrap_leave() does). */
+void shim_deferred_run(void);
+
+/*
+ * The registry_* calls of the same names (registry.h), made now, or queued
+ * when this thread is inside a wrapper already.  errno is preserved.
+ */
+void shim_record_fd_created(int fd, uint32_t kind, const struct reg_create *c);
+void shim_record_fd_unknown(int fd);
+void shim_record_socket_bound(int fd);
+void shim_record_socket_listen(int fd, int backlog);
+void shim_record_signalfd_mask(int fd, uint64_t mask);
+
+/* Enter a wrapper's bookkeeping; false: re-entered, use shim_defer(). */
+static inline bool shim_wrap_enter(void)
+{
+	if (shim_depth)
+		return false;
+	shim_depth = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* Leave it, every lock released: apply what handlers queued meanwhile. */
+static inline void shim_wrap_leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	/* Queued records first, the mark still set (shim_deferred_run). */
+	if (__builtin_expect(shim_deferred_pushed != shim_deferred_popped, 0)) {
+		shim_deferred_run();
+		return;
+	}
+	shim_depth = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(shim_deferred_pushed != shim_deferred_popped, 0))
+		shim_deferred_run();
 }
 
 /*

@@ -27,13 +27,15 @@ static void socket_created(int fd, int domain, int type, int protocol,
 		.peer_fd = peer_fd,
 		.accepted = accepted,
 	};
-	registry_fd_created(fd, IMAGE_KIND_SOCKET, &c);
+	shim_record_fd_created(fd, IMAGE_KIND_SOCKET, &c);
 }
 
 SHIM_API int socket(int domain, int type, int protocol)
 {
-	if (shim_busy) /* the shim's own: high, unseen by the program */
+	if (shim_own_call()) /* the shim's own: high, unseen by the program */
 		return OWN_CREATE(REAL(socket)(domain, type, protocol));
+	if (shim_busy) /* a vfork child's: the real call alone */
+		return REAL(socket)(domain, type, protocol);
 	int fd = REAL(socket)(domain, type, protocol);
 	if (fd >= 0) {
 		int saved_errno = errno;
@@ -87,7 +89,7 @@ SHIM_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int ret = REAL(bind)(fd, addr, len);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		registry_socket_bound(fd);
+		shim_record_socket_bound(fd);
 		errno = saved_errno;
 	}
 	return ret;
@@ -98,7 +100,7 @@ SHIM_API int listen(int fd, int backlog)
 	int ret = REAL(listen)(fd, backlog);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		registry_socket_listen(fd, backlog);
+		shim_record_socket_listen(fd, backlog);
 		errno = saved_errno;
 	}
 	return ret;
@@ -120,7 +122,7 @@ SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		for (size_t i = 0; i < n; i++) {
 			int rfd;
 			memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
-			registry_fd_unknown(rfd);
+			shim_record_fd_unknown(rfd);
 		}
 	}
 	errno = saved_errno;

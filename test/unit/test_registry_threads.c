@@ -419,6 +419,64 @@ static void test_close_set_racing_create(void **state)
 	registry_reset();
 }
 
+/*
+ * A signal handler that interrupted a wrapper of its thread closes a
+ * watched file: its real close comes at once, its bookkeeping waits in the
+ * thread's queue (shim/defer.c) until the interrupted wrapper leaves, and
+ * that wrapper may hold no lock the cut needs meanwhile (it has released
+ * them, or not taken them yet).  A cut taken in that window saw the kernel
+ * without the watch and the shadow with it: a phantom watch.  It must wait
+ * until the queued record is applied (registry_deferred_*).
+ */
+static void test_cut_waits_for_deferred_close(void **state)
+{
+	(void)state;
+	registry_reset();
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int x = eventfd(0, EFD_CLOEXEC);
+	assert_true(ep >= 0 && x >= 0);
+	registry_set_created(ep, EPOLL_CLOEXEC);
+	registry_fd_created(x, IMAGE_KIND_EVENTFD, NULL);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 44 };
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, x, &ev), 0);
+	struct reg_set *set = registry_set_lock(ep);
+	registry_ctl_locked(set, ep, EPOLL_CTL_ADD, x, &ev, 0);
+	registry_set_unlock(set);
+
+	/* The handler's close(x): open, real call, queued, handler returns. */
+	struct reg_seen seen = registry_fd_peek(x);
+	registry_deferred_begin();
+	assert_int_equal(close(x), 0);
+	registry_deferred_queued(); /* the queued record */
+	registry_deferred_end();
+	/* A dump now: it must not use a cut taken before the record. */
+	pthread_t cutter;
+	struct cut c = { .done = 0 };
+	assert_int_equal(pthread_create(&cutter, NULL, cut_thread, &c), 0);
+	struct timespec ms = { 0, 1000 * 1000 };
+	for (int i = 0; i < 30 && !__atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
+	     i++)
+		nanosleep(&ms, NULL);
+	int cut_before_record = __atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
+	/* The interrupted wrapper leaves: the record is applied. */
+	bool locked = registry_fdop_begin(seen.file);
+	registry_fd_closed(x, seen);
+	registry_fdop_end(locked);
+	registry_deferred_end();
+	pthread_join(cutter, NULL);
+	assert_int_equal(c.ret, 0);
+	unsigned phantoms = 0;
+	for (uint32_t i = 0; i < c.img.ndiags; i++)
+		phantoms += c.img.diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	print_message("cut before the record: %s; phantom watches: %u\n",
+		      cut_before_record ? "yes" : "no", phantoms);
+	image_free(&c.img);
+	assert_false(cut_before_record);
+	assert_int_equal(phantoms, 0);
+	close(ep);
+	registry_reset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_cut_not_starved),
 		cmocka_unit_test(test_install_over_closing_file),
 		cmocka_unit_test(test_close_set_racing_create),
+		cmocka_unit_test(test_cut_waits_for_deferred_close),
 	};
 	return cmocka_run_group_tests_name("registry_threads", tests, NULL,
 					   NULL);
