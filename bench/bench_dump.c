@@ -318,20 +318,25 @@ static long read_all_fdinfo(const struct watches *w, char *buf)
 }
 
 /*
- * The least a dump that takes its facts from the kernel reads: every set's
- * fdinfo and, once each, every target's own fdinfo (an eventfd's counter
- * is nowhere else).  Returns the bytes read or -errno.
+ * Add to total (bytes read so far, or -errno: returned as it is) one short
+ * read of the fdinfo of each target fd (with only_perfd, of those no bulk
+ * source describes), the cheapest way: relative to the directory.  Returns
+ * the bytes read or -errno.
  */
-static long read_floor_fdinfo(const struct watches *w, char *buf)
+static long read_targets_fdinfo(const struct watches *w, bool only_perfd,
+				char *buf, long total)
 {
-	long total = read_all_fdinfo(w, buf);
-	int dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dir;
 	char name[16];
 
+	if (total < 0)
+		return total;
+	dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	/* The cheapest way: relative to the directory, one short read. */
 	for (unsigned long i = 0; total >= 0 && i < w->nfds; i++) {
+		if (only_perfd && !w->perfd[i])
+			continue;
 		snprintf(name, sizeof(name), "%d", w->fds[i]);
 		int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
 		ssize_t n = fd < 0 ? -1 : read(fd, buf, READ_CHUNK);
@@ -342,6 +347,16 @@ static long read_floor_fdinfo(const struct watches *w, char *buf)
 	}
 	close(dir);
 	return total;
+}
+
+/*
+ * The least a dump that takes its facts from the kernel reads: every set's
+ * fdinfo and, once each, every target's own fdinfo (an eventfd's counter
+ * is nowhere else).  Returns the bytes read or -errno.
+ */
+static long read_floor_fdinfo(const struct watches *w, char *buf)
+{
+	return read_targets_fdinfo(w, false, buf, read_all_fdinfo(w, buf));
 }
 
 static int count_inet(void *ctx, const struct inet_diag_sock *s)
@@ -370,11 +385,7 @@ static long read_bulk_floor(const struct watches *w, char *buf)
 		{ AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP },
 	};
 	long total = read_all_fdinfo(w, buf), socks = 0;
-	int dir = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char name[16];
 
-	if (dir < 0)
-		return -errno;
 	for (unsigned k = 0; total >= 0 && k < 4; k++) {
 		int ret = inet_diag_dump(inet[k][0], inet[k][1], count_inet,
 					 &socks);
@@ -383,19 +394,7 @@ static long read_bulk_floor(const struct watches *w, char *buf)
 	}
 	if (total >= 0 && unix_diag_dump(count_unix, &socks) < 0)
 		total = -EIO;
-	for (unsigned long i = 0; total >= 0 && i < w->nfds; i++) {
-		if (!w->perfd[i])
-			continue;
-		snprintf(name, sizeof(name), "%d", w->fds[i]);
-		int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : read(fd, buf, READ_CHUNK);
-
-		total = n < 0 ? -errno : total + n;
-		if (fd >= 0)
-			close(fd);
-	}
-	close(dir);
-	return total;
+	return read_targets_fdinfo(w, true, buf, total);
 }
 
 /*

@@ -159,6 +159,23 @@ static int socket_describe_live(struct image_socket *s, int fd)
 }
 
 /*
+ * Start t's socket description afresh: the addresses it held before (its
+ * own) freed, every field cleared, the backlog unknown, the file flags
+ * taken.  Returns 0 or -errno.
+ */
+static int socket_describe_start(struct image_target *t, int fd,
+				 const char *fdinfo)
+{
+	struct image_socket *s = &t->u.sock;
+
+	image_socket_set_addr(s, NULL, 0);
+	image_socket_set_peer(s, NULL, 0);
+	memset(s, 0, sizeof(*s));
+	s->backlog = -1;
+	return kind_describe_file_flags(t, fd, fdinfo);
+}
+
+/*
  * With fd, everything getsockopt/getsockname/getpeername show; without,
  * only that a unix socket's fdinfo has `scm_fds:` (the domain).
  */
@@ -167,12 +184,7 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 	struct image_socket *s = &t->u.sock;
 	int ret;
 
-	/* addresses a target held before are its own: free them */
-	image_socket_set_addr(s, NULL, 0);
-	image_socket_set_peer(s, NULL, 0);
-	memset(s, 0, sizeof(*s));
-	s->backlog = -1;
-	ret = kind_describe_file_flags(t, fd, fdinfo);
+	ret = socket_describe_start(t, fd, fdinfo);
 	if (ret < 0)
 		return ret;
 	if (fd >= 0)
@@ -219,12 +231,7 @@ int kind_socket_describe_bulk(struct image_target *t, int fd,
 	    (d->family == AF_INET6 && d->v6only < 0) ||
 	    sock_v6_scoped(&d->local) || sock_v6_scoped(&d->remote))
 		return -EAGAIN;
-	/* addresses a target held before are its own: free them */
-	image_socket_set_addr(s, NULL, 0);
-	image_socket_set_peer(s, NULL, 0);
-	memset(s, 0, sizeof(*s));
-	s->backlog = -1;
-	ret = kind_describe_file_flags(t, fd, fdinfo);
+	ret = socket_describe_start(t, fd, fdinfo);
 	if (ret < 0)
 		return ret;
 	s->domain = d->family;

@@ -1481,18 +1481,8 @@ int image_read_stream(int fd, int copy_fd, double deadline,
 int image_read_fd_flags(int fd, struct image *img, unsigned flags, char *err,
 			size_t err_len)
 {
-	struct reader r = { .fd = fd, .err = err, .err_len = err_len,
-			    .flags = flags, .copy_fd = -1 };
-	int ret;
-
-	r.inbuf = malloc(READ_BUF_LEN);
-	if (!r.inbuf) {
-		image_init(img);
-		return fail(&r, 0, "out of memory");
-	}
-	ret = read_common(&r, img);
-	free(r.inbuf);
-	return ret;
+	/* a stream without a copy or a deadline */
+	return image_read_stream(fd, -1, 0, img, flags, err, err_len);
 }
 
 int image_read_fd(int fd, struct image *img, char *err, size_t err_len)

@@ -67,6 +67,24 @@ dump_check() {
 	python3 "$TOP/test/integration/check_image.py" "$pid" "$WORK/$name.json" "$@"
 }
 
+# inconsistent_images JSON...: how many of the images (show --json) are
+# not consistent cuts (a watch the shim never saw, a watch whose file the
+# shadow says no fd holds, a set behind the shim's back), read by one
+# python3; each such image's diagnostics go to stderr.
+inconsistent_images() {
+	python3 -c '
+import json, sys
+bad = 0
+for path in sys.argv[1:]:
+    j = json.load(open(path))
+    d = [d for d in j["diagnostics"] if "never saw" in d["message"] or
+         "does not hold" in d["message"] or "behind the shim" in d["message"]]
+    if d:
+        bad += 1
+        print(path, d, file=sys.stderr)
+print(bad)' "$@"
+}
+
 # json_query FILE EXPR: evaluate a python expression on the JSON as `j`.
 json_query() {
 	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"

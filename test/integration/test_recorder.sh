@@ -81,17 +81,7 @@ stop "$HPID"
 # Every image's diagnostics, read by one python3 once the churn stopped
 # (one interpreter per image, competing with the churning threads, cost
 # most of this test's time).
-n=$(python3 -c '
-import json, sys
-bad = 0
-for path in sys.argv[1:]:
-    j = json.load(open(path))
-    d = [d for d in j["diagnostics"] if "never saw" in d["message"] or
-         "does not hold" in d["message"] or "behind the shim" in d["message"]]
-    if d:
-        bad += 1
-        print(path, d, file=sys.stderr)
-print(bad)' "$WORK"/h[0-9]*.json) || n=$ndumps
+n=$(inconsistent_images "$WORK"/h[0-9]*.json) || n=$ndumps
 bad=$((bad + n))
 [ "$bad" = 0 ] && pass "hammer: $ndumps consistent images" || fail "hammer: $bad inconsistent or failed dumps"
 

@@ -30,17 +30,7 @@ done
 # Every image a consistent cut: a handler's close of a watched copy
 # changes the kernel before its queued bookkeeping reaches the shadow, and
 # no cut may fall in between (a phantom watch, "does not hold").
-n=$(python3 -c '
-import json, sys
-bad = 0
-for path in sys.argv[1:]:
-    j = json.load(open(path))
-    d = [d for d in j["diagnostics"] if "never saw" in d["message"] or
-         "does not hold" in d["message"] or "behind the shim" in d["message"]]
-    if d:
-        bad += 1
-        print(path, d, file=sys.stderr)
-print(bad)' "$WORK"/d[0-9]*.json 2>"$WORK/inconsistent.txt") || n=$ok
+n=$(inconsistent_images "$WORK"/d[0-9]*.json 2>"$WORK/inconsistent.txt") || n=$ok
 head -c 2000 "$WORK/inconsistent.txt"
 [ "$n" = 0 ] && pass "all $ok images are consistent cuts" ||
 	fail "$n of $ok images are inconsistent (a watch the shim and the kernel disagree on)"

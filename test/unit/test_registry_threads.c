@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -304,20 +305,54 @@ static void *cut_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * A fresh registry and set ep watching eventfd x with data, known to the
+ * shadow as the wrappers would have recorded them.
+ */
+static void watched_eventfd(uint64_t data, int *ep, int *x)
+{
+	registry_reset();
+	*ep = epoll_create1(EPOLL_CLOEXEC);
+	*x = eventfd(0, EFD_CLOEXEC);
+	assert_true(*ep >= 0 && *x >= 0);
+	registry_set_created(*ep, EPOLL_CLOEXEC);
+	registry_fd_created(*x, IMAGE_KIND_EVENTFD, NULL);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
+	assert_int_equal(epoll_ctl(*ep, EPOLL_CTL_ADD, *x, &ev), 0);
+	struct reg_set *set = registry_set_lock(*ep);
+	registry_ctl_locked(set, *ep, EPOLL_CTL_ADD, *x, &ev, 0);
+	registry_set_unlock(set);
+}
+
+/* Start a dump in *cutter; 1 when it is done within wait_ms, else 0. */
+static int cut_start(struct cut *c, pthread_t *cutter, int wait_ms)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(pthread_create(cutter, NULL, cut_thread, c), 0);
+	for (int i = 0;
+	     i < wait_ms && !__atomic_load_n(&c->done, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&ms, NULL);
+	return __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+}
+
+/* The phantom-watch diagnostics of an image. */
+static unsigned phantom_watches(const struct image *img)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < img->ndiags; i++)
+		n += img->diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	return n;
+}
+
 static void test_install_over_closing_file(void **state)
 {
 	(void)state;
-	registry_reset();
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int x = eventfd(0, EFD_CLOEXEC);
-	assert_true(ep >= 0 && x >= 0);
-	registry_set_created(ep, EPOLL_CLOEXEC);
-	registry_fd_created(x, IMAGE_KIND_EVENTFD, NULL);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 42 };
-	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, x, &ev), 0);
-	struct reg_set *set = registry_set_lock(ep);
-	registry_ctl_locked(set, ep, EPOLL_CTL_ADD, x, &ev, 0);
-	registry_set_unlock(set);
+	int ep, x;
+
+	watched_eventfd(42, &ep, &x);
 
 	registry_test_install_hook(install_pause);
 	__atomic_store_n(&hook_state, 0, __ATOMIC_RELAXED);
@@ -336,22 +371,15 @@ static void test_install_over_closing_file(void **state)
 	registry_fd_closed(x, seen);
 	registry_fdop_end(locked);
 	/* A dump now: it must wait for D. */
-	struct cut c = { .done = 0 };
-	assert_int_equal(pthread_create(&cutter, NULL, cut_thread, &c), 0);
-	struct timespec ms = { 0, 1000 * 1000 };
-	for (int i = 0; i < 200 && !__atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
-	     i++)
-		nanosleep(&ms, NULL);
-	int cut_during_install = __atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
+	struct cut c;
+	int cut_during_install = cut_start(&c, &cutter, 200);
 	__atomic_store_n(&hook_state, 2, __ATOMIC_RELEASE);
 	pthread_join(d, NULL);
 	pthread_join(cutter, NULL);
 	registry_test_install_hook(NULL);
 	assert_int_equal(r.fd, x);
 	assert_int_equal(c.ret, 0);
-	unsigned phantoms = 0;
-	for (uint32_t i = 0; i < c.img.ndiags; i++)
-		phantoms += c.img.diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	unsigned phantoms = phantom_watches(&c.img);
 	print_message("cut during the install: %s; phantom watches: %u\n",
 		      cut_during_install ? "yes" : "no", phantoms);
 	image_free(&c.img);
@@ -373,17 +401,9 @@ static void test_install_over_closing_file(void **state)
 static void test_close_set_racing_create(void **state)
 {
 	(void)state;
-	registry_reset();
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int x = eventfd(0, EFD_CLOEXEC);
-	assert_true(ep >= 0 && x >= 0);
-	registry_set_created(ep, EPOLL_CLOEXEC);
-	registry_fd_created(x, IMAGE_KIND_EVENTFD, NULL);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 43 };
-	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, x, &ev), 0);
-	struct reg_set *set = registry_set_lock(ep);
-	registry_ctl_locked(set, ep, EPOLL_CTL_ADD, x, &ev, 0);
-	registry_set_unlock(set);
+	int ep, x;
+
+	watched_eventfd(43, &ep, &x);
 
 	/* C: the wrapper's close(ep), real call first. */
 	struct reg_seen seen = registry_fd_peek(ep);
@@ -394,21 +414,14 @@ static void test_close_set_racing_create(void **state)
 	assert_int_equal(ep2, ep);
 	/* A dump now: it must wait for C. */
 	pthread_t cutter;
-	struct cut c = { .done = 0 };
-	assert_int_equal(pthread_create(&cutter, NULL, cut_thread, &c), 0);
-	struct timespec ms = { 0, 1000 * 1000 };
-	for (int i = 0; i < 200 && !__atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
-	     i++)
-		nanosleep(&ms, NULL);
-	int cut_during_close = __atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
+	struct cut c;
+	int cut_during_close = cut_start(&c, &cutter, 200);
 	registry_fd_closed(ep, seen);
 	registry_fdop_end(locked);
 	registry_set_created(ep2, EPOLL_CLOEXEC);
 	pthread_join(cutter, NULL);
 	assert_int_equal(c.ret, 0);
-	unsigned phantoms = 0;
-	for (uint32_t i = 0; i < c.img.ndiags; i++)
-		phantoms += c.img.diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	unsigned phantoms = phantom_watches(&c.img);
 	print_message("cut during the close: %s; phantom watches: %u\n",
 		      cut_during_close ? "yes" : "no", phantoms);
 	image_free(&c.img);
@@ -431,17 +444,9 @@ static void test_close_set_racing_create(void **state)
 static void test_cut_waits_for_deferred_close(void **state)
 {
 	(void)state;
-	registry_reset();
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int x = eventfd(0, EFD_CLOEXEC);
-	assert_true(ep >= 0 && x >= 0);
-	registry_set_created(ep, EPOLL_CLOEXEC);
-	registry_fd_created(x, IMAGE_KIND_EVENTFD, NULL);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 44 };
-	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, x, &ev), 0);
-	struct reg_set *set = registry_set_lock(ep);
-	registry_ctl_locked(set, ep, EPOLL_CTL_ADD, x, &ev, 0);
-	registry_set_unlock(set);
+	int ep, x;
+
+	watched_eventfd(44, &ep, &x);
 
 	/* The handler's close(x): open, real call, queued, handler returns. */
 	struct reg_seen seen = registry_fd_peek(x);
@@ -451,13 +456,8 @@ static void test_cut_waits_for_deferred_close(void **state)
 	registry_deferred_end();
 	/* A dump now: it must not use a cut taken before the record. */
 	pthread_t cutter;
-	struct cut c = { .done = 0 };
-	assert_int_equal(pthread_create(&cutter, NULL, cut_thread, &c), 0);
-	struct timespec ms = { 0, 1000 * 1000 };
-	for (int i = 0; i < 30 && !__atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
-	     i++)
-		nanosleep(&ms, NULL);
-	int cut_before_record = __atomic_load_n(&c.done, __ATOMIC_ACQUIRE);
+	struct cut c;
+	int cut_before_record = cut_start(&c, &cutter, 30);
 	/* The interrupted wrapper leaves: the record is applied. */
 	bool locked = registry_fdop_begin(seen.file);
 	registry_fd_closed(x, seen);
@@ -465,9 +465,7 @@ static void test_cut_waits_for_deferred_close(void **state)
 	registry_deferred_end();
 	pthread_join(cutter, NULL);
 	assert_int_equal(c.ret, 0);
-	unsigned phantoms = 0;
-	for (uint32_t i = 0; i < c.img.ndiags; i++)
-		phantoms += c.img.diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	unsigned phantoms = phantom_watches(&c.img);
 	print_message("cut before the record: %s; phantom watches: %u\n",
 		      cut_before_record ? "yes" : "no", phantoms);
 	image_free(&c.img);
