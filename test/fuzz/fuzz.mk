@@ -10,7 +10,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_BIN := $(FUZZ_DIR)/fuzz_image
 FUZZ_SRC := test/fuzz/fuzz_image.c common/image.c common/crc32c.c \
-	common/escape.c \
+	common/escape.c common/ownfd.c \
 	common/log.c recorder/image_write.c replayer/image_read.c \
 	replayer/show.c replayer/symbolize.c replayer/show_text.c \
 	replayer/show_json.c
