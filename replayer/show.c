@@ -346,6 +346,37 @@ static int cmp_fd_index(const void *a, const void *b, void *ctx)
 	return (x->fd > y->fd) - (x->fd < y->fd);
 }
 
+int show_ctx_open(struct text_ctx *c, const struct image *img, int out_fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->img = img;
+	c->o = malloc(sizeof(*c->o));
+	c->frame = malloc(FRAME_TEXT_LEN);
+	if (!c->o || !c->frame || index_build(img, &c->ix) < 0) {
+		free(c->o);
+		free(c->frame);
+		return -ENOMEM;
+	}
+	c->o->fd = out_fd;
+	c->o->err = 0;
+	c->o->len = 0;
+	return 0;
+}
+
+int show_ctx_close(struct text_ctx *c)
+{
+	int ret;
+
+	out_flush(c->o);
+	ret = c->o->err;
+	a2l_free(&c->a2l);
+	dm_free(&c->dm);
+	index_free(&c->ix);
+	free(c->frame);
+	free(c->o);
+	return ret;
+}
+
 void index_free(struct show_index *ix)
 {
 	free(ix->fd_start);

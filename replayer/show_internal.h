@@ -133,6 +133,15 @@ int64_t lowest_fd(const struct image *img, const struct show_index *ix,
 		  uint32_t id);
 
 /*
+ * One run's context (show.c): show_ctx_open fills *c for img written to
+ * out_fd (output buffer, frame text, index; 0 or -ENOMEM with nothing
+ * held), show_ctx_close flushes the output, frees what *c holds (the
+ * symbols too, when built) and returns the output's error, 0 or -errno.
+ */
+int show_ctx_open(struct text_ctx *c, const struct image *img, int out_fd);
+int show_ctx_close(struct text_ctx *c);
+
+/*
  * Symbolizing (symbolize.c).  In: the image's backtraces.  Out: a2l_build
  * and dm_build run addr2line and c++filt over every frame at once, within
  * the process's tools budget; a2l_lookup and dm_lookup give a frame's

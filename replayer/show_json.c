@@ -259,20 +259,11 @@ static void json_head(struct text_ctx *c)
 
 int show_image_json(const struct image *img, int out_fd)
 {
-	struct text_ctx c = { .img = img };
+	struct text_ctx c;
 	bool first = true;
-	int ret;
 
-	c.o = malloc(sizeof(*c.o));
-	c.frame = malloc(FRAME_TEXT_LEN);
-	if (!c.o || !c.frame || index_build(img, &c.ix) < 0) {
-		free(c.o);
-		free(c.frame);
+	if (show_ctx_open(&c, img, out_fd) < 0)
 		return -ENOMEM;
-	}
-	c.o->fd = out_fd;
-	c.o->err = 0;
-	c.o->len = 0;
 	json_head(&c);
 	out_puts(c.o, ",\n \"epoll\": [");
 	for (uint32_t i = 0; i < img->ntargets; i++) {
@@ -288,10 +279,5 @@ int show_image_json(const struct image *img, int out_fd)
 		json_diag(&c, &img->diags[i]);
 	}
 	out_puts(c.o, "]}\n");
-	out_flush(c.o);
-	ret = c.o->err;
-	index_free(&c.ix);
-	free(c.frame);
-	free(c.o);
-	return ret;
+	return show_ctx_close(&c);
 }

@@ -357,19 +357,10 @@ static void text_header(struct text_ctx *c)
 
 int show_image_text(const struct image *img, int out_fd, unsigned flags)
 {
-	struct text_ctx c = { .img = img };
-	int ret;
+	struct text_ctx c;
 
-	c.o = malloc(sizeof(*c.o));
-	c.frame = malloc(FRAME_TEXT_LEN);
-	if (!c.o || !c.frame || index_build(img, &c.ix) < 0) {
-		free(c.o);
-		free(c.frame);
+	if (show_ctx_open(&c, img, out_fd) < 0)
 		return -ENOMEM;
-	}
-	c.o->fd = out_fd;
-	c.o->err = 0;
-	c.o->len = 0;
 	if (!(flags & SHOW_NO_ADDR2LINE)) {
 		a2l_build(img, &c.a2l);
 		dm_build(img, &c.dm);
@@ -378,12 +369,5 @@ int show_image_text(const struct image *img, int out_fd, unsigned flags)
 	text_sets(&c);
 	text_tree(&c);
 	text_diags(&c);
-	out_flush(c.o);
-	ret = c.o->err;
-	a2l_free(&c.a2l);
-	dm_free(&c.dm);
-	index_free(&c.ix);
-	free(c.frame);
-	free(c.o);
-	return ret;
+	return show_ctx_close(&c);
 }
