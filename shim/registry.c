@@ -25,20 +25,29 @@
 
 #include "registry_internal.h"
 
+/* One attempt at a stripe: true when it is now ours. */
+static inline bool stripe_try(struct reg_stripe *st)
+{
+	return !__atomic_load_n(&st->locked, __ATOMIC_RELAXED) &&
+	       !__atomic_exchange_n(&st->locked, 1, __ATOMIC_ACQUIRE);
+}
+
+/* Between two attempts: pause STRIPE_SPINS times, then yield. */
+static inline void stripe_backoff(unsigned spins)
+{
+	if (spins < STRIPE_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	} else {
+		sched_yield();
+	}
+}
+
 static void stripe_lock(struct reg_stripe *st)
 {
-	for (unsigned spins = 0;; spins++) {
-		if (!__atomic_load_n(&st->locked, __ATOMIC_RELAXED) &&
-		    !__atomic_exchange_n(&st->locked, 1, __ATOMIC_ACQUIRE))
-			return;
-		if (spins < STRIPE_SPINS) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		} else {
-			sched_yield();
-		}
-	}
+	for (unsigned spins = 0; !stripe_try(st); spins++)
+		stripe_backoff(spins);
 }
 
 static void stripe_unlock(struct reg_stripe *st)
@@ -1037,16 +1046,9 @@ static inline void stripe_lock_ctl(struct reg_stripe *st)
 		if (__builtin_expect(__atomic_load_n(&cut_pending,
 						     __ATOMIC_RELAXED), 0))
 			cut_wait();
-		if (!__atomic_load_n(&st->locked, __ATOMIC_RELAXED) &&
-		    !__atomic_exchange_n(&st->locked, 1, __ATOMIC_ACQUIRE))
+		if (stripe_try(st))
 			return;
-		if (spins < STRIPE_SPINS) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		} else {
-			sched_yield();
-		}
+		stripe_backoff(spins);
 	}
 }
 
