@@ -337,14 +337,23 @@ static int cut_start(struct cut *c, pthread_t *cutter, int wait_ms)
 	return __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
 }
 
-/* The phantom-watch diagnostics of an image. */
-static unsigned phantom_watches(const struct image *img)
+/*
+ * A joined dump's verdict: it succeeded, was not done early (when the
+ * window it had to wait for was still open), and its image has no
+ * phantom watch.
+ */
+static void cut_check(struct cut *c, const char *when, int early)
 {
-	unsigned n = 0;
+	unsigned phantoms = 0;
 
-	for (uint32_t i = 0; i < img->ndiags; i++)
-		n += img->diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
-	return n;
+	assert_int_equal(c->ret, 0);
+	for (uint32_t i = 0; i < c->img.ndiags; i++)
+		phantoms += c->img.diags[i].code == IMAGE_DIAG_PHANTOM_WATCH;
+	print_message("cut %s: %s; phantom watches: %u\n", when,
+		      early ? "yes" : "no", phantoms);
+	image_free(&c->img);
+	assert_false(early);
+	assert_int_equal(phantoms, 0);
 }
 
 static void test_install_over_closing_file(void **state)
@@ -378,13 +387,7 @@ static void test_install_over_closing_file(void **state)
 	pthread_join(cutter, NULL);
 	registry_test_install_hook(NULL);
 	assert_int_equal(r.fd, x);
-	assert_int_equal(c.ret, 0);
-	unsigned phantoms = phantom_watches(&c.img);
-	print_message("cut during the install: %s; phantom watches: %u\n",
-		      cut_during_install ? "yes" : "no", phantoms);
-	image_free(&c.img);
-	assert_false(cut_during_install);
-	assert_int_equal(phantoms, 0);
+	cut_check(&c, "during the install", cut_during_install);
 	close(r.fd);
 	close(ep);
 	registry_reset();
@@ -420,13 +423,7 @@ static void test_close_set_racing_create(void **state)
 	registry_fdop_end(locked);
 	registry_set_created(ep2, EPOLL_CLOEXEC);
 	pthread_join(cutter, NULL);
-	assert_int_equal(c.ret, 0);
-	unsigned phantoms = phantom_watches(&c.img);
-	print_message("cut during the close: %s; phantom watches: %u\n",
-		      cut_during_close ? "yes" : "no", phantoms);
-	image_free(&c.img);
-	assert_false(cut_during_close);
-	assert_int_equal(phantoms, 0);
+	cut_check(&c, "during the close", cut_during_close);
 	close(x);
 	close(ep2);
 	registry_reset();
@@ -464,13 +461,7 @@ static void test_cut_waits_for_deferred_close(void **state)
 	registry_fdop_end(locked);
 	registry_deferred_end();
 	pthread_join(cutter, NULL);
-	assert_int_equal(c.ret, 0);
-	unsigned phantoms = phantom_watches(&c.img);
-	print_message("cut before the record: %s; phantom watches: %u\n",
-		      cut_before_record ? "yes" : "no", phantoms);
-	image_free(&c.img);
-	assert_false(cut_before_record);
-	assert_int_equal(phantoms, 0);
+	cut_check(&c, "before the record", cut_before_record);
 	close(ep);
 	registry_reset();
 }
