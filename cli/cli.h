@@ -31,6 +31,11 @@ int cli_epoll_count(pid_t pid, unsigned *sets, unsigned *watches);
  * has no recorder thread.
  */
 int cli_recorder_signal(pid_t pid);
+/*
+ * 1 when /proc/PID/maps shows libepollcr loaded, 0 when it does not,
+ * -errno when the maps cannot be read.
+ */
+int cli_has_shim(pid_t pid);
 /* The command name of pid (/proc/PID/comm), "?" when unknown. */
 void cli_comm_of(pid_t pid, char *comm, size_t len);
 

@@ -61,11 +61,7 @@ static const char dump_usage[] =
 	"                       image each, into a directory; one line per\n"
 	"                       process on stderr says how it was dumped\n";
 
-/*
- * 1 when /proc/PID/maps shows libepollcr loaded, 0 when it does not,
- * -errno when the maps cannot be read.
- */
-static int has_shim(pid_t pid)
+int cli_has_shim(pid_t pid)
 {
 	char path[64], line[4096];
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
@@ -325,7 +321,7 @@ struct dump_opts {
  */
 static int shim_answers(pid_t pid, int sig_opt, char *note, size_t note_len)
 {
-	int r = has_shim(pid), st;
+	int r = cli_has_shim(pid), st;
 
 	if (r < 0) {
 		snprintf(note, note_len,

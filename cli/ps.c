@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "escape.h"
+#include "signame.h"
 
 #define PS_MAX_PROCS 65536 /* processes listed at most */
 
@@ -26,52 +28,16 @@ static const char ps_usage[] =
 	"it and its checkpoint signal (- when its recorder has not started).\n"
 	"Any of them can be dumped with `epollcr dump PID`.\n";
 
-/* 1 when pid maps libepollcr.so, 0 when not, -1 when unknown. */
-static int maps_shim(pid_t pid)
+static void put_piece(void *out, const char *piece, size_t len)
 {
-	char path[64], line[4096];
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-	int found = 0;
-	if (!f)
-		return -1;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/libepollcr.so") != NULL;
-	fclose(f);
-	return found;
+	fwrite(piece, 1, len, out);
 }
 
-/* "SIGUSR1", "SIGRTMAX-3"...: the name signame_parse() reads back. */
-static void signal_name(int sig, char *out, size_t len)
-{
-	if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
-		if (SIGRTMAX - sig <= sig - SIGRTMIN)
-			snprintf(out, len, SIGRTMAX == sig ? "SIGRTMAX" : "SIGRTMAX-%d",
-				 SIGRTMAX - sig);
-		else
-			snprintf(out, len, SIGRTMIN == sig ? "SIGRTMIN" : "SIGRTMIN+%d",
-				 sig - SIGRTMIN);
-		return;
-	}
-	const char *abbrev = sigabbrev_np(sig);
-	if (abbrev)
-		snprintf(out, len, "SIG%s", abbrev);
-	else
-		snprintf(out, len, "%d", sig);
-}
-
+/* s as a JSON string, by escape.h's one rule. */
 static void json_string(const char *s)
 {
 	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
+	escape_emit(s, strlen(s), ESCAPE_JSON, put_piece, stdout);
 	putchar('"');
 }
 
@@ -134,10 +100,10 @@ int cmd_ps(int argc, char **argv)
 		if (cli_epoll_count(pid, &sets, &watches) < 0 || !sets)
 			continue;
 		cli_comm_of(pid, comm, sizeof(comm));
-		int shim = maps_shim(pid);
+		int shim = cli_has_shim(pid);
 		int sig = shim == 1 ? cli_recorder_signal(pid) : 0;
 		if (sig)
-			signal_name(sig, sig_name, sizeof(sig_name));
+			signame_format(sig, sig_name, sizeof(sig_name));
 		const char *shim_s = shim == 1 ? "yes" : shim == 0 ? "no" : "?";
 		if (json) {
 			printf("%s\n {\"pid\": %d, \"comm\": ", listed ? "," : "",

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,4 +55,22 @@ int signame_parse(const char *s)
 		if (!strcmp(s, names[i].name))
 			return names[i].sig;
 	return 0;
+}
+
+void signame_format(int sig, char *out, size_t len)
+{
+	if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+		if (SIGRTMAX - sig <= sig - SIGRTMIN)
+			snprintf(out, len, SIGRTMAX == sig ? "SIGRTMAX" : "SIGRTMAX-%d",
+				 SIGRTMAX - sig);
+		else
+			snprintf(out, len, SIGRTMIN == sig ? "SIGRTMIN" : "SIGRTMIN+%d",
+				 sig - SIGRTMIN);
+		return;
+	}
+	const char *abbrev = sigabbrev_np(sig);
+	if (abbrev)
+		snprintf(out, len, "SIG%s", abbrev);
+	else
+		snprintf(out, len, "%d", sig);
 }
