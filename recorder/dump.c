@@ -202,6 +202,28 @@ static bool confirm_watch(void *ctx, int epfd, int tfd, uint32_t events,
 	return true;
 }
 
+/*
+ * kview hint: the shadow's flags of fd (followed through fcntl, ioctl,
+ * dup3, close_range: registry_fd_fdinfo_flags) and, for a socket, its
+ * domain, so that the view need not read fd's fdinfo.
+ */
+static bool fd_facts(void *ctx, int fd, struct kview_fd_facts *facts)
+{
+	(void)ctx;
+	if (!registry_fd_fdinfo_flags(fd, &facts->kind, &facts->flags))
+		return false;
+	facts->domain = -1;
+	if (facts->kind == IMAGE_KIND_SOCKET) {
+		const struct reg_file *f = registry_file_at(fd);
+		uint8_t domain = f ? __atomic_load_n(&f->create.domain,
+						     __ATOMIC_RELAXED)
+				   : UINT8_MAX;
+		if (domain < AF_MAX)
+			facts->domain = domain;
+	}
+	return true;
+}
+
 /* The path of a target, for messages. */
 static const char *target_path(const struct image *img, uint32_t id)
 {
@@ -872,13 +894,14 @@ static int build_once(struct image *img, unsigned flags, bool last,
 			return 0;
 		}
 	}
-	struct kview_hints hints = { .confirm_watch = confirm_watch };
+	struct kview_hints hints = { .confirm_watch = confirm_watch,
+				     .fd_facts = fd_facts };
+	unsigned kflags = ((flags & RECORDER_F_FULL_KCMP) ? KVIEW_F_FULL_KCMP
+							  : 0) |
+			  ((flags & RECORDER_F_PER_FD) ? KVIEW_F_PER_FD : 0);
 	ret = (flags & RECORDER_F_NO_PROC)
 		      ? -EACCES
-		      : kview_snapshot(0, img, (flags & RECORDER_F_FULL_KCMP)
-						       ? KVIEW_F_FULL_KCMP
-						       : 0,
-				       &hints);
+		      : kview_snapshot(0, img, kflags, &hints);
 	if (ret == -EACCES || ret == -ENOENT || ret == -EPERM) {
 		/* No /proc: the shadow alone, and say so. */
 		struct image fresh;

@@ -51,6 +51,7 @@ static void resolve_all(void)
 	RESOLVE(dup3, "dup3");
 	RESOLVE(fcntl, "fcntl");
 	RESOLVE(fcntl64, "fcntl64");
+	RESOLVE(ioctl, "ioctl");
 	RESOLVE(pipe, "pipe");
 	RESOLVE(pipe2, "pipe2");
 	RESOLVE(eventfd, "eventfd");

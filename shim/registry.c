@@ -21,6 +21,7 @@
  * registry_walk.c the walks for the recorder and the shim's report (shared
  * state in registry_internal.h).
  */
+#include <fcntl.h>
 #include <time.h>
 
 #include "registry_internal.h"
@@ -347,7 +348,38 @@ static __thread unsigned fdop_held; /* fdop_lock taken shared, nesting */
  * with them: a phantom watch).  Nested: dup2() over a watched file holds
  * it already.
  */
-static void fdt_install(int fd, struct reg_file *f)
+/* The leaf of fd (no creation), for its FD_CLOEXEC bits; NULL when none. */
+static struct reg_fdt_leaf *fdt_leaf(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	return __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+			       __ATOMIC_ACQUIRE);
+}
+
+/* Set fd's FD_CLOEXEC bits: cloexec 0 or 1, or -1 for unknown. */
+static void fdt_set_cloexec(struct reg_fdt_leaf *leaf, int fd, int cloexec)
+{
+	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
+	uint64_t bit = 1ull << (i % 64);
+	if (cloexec > 0)
+		__atomic_or_fetch(&leaf->cloexec[i / 64], bit, __ATOMIC_RELAXED);
+	else if (cloexec == 0)
+		__atomic_and_fetch(&leaf->cloexec[i / 64], ~bit,
+				   __ATOMIC_RELAXED);
+	if (cloexec >= 0)
+		__atomic_or_fetch(&leaf->cloexec_known[i / 64], bit,
+				  __ATOMIC_RELEASE);
+	else
+		__atomic_and_fetch(&leaf->cloexec_known[i / 64], ~bit,
+				   __ATOMIC_RELEASE);
+}
+
+/*
+ * Install f at fd with the fd's FD_CLOEXEC (0, 1; -1: unknown), set
+ * before the slot so that a reader who finds f finds them.
+ */
+static void fdt_install_fd(int fd, struct reg_file *f, int cloexec)
 {
 	struct reg_file **slot = fdt_slot(fd, true);
 	if (!slot) {
@@ -355,6 +387,7 @@ static void fdt_install(int fd, struct reg_file *f)
 			file_put(f);
 		return;
 	}
+	fdt_set_cloexec(fdt_leaf(fd), fd, cloexec);
 	struct reg_file *cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	bool locked = !fdop_held && registry_fdop_needed(cur) &&
 		      registry_fdop_begin_many();
@@ -370,11 +403,74 @@ static void fdt_install(int fd, struct reg_file *f)
 	registry_fdop_end(locked);
 }
 
+static void fdt_install(int fd, struct reg_file *f)
+{
+	fdt_install_fd(fd, f, -1);
+}
+
+/*
+ * Short status flags (reg_file.fl): the access mode in the low 2 bits,
+ * then one bit per flag F_SETFL can change.
+ */
+#define FL_NONBLOCK 0x04u
+#define FL_APPEND 0x08u
+#define FL_ASYNC 0x10u
+#define FL_DIRECT 0x20u
+#define FL_NOATIME 0x40u
+#define FL_SETFL_MASK (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)
+
+static uint16_t fl_encode(uint32_t f)
+{
+	return (uint16_t)((f & O_ACCMODE) |
+			  ((f & O_NONBLOCK) ? FL_NONBLOCK : 0) |
+			  ((f & O_APPEND) ? FL_APPEND : 0) |
+			  ((f & O_ASYNC) ? FL_ASYNC : 0) |
+			  ((f & O_DIRECT) ? FL_DIRECT : 0) |
+			  ((f & O_NOATIME) ? FL_NOATIME : 0));
+}
+
+static uint32_t fl_decode(uint16_t fl)
+{
+	return (fl & O_ACCMODE) | ((fl & FL_NONBLOCK) ? O_NONBLOCK : 0) |
+	       ((fl & FL_APPEND) ? O_APPEND : 0) |
+	       ((fl & FL_ASYNC) ? O_ASYNC : 0) |
+	       ((fl & FL_DIRECT) ? O_DIRECT : 0) |
+	       ((fl & FL_NOATIME) ? O_NOATIME : 0);
+}
+
+/*
+ * The f_flags the kernel gives a new file of these kinds (checked against
+ * /proc/self/fdinfo by test_shadow_flags): a socket O_RDWR and
+ * SOCK_NONBLOCK; a pipe's read end O_RDONLY and O_NONBLOCK, its write end
+ * O_WRONLY, O_NONBLOCK and O_DIRECT.  Other kinds: not known (0).
+ */
+static uint16_t fl_at_creation(uint32_t kind, const struct reg_create *c)
+{
+	if (!c)
+		return 0;
+	uint32_t given = (uint32_t)c->flags;
+	switch (kind) {
+	case IMAGE_KIND_SOCKET:
+		return (uint16_t)(REG_FL_KNOWN |
+				  fl_encode(O_RDWR | (given & O_NONBLOCK)));
+	case IMAGE_KIND_PIPE:
+		return (uint16_t)(REG_FL_KNOWN |
+				  fl_encode(c->pipe_end
+						    ? O_WRONLY | (given & (O_NONBLOCK |
+									   O_DIRECT))
+						    : O_RDONLY | (given & O_NONBLOCK)));
+	default:
+		return 0;
+	}
+}
+
 void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c)
 {
 	struct reg_file *f = file_new(kind, 0, c);
+	if (f)
+		f->fl = fl_at_creation(kind, c);
 	/* Even without memory, the number's previous occupant is gone. */
-	fdt_install(fd, f);
+	fdt_install_fd(fd, f, c ? (c->flags & O_CLOEXEC) != 0 : -1);
 }
 
 void registry_fd_unknown(int fd)
@@ -382,7 +478,7 @@ void registry_fd_unknown(int fd)
 	fdt_install(fd, NULL);
 }
 
-void registry_fd_dup(int oldfd, int newfd)
+static void fd_dup(int oldfd, int newfd, int cloexec)
 {
 	if (oldfd == newfd)
 		return;
@@ -390,7 +486,102 @@ void registry_fd_dup(int oldfd, int newfd)
 	if (f)
 		file_get(f);
 	if (f || fdt_get(newfd))
-		fdt_install(newfd, f);
+		fdt_install_fd(newfd, f, cloexec);
+}
+
+void registry_fd_dup(int oldfd, int newfd)
+{
+	fd_dup(oldfd, newfd, -1);
+}
+
+void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec)
+{
+	fd_dup(oldfd, newfd, cloexec);
+}
+
+void registry_fd_cloexec(int fd, bool cloexec)
+{
+	if (fdt_get(fd))
+		fdt_set_cloexec(fdt_leaf(fd), fd, cloexec);
+}
+
+void registry_fd_cloexec_range(unsigned int first, unsigned int last)
+{
+	int max = registry_max_fd();
+	if (max < 0 || first > (unsigned)max)
+		return;
+	if (last > (unsigned)max)
+		last = (unsigned)max;
+	for (unsigned fd = first; fd <= last; fd++)
+		registry_fd_cloexec((int)fd, true);
+}
+
+/* Clear the bits clear of f->fl and set set, while its flags are known. */
+static void file_fl_update(struct reg_file *f, uint16_t clear, uint16_t set)
+{
+	uint16_t old = __atomic_load_n(&f->fl, __ATOMIC_RELAXED), new;
+	do {
+		if (!(old & REG_FL_KNOWN))
+			return;
+		new = (uint16_t)((old & ~clear) | set);
+	} while (!__atomic_compare_exchange_n(&f->fl, &old, new, true,
+					      __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+}
+
+void registry_file_setfl(int fd, int arg)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (f)
+		file_fl_update(f, fl_encode(FL_SETFL_MASK),
+			       fl_encode((uint32_t)arg & FL_SETFL_MASK));
+}
+
+void registry_file_flag(int fd, uint32_t flag, bool on)
+{
+	struct reg_file *f = fdt_get(fd);
+	uint16_t bits = fl_encode(flag & FL_SETFL_MASK);
+	if (f)
+		file_fl_update(f, bits, on ? bits : 0);
+}
+
+void registry_fd_flags_lost(unsigned int first, unsigned int last)
+{
+	int max = registry_max_fd();
+	if (max < 0 || first > (unsigned)max)
+		return;
+	if (last > (unsigned)max)
+		last = (unsigned)max;
+	for (unsigned fd = first; fd <= last; fd++) {
+		struct reg_file *f = fdt_get((int)fd);
+		if (!f)
+			continue;
+		__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
+				   __ATOMIC_RELAXED);
+		fdt_set_cloexec(fdt_leaf((int)fd), (int)fd, -1);
+	}
+}
+
+bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
+{
+	struct reg_file *f = fdt_get(fd);
+	struct reg_fdt_leaf *leaf = fdt_leaf(fd);
+	if (!f || !leaf)
+		return false;
+	uint16_t fl = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);
+	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
+	uint64_t bit = 1ull << (i % 64);
+	if (!(fl & REG_FL_KNOWN) || (file_flags(f) & REG_FILE_SHARED) ||
+	    !(__atomic_load_n(&leaf->cloexec_known[i / 64], __ATOMIC_ACQUIRE) &
+	      bit))
+		return false;
+	*kind = file_kind(f);
+	*flags = fl_decode(fl) |
+		 ((__atomic_load_n(&leaf->cloexec[i / 64], __ATOMIC_RELAXED) &
+		   bit)
+			  ? (uint32_t)O_CLOEXEC
+			  : 0);
+	return true;
 }
 
 void registry_fd_closed(int fd, struct reg_seen seen)
@@ -1151,7 +1342,7 @@ void registry_set_created(int epfd, int flags)
 		if (!f->set)
 			f->flags |= REG_FILE_SHARED; /* not published yet */
 	}
-	fdt_install(epfd, f);
+	fdt_install_fd(epfd, f, (flags & O_CLOEXEC) != 0);
 	struct reg_set *set = registry_set_of(f);
 	if (set && (file_flags(f) & REG_FILE_SHARED)) { /* see fdt_install */
 		pthread_mutex_lock(&set->lock);

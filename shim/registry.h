@@ -62,6 +62,17 @@ struct reg_create {
 	};
 };
 
+/*
+ * reg_file.fl: the file's status flags (the kernel's f_flags: access mode,
+ * O_NONBLOCK, O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME) in 16 bits, for the
+ * kinds whose creation sets them from the call's flags alone (sockets,
+ * pipes), followed through fcntl(F_SETFL) and ioctl(FIONBIO, FIOASYNC).
+ * Without REG_FL_KNOWN (another kind, a file adopted, inherited or shared
+ * with another process, a change the shim could not follow) the recorder
+ * reads them from the kernel.  registry_fd_fdinfo_flags() decodes them.
+ */
+#define REG_FL_KNOWN 0x8000u
+
 struct reg_set;
 
 struct reg_file {
@@ -70,7 +81,7 @@ struct reg_file {
 	uint32_t nwatch;	/* watches keyed on it, in every set */
 	uint8_t kind;		/* enum image_kind; OTHER when not known */
 	uint8_t flags;		/* REG_FILE_* */
-	uint16_t reserved;	/* zero */
+	uint16_t fl;		/* REG_FL_*: its status flags, when known */
 	int32_t hint_tfd;	/* tfd of its most recent watch */
 	struct reg_set *hint_set; /* set of its most recent watch */
 	struct reg_set *set;	/* the set itself, when kind is EPOLL */
@@ -154,8 +165,16 @@ struct reg_seen {
 #define REG_FDT_LEAF_SIZE (1u << REG_FDT_LEAF_BITS)
 #define REG_FDT_TOP_SIZE (1u << (31 - REG_FDT_LEAF_BITS))
 
+/*
+ * Beside each slot, two bits: the fd's FD_CLOEXEC, and whether the shim
+ * knows it (set at each install from the creating or duplicating call,
+ * followed through F_SETFD, FIOCLEX/FIONCLEX and close_range's
+ * CLOSE_RANGE_CLOEXEC).
+ */
 struct reg_fdt_leaf {
 	struct reg_file *slot[REG_FDT_LEAF_SIZE];
+	uint64_t cloexec_known[REG_FDT_LEAF_SIZE / 64];
+	uint64_t cloexec[REG_FDT_LEAF_SIZE / 64];
 };
 
 extern struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
@@ -188,6 +207,41 @@ static inline struct reg_seen registry_fd_peek(int fd)
 		seen.gen = __atomic_load_n(&seen.file->gen, __ATOMIC_ACQUIRE);
 	return seen;
 }
+
+/*
+ * registry_fd_dup() whose new descriptor's FD_CLOEXEC is known: cloexec
+ * (dup, dup2, F_DUPFD: false; dup3 with O_CLOEXEC, F_DUPFD_CLOEXEC: true).
+ * registry_fd_dup() leaves it unknown (a signal handler's deferred call).
+ */
+void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec);
+
+/*
+ * Descriptor and file flags that changed (all async-signal-safe, lock-free,
+ * and nothing for an fd the shim does not track):
+ * - registry_fd_cloexec: F_SETFD, FIOCLEX, FIONCLEX succeeded on fd;
+ * - registry_fd_cloexec_range: close_range(first, last, CLOSE_RANGE_CLOEXEC);
+ * - registry_file_setfl: fcntl(fd, F_SETFL, arg) succeeded;
+ * - registry_file_flag: FIONBIO (O_NONBLOCK) or FIOASYNC (O_ASYNC) set
+ *   (on) or cleared flag on fd's file;
+ * - registry_fd_flags_lost: the file's flags and the fd's FD_CLOEXEC of
+ *   every fd in [first, last] are unknown from now on (a change the shim
+ *   could not follow in order: a signal handler's).
+ */
+void registry_fd_cloexec(int fd, bool cloexec);
+void registry_fd_cloexec_range(unsigned int first, unsigned int last);
+void registry_file_setfl(int fd, int arg);
+void registry_file_flag(int fd, uint32_t flag, bool on);
+void registry_fd_flags_lost(unsigned int first, unsigned int last);
+
+/*
+ * What /proc/self/fdinfo/FD would show as `flags:` (the file's f_flags,
+ * with O_CLOEXEC when the fd has FD_CLOEXEC) and the file's kind, when the
+ * shim knows both: true, *kind and *flags set.  False for an fd the shim
+ * does not track, a file whose flags it does not know (REG_FL_KNOWN) or
+ * that another process may share (REG_FILE_SHARED), an fd whose
+ * FD_CLOEXEC it does not know.
+ */
+bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags);
 
 /* fd was closed; seen is what registry_fd_peek() returned before. */
 void registry_fd_closed(int fd, struct reg_seen seen);

@@ -42,6 +42,7 @@ struct shim_real {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*fcntl64)(int, int, ...);
+	int (*ioctl)(int, unsigned long, ...);
 	int (*pipe)(int[2]);
 	int (*pipe2)(int[2], int);
 	int (*eventfd)(unsigned int, int);
@@ -136,6 +137,7 @@ enum shim_defer_op {
 	SHIM_DEFER_BOUND,	  /* fd */
 	SHIM_DEFER_LISTEN,	  /* fd, flags (the backlog) */
 	SHIM_DEFER_SIGNALFD_MASK, /* fd, create.sigmask */
+	SHIM_DEFER_FLAGS_LOST,	  /* fd (first) .. fd2 (last) */
 };
 
 /* One call whose bookkeeping waits for the interrupted wrapper. */
@@ -164,6 +166,16 @@ void shim_record_fd_unknown(int fd);
 void shim_record_socket_bound(int fd);
 void shim_record_socket_listen(int fd, int backlog);
 void shim_record_signalfd_mask(int fd, uint64_t mask);
+
+/* A flag change that succeeded (fcntl, ioctl), for registry_fd_cloexec(),
+ * registry_file_setfl(), registry_file_flag() (shim/fdflags.c). */
+enum shim_fl {
+	SHIM_FL_CLOEXEC,  /* F_SETFD, FIOCLEX, FIONCLEX: arg FD_CLOEXEC on */
+	SHIM_FL_SETFL,	  /* F_SETFL: arg as given */
+	SHIM_FL_NONBLOCK, /* FIONBIO: arg on */
+	SHIM_FL_ASYNC,	  /* FIOASYNC: arg on */
+};
+void shim_record_fd_flags(int fd, enum shim_fl what, int arg);
 
 /* Enter a wrapper's bookkeeping; false: re-entered, use shim_defer(). */
 static inline bool shim_wrap_enter(void)
