@@ -45,6 +45,12 @@ struct kview_fd_facts {
 	uint32_t kind;	 /* enum image_kind */
 	uint32_t flags;	 /* fdinfo `flags:`: f_flags, O_CLOEXEC for FD_CLOEXEC */
 	int domain;	 /* a socket's AF_*, -1 when not known */
+	/*
+	 * A socket's SO_TYPE and SO_PROTOCOL as the kernel would answer,
+	 * and 0 when it cannot be listening (no listen() seen): -1 when not
+	 * known (asked through the fd).
+	 */
+	int type, protocol, listening;
 };
 
 /*

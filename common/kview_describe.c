@@ -228,7 +228,11 @@ int emit_group(struct kv *kv, struct kv_group *g)
 		: -EAGAIN;
 	if (ret == 0)
 		kv->st.bulk_sockets++;
-	if (ret == -EAGAIN)
+	if (ret == -EAGAIN && fd >= 0 && rep->have_known &&
+	    g->kind == IMAGE_KIND_SOCKET)
+		ret = kind_socket_describe_known(t, fd, fd_text(kv, rep),
+						 &rep->known);
+	else if (ret == -EAGAIN)
 		ret = kind_ops_of(g->kind)->describe(t, fd, fd_text(kv, rep));
 	if (ret == 0 && fd >= 0 && g->kind == IMAGE_KIND_SOCKET)
 		ret = unix_file_of(kv, t, rep->fd, fd);

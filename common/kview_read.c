@@ -259,7 +259,8 @@ static int fd_read_set(struct kv *kv, struct kv_fd *f, size_t tfd_off,
 static int fd_from_shadow(struct kv *kv, struct kv_fd *f)
 {
 	const struct kview_hints *h = kv->hints;
-	struct kview_fd_facts facts = { .domain = -1 };
+	struct kview_fd_facts facts = { .domain = -1, .type = -1,
+					.protocol = -1, .listening = -1 };
 	char text[96];
 	struct stat st;
 	int n, ret;
@@ -287,6 +288,12 @@ static int fd_from_shadow(struct kv *kv, struct kv_fd *f)
 	f->kind_known = true;
 	f->cls = facts.kind == IMAGE_KIND_SOCKET ? KV_CLASS_SOCK
 						 : KV_CLASS_PIPE;
+	if (facts.kind == IMAGE_KIND_SOCKET) {
+		f->have_known = true;
+		f->known.type = facts.type;
+		f->known.protocol = facts.protocol;
+		f->known.listening = facts.listening;
+	}
 	n = snprintf(text, sizeof(text), "flags:\t0%o\nino:\t%" PRIu64 "\n%s",
 		     (unsigned)facts.flags, (uint64_t)st.st_ino,
 		     facts.kind == IMAGE_KIND_SOCKET && facts.domain == AF_UNIX

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,15 +213,31 @@ static bool fd_facts(void *ctx, int fd, struct kview_fd_facts *facts)
 	(void)ctx;
 	if (!registry_fd_fdinfo_flags(fd, &facts->kind, &facts->flags))
 		return false;
-	facts->domain = -1;
-	if (facts->kind == IMAGE_KIND_SOCKET) {
-		const struct reg_file *f = registry_file_at(fd);
-		uint8_t domain = f ? __atomic_load_n(&f->create.domain,
-						     __ATOMIC_RELAXED)
-				   : UINT8_MAX;
-		if (domain < AF_MAX)
-			facts->domain = domain;
+	facts->domain = facts->type = facts->protocol = facts->listening = -1;
+	const struct reg_file *f = registry_file_at(fd);
+	if (facts->kind != IMAGE_KIND_SOCKET || !f)
+		return true;
+	/* Fields fixed before the file was published (not the backlog). */
+	struct reg_create c = { .domain = f->create.domain,
+				.type = f->create.type,
+				.protocol = f->create.protocol };
+	if (c.domain < AF_MAX)
+		facts->domain = c.domain;
+	/* A type and a protocol the kernel knows as given (or the default). */
+	if (facts->domain >= 0 && c.type != UINT8_MAX && c.protocol >= 0) {
+		facts->type = c.type;
+		facts->protocol = c.protocol;
+		if (c.protocol == 0 &&
+		    (c.domain == AF_INET || c.domain == AF_INET6))
+			facts->protocol = c.type == SOCK_STREAM ? IPPROTO_TCP
+					  : c.type == SOCK_DGRAM ? IPPROTO_UDP
+								 : -1;
+		else if (c.protocol == 0 && c.domain != AF_UNIX)
+			facts->protocol = -1;
 	}
+	/* Listening needs listen(): one the shim saw, or none. */
+	if (__atomic_load_n(&f->create.backlog, __ATOMIC_RELAXED) < 0)
+		facts->listening = 0;
 	return true;
 }
 
