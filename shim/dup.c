@@ -146,7 +146,8 @@ SHIM_API SHIM_HOT int dup3(int oldfd, int newfd, int flags)
  * or a pointer (the struct flock of F_SETLK*, 64-bit in fcntl64): passed
  * on as a word, as glibc's own fcntl does.
  */
-static int fcntl_tracked(int (*real)(int, int, ...), int fd, int cmd,
+static inline __attribute__((always_inline)) int
+fcntl_tracked(int (*real)(int, int, ...), int fd, int cmd,
 			 void *arg)
 {
 	int ret = real(fd, cmd, arg);

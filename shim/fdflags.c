@@ -15,41 +15,21 @@
 #include "registry.h"
 #include "shim.h"
 
-void shim_record_fd_flags(int fd, enum shim_fl what, int arg)
+void shim_fd_flags_lost(int fd)
 {
-	if (shim_busy)
-		return;
-	if (__builtin_expect(shim_depth, 0)) {
-		/*
-		 * A signal handler's, within a wrapper of its thread whose
-		 * queued records may yet create or replace fd: the flags of
-		 * whatever fd holds once they are applied are not known.
-		 */
-		int saved_errno = errno;
-		shim_defer(&(struct shim_deferred){
-			.op = SHIM_DEFER_FLAGS_LOST, .fd = fd, .fd2 = fd });
-		errno = saved_errno;
-		return;
-	}
-	if (!registry_fd_lookup(fd))
-		return;
-	switch (what) {
-	case SHIM_FL_CLOEXEC:
-		registry_fd_cloexec(fd, arg != 0);
-		break;
-	case SHIM_FL_SETFL:
-		registry_file_setfl(fd, arg);
-		break;
-	case SHIM_FL_NONBLOCK:
-		registry_file_flag(fd, O_NONBLOCK, arg != 0);
-		break;
-	case SHIM_FL_ASYNC:
-		registry_file_flag(fd, O_ASYNC, arg != 0);
-		break;
-	}
+	/*
+	 * A signal handler's, within a wrapper of its thread whose queued
+	 * records may yet create or replace fd: the flags of whatever fd
+	 * holds once they are applied are not known.
+	 */
+	int saved_errno = errno;
+	shim_defer(&(struct shim_deferred){
+		.op = SHIM_DEFER_FLAGS_LOST, .fd = fd, .fd2 = fd });
+	errno = saved_errno;
 }
 
-static int ioctl_tracked(int fd, unsigned long request, void *arg)
+static inline __attribute__((always_inline)) int
+ioctl_tracked(int fd, unsigned long request, void *arg)
 {
 	int ret = REAL(ioctl)(fd, request, arg);
 	if (ret < 0)

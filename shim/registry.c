@@ -357,22 +357,14 @@ static struct reg_fdt_leaf *fdt_leaf(int fd)
 			       __ATOMIC_ACQUIRE);
 }
 
-/* Set fd's FD_CLOEXEC bits: cloexec 0 or 1, or -1 for unknown. */
+/* Set fd's FD_CLOEXEC byte: cloexec 0 or 1, or -1 for unknown. */
 static void fdt_set_cloexec(struct reg_fdt_leaf *leaf, int fd, int cloexec)
 {
 	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
-	uint64_t bit = 1ull << (i % 64);
-	if (cloexec > 0)
-		__atomic_or_fetch(&leaf->cloexec[i / 64], bit, __ATOMIC_RELAXED);
-	else if (cloexec == 0)
-		__atomic_and_fetch(&leaf->cloexec[i / 64], ~bit,
-				   __ATOMIC_RELAXED);
-	if (cloexec >= 0)
-		__atomic_or_fetch(&leaf->cloexec_known[i / 64], bit,
-				  __ATOMIC_RELEASE);
-	else
-		__atomic_and_fetch(&leaf->cloexec_known[i / 64], ~bit,
-				   __ATOMIC_RELEASE);
+	uint8_t v = cloexec < 0 ? 0
+				: (uint8_t)(REG_FDFL_KNOWN |
+					    (cloexec ? REG_FDFL_CLOEXEC : 0));
+	__atomic_store_n(&leaf->fdfl[i], v, __ATOMIC_RELAXED);
 }
 
 /*
@@ -409,36 +401,6 @@ static void fdt_install(int fd, struct reg_file *f)
 }
 
 /*
- * Short status flags (reg_file.fl): the access mode in the low 2 bits,
- * then one bit per flag F_SETFL can change.
- */
-#define FL_NONBLOCK 0x04u
-#define FL_APPEND 0x08u
-#define FL_ASYNC 0x10u
-#define FL_DIRECT 0x20u
-#define FL_NOATIME 0x40u
-#define FL_SETFL_MASK (O_NONBLOCK | O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)
-
-static uint16_t fl_encode(uint32_t f)
-{
-	return (uint16_t)((f & O_ACCMODE) |
-			  ((f & O_NONBLOCK) ? FL_NONBLOCK : 0) |
-			  ((f & O_APPEND) ? FL_APPEND : 0) |
-			  ((f & O_ASYNC) ? FL_ASYNC : 0) |
-			  ((f & O_DIRECT) ? FL_DIRECT : 0) |
-			  ((f & O_NOATIME) ? FL_NOATIME : 0));
-}
-
-static uint32_t fl_decode(uint16_t fl)
-{
-	return (fl & O_ACCMODE) | ((fl & FL_NONBLOCK) ? O_NONBLOCK : 0) |
-	       ((fl & FL_APPEND) ? O_APPEND : 0) |
-	       ((fl & FL_ASYNC) ? O_ASYNC : 0) |
-	       ((fl & FL_DIRECT) ? O_DIRECT : 0) |
-	       ((fl & FL_NOATIME) ? O_NOATIME : 0);
-}
-
-/*
  * The f_flags the kernel gives a new file of these kinds (checked against
  * /proc/self/fdinfo by test_shadow_flags): a socket O_RDWR and
  * SOCK_NONBLOCK; a pipe's read end O_RDONLY and O_NONBLOCK, its write end
@@ -452,10 +414,10 @@ static uint16_t fl_at_creation(uint32_t kind, const struct reg_create *c)
 	switch (kind) {
 	case IMAGE_KIND_SOCKET:
 		return (uint16_t)(REG_FL_KNOWN |
-				  fl_encode(O_RDWR | (given & O_NONBLOCK)));
+				  registry_fl_encode(O_RDWR | (given & O_NONBLOCK)));
 	case IMAGE_KIND_PIPE:
 		return (uint16_t)(REG_FL_KNOWN |
-				  fl_encode(c->pipe_end
+				  registry_fl_encode(c->pipe_end
 						    ? O_WRONLY | (given & (O_NONBLOCK |
 									   O_DIRECT))
 						    : O_RDONLY | (given & O_NONBLOCK)));
@@ -499,12 +461,6 @@ void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec)
 	fd_dup(oldfd, newfd, cloexec);
 }
 
-void registry_fd_cloexec(int fd, bool cloexec)
-{
-	if (fdt_get(fd))
-		fdt_set_cloexec(fdt_leaf(fd), fd, cloexec);
-}
-
 void registry_fd_cloexec_range(unsigned int first, unsigned int last)
 {
 	int max = registry_max_fd();
@@ -514,35 +470,6 @@ void registry_fd_cloexec_range(unsigned int first, unsigned int last)
 		last = (unsigned)max;
 	for (unsigned fd = first; fd <= last; fd++)
 		registry_fd_cloexec((int)fd, true);
-}
-
-/* Clear the bits clear of f->fl and set set, while its flags are known. */
-static void file_fl_update(struct reg_file *f, uint16_t clear, uint16_t set)
-{
-	uint16_t old = __atomic_load_n(&f->fl, __ATOMIC_RELAXED), new;
-	do {
-		if (!(old & REG_FL_KNOWN))
-			return;
-		new = (uint16_t)((old & ~clear) | set);
-	} while (!__atomic_compare_exchange_n(&f->fl, &old, new, true,
-					      __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
-}
-
-void registry_file_setfl(int fd, int arg)
-{
-	struct reg_file *f = fdt_get(fd);
-	if (f)
-		file_fl_update(f, fl_encode(FL_SETFL_MASK),
-			       fl_encode((uint32_t)arg & FL_SETFL_MASK));
-}
-
-void registry_file_flag(int fd, uint32_t flag, bool on)
-{
-	struct reg_file *f = fdt_get(fd);
-	uint16_t bits = fl_encode(flag & FL_SETFL_MASK);
-	if (f)
-		file_fl_update(f, bits, on ? bits : 0);
 }
 
 void registry_fd_flags_lost(unsigned int first, unsigned int last)
@@ -569,18 +496,15 @@ bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
 	if (!f || !leaf)
 		return false;
 	uint16_t fl = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);
-	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
-	uint64_t bit = 1ull << (i % 64);
+	uint8_t fdfl = __atomic_load_n(
+		&leaf->fdfl[(unsigned)fd & (REG_FDT_LEAF_SIZE - 1)],
+		__ATOMIC_RELAXED);
 	if (!(fl & REG_FL_KNOWN) || (file_flags(f) & REG_FILE_SHARED) ||
-	    !(__atomic_load_n(&leaf->cloexec_known[i / 64], __ATOMIC_ACQUIRE) &
-	      bit))
+	    !(fdfl & REG_FDFL_KNOWN))
 		return false;
 	*kind = file_kind(f);
-	*flags = fl_decode(fl) |
-		 ((__atomic_load_n(&leaf->cloexec[i / 64], __ATOMIC_RELAXED) &
-		   bit)
-			  ? (uint32_t)O_CLOEXEC
-			  : 0);
+	*flags = registry_fl_decode(fl) |
+		 ((fdfl & REG_FDFL_CLOEXEC) ? (uint32_t)O_CLOEXEC : 0);
 	return true;
 }
 

@@ -22,6 +22,7 @@
 #ifndef EPOLLCR_REGISTRY_H
 #define EPOLLCR_REGISTRY_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -166,15 +167,18 @@ struct reg_seen {
 #define REG_FDT_TOP_SIZE (1u << (31 - REG_FDT_LEAF_BITS))
 
 /*
- * Beside each slot, two bits: the fd's FD_CLOEXEC, and whether the shim
+ * Beside each slot, a byte: the fd's FD_CLOEXEC, and whether the shim
  * knows it (set at each install from the creating or duplicating call,
  * followed through F_SETFD, FIOCLEX/FIONCLEX and close_range's
- * CLOSE_RANGE_CLOEXEC).
+ * CLOSE_RANGE_CLOEXEC).  A byte, not a bit: written with a plain store,
+ * no locked instruction on the program's fcntl(F_SETFD).
  */
+#define REG_FDFL_CLOEXEC 0x1
+#define REG_FDFL_KNOWN 0x2
+
 struct reg_fdt_leaf {
 	struct reg_file *slot[REG_FDT_LEAF_SIZE];
-	uint64_t cloexec_known[REG_FDT_LEAF_SIZE / 64];
-	uint64_t cloexec[REG_FDT_LEAF_SIZE / 64];
+	uint8_t fdfl[REG_FDT_LEAF_SIZE]; /* REG_FDFL_* */
 };
 
 extern struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
@@ -192,6 +196,76 @@ static inline struct reg_file *registry_fd_lookup(int fd)
 		return NULL;
 	return __atomic_load_n(&leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)],
 			       __ATOMIC_ACQUIRE);
+}
+
+/*
+ * reg_file.fl's encoding: the access mode in bits 0-1, O_APPEND,
+ * O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME shifted down by 8 (bits 2, 3,
+ * 5, 6, 10), REG_FL_KNOWN: no branch either way.
+ */
+#define REG_FL_SHIFTED                                                        \
+	((O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME) >> 8)
+#define REG_FL_SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+static inline uint16_t registry_fl_encode(uint32_t f)
+{
+	return (uint16_t)((f & O_ACCMODE) | ((f >> 8) & REG_FL_SHIFTED));
+}
+
+static inline uint32_t registry_fl_decode(uint16_t fl)
+{
+	return (fl & O_ACCMODE) | ((uint32_t)(fl & REG_FL_SHIFTED) << 8);
+}
+
+/*
+ * Clear the bits clear of f->fl and set set, while its flags are known.
+ * A load and a store, no locked instruction (the program's F_SETFL pays
+ * nothing more): two threads changing one file's flags at once leave the
+ * last store, whose order the kernel may not share, and a change racing
+ * registry_fd_flags_lost() may leave the flags known.  Both need calls
+ * the program itself does not order.
+ */
+static inline void registry_file_fl_update(struct reg_file *f, uint16_t clear,
+					   uint16_t set)
+{
+	uint16_t old = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);
+	uint16_t new = (uint16_t)((old & ~clear) | set);
+	if ((old & REG_FL_KNOWN) && new != old)
+		__atomic_store_n(&f->fl, new, __ATOMIC_RELAXED);
+}
+
+/* fcntl(fd, F_SETFL, arg) succeeded. */
+static inline void registry_file_setfl(int fd, int arg)
+{
+	struct reg_file *f = registry_fd_lookup(fd);
+	if (f)
+		registry_file_fl_update(
+			f, registry_fl_encode(REG_FL_SETFL_MASK),
+			registry_fl_encode((uint32_t)arg & REG_FL_SETFL_MASK));
+}
+
+/* FIONBIO (O_NONBLOCK) or FIOASYNC (O_ASYNC) set (on) or cleared flag. */
+static inline void registry_file_flag(int fd, uint32_t flag, bool on)
+{
+	struct reg_file *f = registry_fd_lookup(fd);
+	uint16_t bits = registry_fl_encode(flag & REG_FL_SETFL_MASK);
+	if (f)
+		registry_file_fl_update(f, bits, on ? bits : 0);
+}
+
+/* F_SETFD, FIOCLEX, FIONCLEX succeeded on fd (nothing when untracked). */
+static inline void registry_fd_cloexec(int fd, bool cloexec)
+{
+	if (!registry_fd_lookup(fd))
+		return;
+	/* The file's slot is in this leaf, which is never freed. */
+	struct reg_fdt_leaf *leaf = __atomic_load_n(
+		&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+		__ATOMIC_ACQUIRE);
+	__atomic_store_n(&leaf->fdfl[fd & (REG_FDT_LEAF_SIZE - 1)],
+			 (uint8_t)(REG_FDFL_KNOWN |
+				   (cloexec ? REG_FDFL_CLOEXEC : 0)),
+			 __ATOMIC_RELAXED);
 }
 
 /*
@@ -227,11 +301,10 @@ void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec);
  *   every fd in [first, last] are unknown from now on (a change the shim
  *   could not follow in order: a signal handler's).
  */
-void registry_fd_cloexec(int fd, bool cloexec);
 void registry_fd_cloexec_range(unsigned int first, unsigned int last);
-void registry_file_setfl(int fd, int arg);
-void registry_file_flag(int fd, uint32_t flag, bool on);
 void registry_fd_flags_lost(unsigned int first, unsigned int last);
+/* registry_fd_cloexec, registry_file_setfl, registry_file_flag: inline,
+ * after the fd table below. */
 
 /*
  * What /proc/self/fdinfo/FD would show as `flags:` (the file's f_flags,

@@ -167,15 +167,46 @@ void shim_record_socket_bound(int fd);
 void shim_record_socket_listen(int fd, int backlog);
 void shim_record_signalfd_mask(int fd, uint64_t mask);
 
-/* A flag change that succeeded (fcntl, ioctl), for registry_fd_cloexec(),
- * registry_file_setfl(), registry_file_flag() (shim/fdflags.c). */
+
+/*
+ * A flag change that succeeded (fcntl, ioctl): registry_fd_cloexec(),
+ * registry_file_setfl() or registry_file_flag(), inline (a load or two
+ * and a plain store: the program's F_SETFL/F_SETFD/FIONBIO pay little);
+ * in a signal handler inside a wrapper of its thread, whose queued
+ * records may yet create or replace fd, the flags of fd are lost instead
+ * (shim_fd_flags_lost(), shim/fdflags.c).  errno is untouched.
+ */
 enum shim_fl {
 	SHIM_FL_CLOEXEC,  /* F_SETFD, FIOCLEX, FIONCLEX: arg FD_CLOEXEC on */
 	SHIM_FL_SETFL,	  /* F_SETFL: arg as given */
 	SHIM_FL_NONBLOCK, /* FIONBIO: arg on */
 	SHIM_FL_ASYNC,	  /* FIOASYNC: arg on */
 };
-void shim_record_fd_flags(int fd, enum shim_fl what, int arg);
+void shim_fd_flags_lost(int fd);
+
+static inline void shim_record_fd_flags(int fd, enum shim_fl what, int arg)
+{
+	if (shim_busy)
+		return;
+	if (__builtin_expect(shim_depth, 0)) {
+		shim_fd_flags_lost(fd);
+		return;
+	}
+	switch (what) {
+	case SHIM_FL_CLOEXEC:
+		registry_fd_cloexec(fd, arg != 0);
+		break;
+	case SHIM_FL_SETFL:
+		registry_file_setfl(fd, arg);
+		break;
+	case SHIM_FL_NONBLOCK:
+		registry_file_flag(fd, O_NONBLOCK, arg != 0);
+		break;
+	case SHIM_FL_ASYNC:
+		registry_file_flag(fd, O_ASYNC, arg != 0);
+		break;
+	}
+}
 
 /* Enter a wrapper's bookkeeping; false: re-entered, use shim_defer(). */
 static inline bool shim_wrap_enter(void)
