@@ -61,6 +61,8 @@ static void resolve_all(void)
 	RESOLVE(inotify_init1, "inotify_init1");
 	RESOLVE(fork_, "_Fork");
 	RESOLVE(clone, "clone");
+	RESOLVE(posix_spawn, "posix_spawn");
+	RESOLVE(posix_spawnp, "posix_spawnp");
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
 	if (!shim_real.fcntl64)

@@ -489,6 +489,24 @@ void registry_fd_flags_lost(unsigned int first, unsigned int last)
 	}
 }
 
+void registry_files_flags_shared(void)
+{
+	int max = registry_max_fd();
+	for (int fd = 0; fd <= max; fd++) {
+		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
+				     __ATOMIC_ACQUIRE)) {
+			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
+			continue;
+		}
+		struct reg_file *f = fdt_get(fd);
+		if (f && (__atomic_load_n(&f->fl, __ATOMIC_RELAXED) &
+			  REG_FL_KNOWN))
+			__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
+					   __ATOMIC_RELAXED);
+	}
+}
+
 bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
 {
 	struct reg_file *f = fdt_get(fd);

@@ -303,6 +303,12 @@ void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec);
  */
 void registry_fd_cloexec_range(unsigned int first, unsigned int last);
 void registry_fd_flags_lost(unsigned int first, unsigned int last);
+/*
+ * Another process may hold any file of the process from now on (a vfork,
+ * clone or posix_spawn child, which can change a file's flags, and may
+ * exec with it): no file's flags are known any more.
+ */
+void registry_files_flags_shared(void);
 /* registry_fd_cloexec, registry_file_setfl, registry_file_flag: inline,
  * after the fd table below. */
 

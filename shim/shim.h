@@ -7,6 +7,7 @@
 #define EPOLLCR_SHIM_H
 
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -52,6 +53,14 @@ struct shim_real {
 	int (*inotify_init1)(int);
 	pid_t (*fork_)(void); /* _Fork */
 	int (*clone)(int (*)(void *), void *, int, void *, ...);
+	int (*posix_spawn)(pid_t *, const char *,
+			   const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[],
+			   char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *,
+			    const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[],
+			    char *const[]);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 };

@@ -10,7 +10,11 @@
  * "ready", then, once the file named by argv[1] exists (at most 60 s),
  * changes two watched sockets' flags behind the shim (raw fcntl
  * syscalls: O_NONBLOCK on the first, FD_CLOEXEC on the second) and prints
- * "raw FD1 FD2".  Sleeps until killed (at most 120 s).
+ * "raw FD1 FD2".  Once argv[1] with "2" appended exists, starts two
+ * children that inherit a watched socket each (no FD_CLOEXEC) and add
+ * O_APPEND to its flags: one through posix_spawn, one through vfork and
+ * execv (this program with "child FD"), and prints "spawned FD3 FD4" when
+ * both exited.  Sleeps until killed (at most 120 s).
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -18,10 +22,13 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <spawn.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -57,6 +64,11 @@ int main(int argc, char **argv)
 	int (*fcntl64_p)(int, int, ...) =
 		(int (*)(int, int, ...))dlsym(RTLD_DEFAULT, "fcntl64");
 
+	if (argc == 3 && strcmp(argv[1], "child") == 0) {
+		int fd = atoi(argv[2]);
+		int fl = fcntl(fd, F_GETFL);
+		return fl < 0 || fcntl(fd, F_SETFL, fl | O_APPEND) < 0;
+	}
 	if (argc != 2)
 		return 2;
 	ep = chk(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
@@ -103,7 +115,7 @@ int main(int argc, char **argv)
 	int d5 = chk(dup2(s[1], 121), "dup2");
 	if (fcntl64_p)
 		chk(fcntl64_p(d5, F_SETFD, FD_CLOEXEC), "fcntl64 F_SETFD");
-	(void)d1, (void)d2, (void)d3, (void)d4;
+	(void)d1, (void)d2, (void)d4;
 	/* UDP, a socketpair, pipes. */
 	int u = chk(socket(AF_INET, SOCK_DGRAM, 0), "socket");
 	watch(u);
@@ -134,6 +146,29 @@ int main(int argc, char **argv)
 	chk((int)syscall(SYS_fcntl, s[0], F_SETFL, O_NONBLOCK), "raw F_SETFL");
 	chk((int)syscall(SYS_fcntl, c[3], F_SETFD, FD_CLOEXEC), "raw F_SETFD");
 	printf("raw %d %d\n", s[0], c[3]);
+	fflush(stdout);
+	/* Children holding our files (s[2] and d3 have no FD_CLOEXEC). */
+	char go2[4096], num[16], self[] = "/proc/self/exe", child[] = "child";
+	char *cargv[] = { self, child, num, NULL };
+	extern char **environ;
+	pid_t pid;
+	int status;
+	snprintf(go2, sizeof(go2), "%s2", argv[1]);
+	for (int i = 0; i < 6000 && access(go2, F_OK) != 0; i++)
+		usleep(10000);
+	snprintf(num, sizeof(num), "%d", s[2]);
+	if (posix_spawn(&pid, self, NULL, NULL, cargv, environ) != 0 ||
+	    waitpid(pid, &status, 0) != pid || status != 0)
+		die("posix_spawn child");
+	snprintf(num, sizeof(num), "%d", d3);
+	pid = vfork();
+	if (pid == 0) {
+		execv(self, cargv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+		die("vfork child");
+	printf("spawned %d %d\n", s[2], d3);
 	fflush(stdout);
 	for (int i = 0; i < 1200; i++)
 		usleep(100000);

@@ -11,7 +11,9 @@
 # sockets' flags with raw fcntl syscalls, behind the shim: the dump
 # through the shim keeps the shadow's flags for exactly those two (a
 # documented limit, docs/limitations.md), and `epollcr verify` reports
-# exactly those two differences.
+# exactly those two differences.  Last, children started with posix_spawn
+# and vfork change the flags of a socket each they inherited: the image
+# has the kernel's flags (the shim forgets every file's flags at a spawn).
 . "$(dirname "$0")/lib.sh"
 
 # targets NAME IMG: the image's target lines (one per watched file: its
@@ -54,5 +56,33 @@ grep -q "tfd $raw_fd: target fds expected $raw_fd, actual $raw_fd cloexec" "$WOR
 	fail "raw F_SETFD on fd $raw_fd not reported"
 grep -q ': 2 differences' "$WORK/verify2.out" && pass "exactly two differences" ||
 	fail "not exactly two differences"
+
+# Children started with posix_spawn and vfork inherit a watched socket
+# each and add O_APPEND to it: the shadow forgets every file's flags at
+# the spawn, so the dump reads every fd from the kernel again, the two
+# raw changes above included.
+touch "$WORK/go2"
+wait_for "$WORK/flags.out" '^spawned ' || { fail "no children"; cat "$WORK/flags.err"; finish; }
+read -r _ sp1 sp2 < <(grep '^spawned ' "$WORK/flags.out")
+"$CLI" dump -o "$WORK/shim3.img" "$PID" >/dev/null || fail "third dump through the shim"
+"$CLI" dump --kernel -o "$WORK/kernel3.img" "$PID" >/dev/null 2>&1 || fail "third dump --kernel"
+targets shim3 "$WORK/shim3.img"
+targets kernel3 "$WORK/kernel3.img"
+diff "$WORK/kernel3.targets" "$WORK/shim3.targets" &&
+	pass "after the children: every target equals the kernel's" ||
+	fail "after the children: the dump through the shim differs from the kernel's view"
+for fd in "$sp1" "$sp2"; do
+	fl=$(grep "fd $fd[ ,;]" "$WORK/shim3.targets" | sed -n 's/.*file flags \(0x[0-9a-f]*\).*/\1/p')
+	if [ -n "$fl" ] && (( fl & 0x400 )); then
+		pass "fd $fd: O_APPEND a child set is in the image ($fl)"
+	else
+		fail "fd $fd: the child's O_APPEND is not in the image (${fl:-no target})"
+	fi
+done
+"$CLI" verify "$WORK/shim3.img" >"$WORK/verify3.out" 2>&1
+cat "$WORK/verify3.out"
+grep -q ': identical to pid' "$WORK/verify3.out" &&
+	pass "verify: no difference (the raw changes read from the kernel too)" ||
+	fail "verify after the children: differences"
 stop "$PID"
 finish
