@@ -429,6 +429,14 @@ static void test_fdinfo_flags(void **state)
 	registry_fd_created(9, IMAGE_KIND_PIPE, &rd);
 	assert_true(registry_fd_fdinfo_flags(9, &kind, &fl));
 	assert_int_equal(fl, O_RDONLY | O_NONBLOCK);
+	/* A spawned child may change any file's flags: none known. */
+	registry_fd_created(12, IMAGE_KIND_SOCKET, &sock);
+	assert_true(registry_fd_fdinfo_flags(12, &kind, &fl));
+	registry_files_flags_shared();
+	assert_false(registry_fd_fdinfo_flags(12, &kind, &fl));
+	assert_false(registry_fd_fdinfo_flags(9, &kind, &fl));
+	registry_fd_created(13, IMAGE_KIND_SOCKET, &sock); /* a new one is */
+	assert_true(registry_fd_fdinfo_flags(13, &kind, &fl));
 	/* After fork, the files are shared: flags from the kernel. */
 	registry_fork_prepare();
 	registry_fork_parent();
