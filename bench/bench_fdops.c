@@ -7,10 +7,19 @@
  * Per round and side: BATCH dup() of the /dev/null fd (timed), BATCH
  * dup2() of it onto each of those numbers (timed: each replaces an open
  * descriptor, as a server's dup2 onto stdout does), BATCH close() (timed).
+ *
+ * Then the fcntl and ioctl wrappers (issue 14 item 1), BATCH calls per
+ * round and side: the commands the shadow follows on a socket created
+ * under the shim (F_SETFL toggling O_NONBLOCK, F_SETFD, FIONBIO), and
+ * the ones it passes through (F_GETFL on the untracked fd, FIONREAD on
+ * the socket).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,6 +65,95 @@ static unsigned run_side(const struct fd_funcs *f, int src, int *fds,
 	ns[OP_DUP2] = t2 - t1;
 	ns[OP_CLOSE] = t3 - t2;
 	return errors;
+}
+
+enum { FL_SETFL, FL_SETFD, FL_FIONBIO, FL_GETFL, FL_FIONREAD, NR_FL };
+
+static const char *const fl_names[NR_FL] = {
+	"fcntl F_SETFL tracked", "fcntl F_SETFD tracked",
+	"ioctl FIONBIO tracked", "fcntl F_GETFL untracked",
+	"ioctl FIONREAD passed",
+};
+
+struct fl_funcs {
+	int (*fcntl_fn)(int fd, int cmd, ...);
+	int (*ioctl_fn)(int fd, unsigned long request, ...);
+};
+
+/* One side's round of the fcntl/ioctl calls, times into ns[]. */
+static unsigned run_flags(const struct fl_funcs *f, int sock, int src,
+			  uint64_t ns[NR_FL])
+{
+	unsigned errors = 0;
+	int on, n;
+	uint64_t t[NR_FL + 1];
+
+	t[0] = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->fcntl_fn(sock, F_SETFL, (i & 1) ? O_NONBLOCK : 0) < 0;
+	t[1] = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->fcntl_fn(sock, F_SETFD, (i & 1) ? FD_CLOEXEC : 0) < 0;
+	t[2] = bench_now_ns();
+	for (int i = 0; i < BATCH; i++) {
+		on = i & 1;
+		errors += f->ioctl_fn(sock, FIONBIO, &on) < 0;
+	}
+	t[3] = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->fcntl_fn(src, F_GETFL) < 0;
+	t[4] = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->ioctl_fn(sock, FIONREAD, &n) < 0;
+	t[5] = bench_now_ns();
+	for (int op = 0; op < NR_FL; op++)
+		ns[op] = t[op + 1] - t[op];
+	return errors;
+}
+
+static void bench_flags(int src, unsigned rounds)
+{
+	struct bench_series s[NR_FL];
+	unsigned errors = 0;
+	char name[64];
+	void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+	struct fl_funcs raw = { NULL, NULL }, shim = { fcntl, ioctl };
+
+	if (h) {
+		*(void **)&raw.fcntl_fn = dlsym(h, "fcntl");
+		*(void **)&raw.ioctl_fn = dlsym(h, "ioctl");
+	}
+	int sock = socket(AF_INET, SOCK_STREAM, 0);
+	if (!raw.fcntl_fn || !raw.ioctl_fn || sock < 0) {
+		bench_report_skip("fdops flags", "no libc fcntl/ioctl or socket");
+		return;
+	}
+	for (int op = 0; op < NR_FL; op++)
+		if (bench_series_init(&s[op], rounds, BATCH) < 0) {
+			bench_report_skip("fdops flags", "out of memory");
+			return;
+		}
+	for (unsigned r = 0; r < rounds + WARMUP_ROUNDS; r++) {
+		uint64_t raw_ns[NR_FL], shim_ns[NR_FL];
+		if (r % 2) {
+			errors += run_flags(&raw, sock, src, raw_ns);
+			errors += run_flags(&shim, sock, src, shim_ns);
+		} else {
+			errors += run_flags(&shim, sock, src, shim_ns);
+			errors += run_flags(&raw, sock, src, raw_ns);
+		}
+		if (r < WARMUP_ROUNDS)
+			continue;
+		for (int op = 0; op < NR_FL; op++)
+			bench_series_add(&s[op], raw_ns[op], shim_ns[op]);
+	}
+	for (int op = 0; op < NR_FL; op++) {
+		snprintf(name, sizeof(name), "fd.%s", fl_names[op]);
+		bench_report_ratio(name, &s[op], 1.05,
+				   errors ? "some calls failed" : NULL);
+		bench_series_free(&s[op]);
+	}
+	close(sock);
 }
 
 int main(void)
@@ -108,6 +206,7 @@ int main(void)
 				   errors ? "some calls failed" : NULL);
 		bench_series_free(&s[op]);
 	}
+	bench_flags(src, rounds);
 	close(src);
 	return 0;
 }

@@ -107,6 +107,27 @@ int kind_socket_describe_bulk(struct image_target *t, int fd,
 			      const char *fdinfo,
 			      const struct inet_diag_sock *d);
 
+/*
+ * What the shadow knows of a socket that cannot change behind a program
+ * whose calls go through the shim (kview_fd_facts): its type and protocol
+ * (fixed at creation), and that it is not listening (no listen() was
+ * seen on it).  -1 in a field: ask the kernel.
+ */
+struct kind_socket_known {
+	int type;
+	int protocol;
+	int listening; /* 0: not listening; -1: ask */
+};
+
+/*
+ * describe(t, fd, fdinfo) of a socket (fd >= 0) without asking the kernel
+ * what k knows.  Gives the same description as describe() as long as k is
+ * right (test_shadow_flags, test_kview).
+ */
+int kind_socket_describe_known(struct image_target *t, int fd,
+			       const char *fdinfo,
+			       const struct kind_socket_known *k);
+
 /* printf into diff (diff_len bytes, may be 0) for the same() operations. */
 void kind_diff(char *diff, size_t diff_len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

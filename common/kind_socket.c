@@ -112,8 +112,12 @@ static void tcp_describe_state(struct image_socket *s, int fd)
 		s->flags |= IMAGE_SOCK_ENDED;
 }
 
-/* Describe a socket we hold a descriptor of. */
-static int socket_describe_live(struct image_socket *s, int fd)
+/*
+ * Describe a socket we hold a descriptor of; what k knows (NULL: nothing)
+ * is not asked.
+ */
+static int socket_describe_live(struct image_socket *s, int fd,
+				const struct kind_socket_known *k)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof(ss);
@@ -130,12 +134,18 @@ static int socket_describe_live(struct image_socket *s, int fd)
 			return -errno;
 		s->domain = (uint32_t)v;
 	}
-	if (!sock_int(fd, SOL_SOCKET, SO_TYPE, &v))
+	if (k && k->type >= 0)
+		s->type = (uint32_t)k->type;
+	else if (!sock_int(fd, SOL_SOCKET, SO_TYPE, &v))
 		return -errno;
-	s->type = (uint32_t)v;
-	if (sock_int(fd, SOL_SOCKET, SO_PROTOCOL, &v))
+	else
+		s->type = (uint32_t)v;
+	if (k && k->protocol >= 0)
+		s->protocol = (uint32_t)k->protocol;
+	else if (sock_int(fd, SOL_SOCKET, SO_PROTOCOL, &v))
 		s->protocol = (uint32_t)v;
-	if (sock_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &v) && v)
+	if ((!k || k->listening != 0) &&
+	    sock_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &v) && v)
 		s->flags |= IMAGE_SOCK_LISTENING;
 	if (sock_int(fd, SOL_SOCKET, SO_REUSEADDR, &v) && v)
 		s->flags |= IMAGE_SOCK_REUSEADDR;
@@ -153,7 +163,11 @@ static int socket_describe_live(struct image_socket *s, int fd)
 					  len > sizeof(ss) ? sizeof(ss) : len) < 0)
 			return -ENOMEM;
 	}
-	if (sock_is_tcp(s))
+	/*
+	 * With a peer, TCP_INFO adds nothing: a handshake under way is a
+	 * connection already, and "ended" is for sockets without one.
+	 */
+	if (sock_is_tcp(s) && !(s->flags & IMAGE_SOCK_CONNECTED))
 		tcp_describe_state(s, fd);
 	return 0;
 }
@@ -188,10 +202,21 @@ static int socket_describe(struct image_target *t, int fd, const char *fdinfo)
 	if (ret < 0)
 		return ret;
 	if (fd >= 0)
-		return socket_describe_live(s, fd);
+		return socket_describe_live(s, fd, NULL);
 	if (fdinfo && fdinfo_value(fdinfo, "scm_fds:"))
 		s->domain = AF_UNIX;
 	return 0;
+}
+
+int kind_socket_describe_known(struct image_target *t, int fd,
+			       const char *fdinfo,
+			       const struct kind_socket_known *k)
+{
+	int ret = socket_describe_start(t, fd, fdinfo);
+
+	if (ret < 0)
+		return ret;
+	return socket_describe_live(&t->u.sock, fd, k);
 }
 
 /* An IPv6 address whose getsockname() carries a scope id. */

@@ -40,6 +40,19 @@ int fdinfo_parse_epoll(const char *text, size_t len, unsigned *file_flags,
 		       int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
 		       void *ctx);
 
+/* What the shadow knows of one descriptor (kview_hints.fd_facts). */
+struct kview_fd_facts {
+	uint32_t kind;	 /* enum image_kind */
+	uint32_t flags;	 /* fdinfo `flags:`: f_flags, O_CLOEXEC for FD_CLOEXEC */
+	int domain;	 /* a socket's AF_*, -1 when not known */
+	/*
+	 * A socket's SO_TYPE and SO_PROTOCOL as the kernel would answer,
+	 * and 0 when it cannot be listening (no listen() seen): -1 when not
+	 * known (asked through the fd).
+	 */
+	int type, protocol, listening;
+};
+
 /*
  * Hints the recorder passes to kview_snapshot() from the shadow registry so
  * that watches the shim is sure of cost no kcmp(2).  Any callback may be
@@ -50,6 +63,15 @@ struct kview_hints {
 	void *ctx;
 	bool (*confirm_watch)(void *ctx, int epfd, int tfd, uint32_t events,
 			      uint64_t data, int *open_fd);
+	/*
+	 * fd_facts (the calling process only): true and *facts filled when
+	 * the shadow knows fd's kind and what its fdinfo `flags:` line
+	 * shows.  For a socket or a pipe the view then takes them from
+	 * there and the inode and device from fstat(fd) (the kernel's), and
+	 * reads no fdinfo of fd; a file of another kind, or whose fstat
+	 * says another kind, is read as any other fd.
+	 */
+	bool (*fd_facts)(void *ctx, int fd, struct kview_fd_facts *facts);
 };
 
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
@@ -69,6 +91,8 @@ struct kview_hints {
 #define KVIEW_F_PER_TARGET 0x4
 #define KVIEW_F_BULK 0x8
 #define KVIEW_BULK_MIN 32768
+/* Ignore the hints' fd_facts: read every fd's fdinfo (tests, benches). */
+#define KVIEW_F_PER_FD 0x10
 
 /*
  * Fill img (initialised by the caller; targets are appended after any it
@@ -107,6 +131,7 @@ struct kview_stats {
 	uint32_t hinted;	/* watches the hints confirmed */
 	uint32_t diag_dumps;	/* sock_diag dumps asked for (inet_diag) */
 	uint32_t bulk_sockets;	/* sockets described from those dumps */
+	uint32_t shadow_fds;	/* fds taken from fd_facts and fstat */
 };
 
 /* Copy the calling thread's last kview_snapshot() costs into *out. */

@@ -228,7 +228,11 @@ int emit_group(struct kv *kv, struct kv_group *g)
 		: -EAGAIN;
 	if (ret == 0)
 		kv->st.bulk_sockets++;
-	if (ret == -EAGAIN)
+	if (ret == -EAGAIN && fd >= 0 && rep->have_known &&
+	    g->kind == IMAGE_KIND_SOCKET)
+		ret = kind_socket_describe_known(t, fd, fd_text(kv, rep),
+						 &rep->known);
+	else if (ret == -EAGAIN)
 		ret = kind_ops_of(g->kind)->describe(t, fd, fd_text(kv, rep));
 	if (ret == 0 && fd >= 0 && g->kind == IMAGE_KIND_SOCKET)
 		ret = unix_file_of(kv, t, rep->fd, fd);
@@ -263,31 +267,37 @@ int emit_fds(struct kv *kv)
 	return 0;
 }
 
-/* Pipe ends of one pipe know each other when the image holds both. */
+/*
+ * Pipe ends of one pipe know each other when the image holds both: the
+ * groups of one inode are neighbours in kv->by_ino (one pass, not a scan
+ * of every group per pipe: 7% of a 10k server-shape dump's CPU).
+ */
 void pair_pipes(struct kv *kv)
 {
-	for (uint32_t a = 0; a < kv->ngroups; a++) {
-		const struct kv_group *ga = &kv->groups[a];
-		uint32_t peer = 0, found = 0;
+	for (uint32_t i = 0; i < kv->ngroups;) {
+		uint32_t j = i, pipes[3], np = 0;
 
-		if (ga->kind != IMAGE_KIND_PIPE)
-			continue;
-		for (uint32_t b = 0; b < kv->ngroups && found < 2; b++) {
-			const struct kv_group *gb = &kv->groups[b];
+		while (j < kv->ngroups &&
+		       kv->groups[kv->by_ino[j]].ino ==
+			       kv->groups[kv->by_ino[i]].ino) {
+			const struct kv_group *g = &kv->groups[kv->by_ino[j]];
 
-			if (b == a || gb->kind != IMAGE_KIND_PIPE ||
-			    gb->ino != ga->ino)
-				continue;
-			found++;
-			peer = gb->target;
+			if (g->kind == IMAGE_KIND_PIPE && np < 3)
+				pipes[np++] = kv->by_ino[j];
+			j++;
 		}
-		struct image_target *t = image_target_by_id(kv->img,
-							    ga->target);
-		struct image_target *p = image_target_by_id(kv->img, peer);
+		i = j;
+		if (np != 2)
+			continue;
+		struct image_target *a = image_target_by_id(
+			kv->img, kv->groups[pipes[0]].target);
+		struct image_target *b = image_target_by_id(
+			kv->img, kv->groups[pipes[1]].target);
 
-		if (found == 1 && t && p &&
-		    t->u.pipe.write_end != p->u.pipe.write_end)
-			t->u.pipe.peer = peer;
+		if (a && b && a->u.pipe.write_end != b->u.pipe.write_end) {
+			a->u.pipe.peer = b->id;
+			b->u.pipe.peer = a->id;
+		}
 	}
 }
 

@@ -71,6 +71,8 @@ struct kv_fd {
 	uint32_t group;		/* index + 1 in kv.groups */
 	uint8_t cls;		/* enum kv_class */
 	bool have_sdev, have_text, have_link, kind_known, relevant;
+	bool have_known;	/* a socket's known, from the shadow */
+	struct kind_socket_known known;
 };
 
 /* The watches read from one epoll fd. */

@@ -248,16 +248,81 @@ static int fd_read_set(struct kv *kv, struct kv_fd *f, size_t tfd_off,
 }
 
 /*
+ * A socket or a pipe of the calling process that the shadow knows
+ * (kview_hints.fd_facts): its flags from the shadow, its inode and device
+ * from fstat, and for the kind's describe() a text holding what its
+ * fdinfo would say of them (`flags:`, `ino:`, and `scm_fds:` for an
+ * AF_UNIX socket, which fd_maybe_unix() looks for).  Returns 0 when f is
+ * filled, 1 when it must be read as any other fd (the shadow does not
+ * know it, or fstat says another kind), 2 when the fd vanished, or -errno.
+ */
+static int fd_from_shadow(struct kv *kv, struct kv_fd *f)
+{
+	const struct kview_hints *h = kv->hints;
+	struct kview_fd_facts facts = { .domain = -1, .type = -1,
+					.protocol = -1, .listening = -1 };
+	char text[96];
+	struct stat st;
+	int n, ret;
+
+	if (!kv->self || !h || !h->fd_facts || (kv->flags & KVIEW_F_PER_FD) ||
+	    !h->fd_facts(h->ctx, f->fd, &facts))
+		return 1;
+	if (facts.kind != IMAGE_KIND_SOCKET && facts.kind != IMAGE_KIND_PIPE)
+		return 1;
+	if (facts.kind == IMAGE_KIND_SOCKET && facts.domain < 0)
+		return 1;
+	kv->st.stats++;
+	if (fstat(f->fd, &st) < 0)
+		return errno == EBADF ? 2 : 1;
+	if (facts.kind == IMAGE_KIND_SOCKET ? !S_ISSOCK(st.st_mode)
+					    : !S_ISFIFO(st.st_mode))
+		return 1; /* the kernel disagrees: ask it */
+	f->flags = facts.flags;
+	f->mnt_id = -1;
+	f->ino = st.st_ino;
+	f->efd_id = 0;
+	f->sdev = kernel_dev(st.st_dev);
+	f->have_sdev = true;
+	f->kind = facts.kind;
+	f->kind_known = true;
+	f->cls = facts.kind == IMAGE_KIND_SOCKET ? KV_CLASS_SOCK
+						 : KV_CLASS_PIPE;
+	if (facts.kind == IMAGE_KIND_SOCKET) {
+		f->have_known = true;
+		f->known.type = facts.type;
+		f->known.protocol = facts.protocol;
+		f->known.listening = facts.listening;
+	}
+	n = snprintf(text, sizeof(text), "flags:\t0%o\nino:\t%" PRIu64 "\n%s",
+		     (unsigned)facts.flags, (uint64_t)st.st_ino,
+		     facts.kind == IMAGE_KIND_SOCKET && facts.domain == AF_UNIX
+			     ? "scm_fds:\t0\n"
+			     : "");
+	ret = arena_put(kv, text, (size_t)n, &f->text_off);
+	if (ret < 0 && ret != -E2BIG)
+		return ret;
+	f->have_text = ret == 0;
+	kv->st.shadow_fds++;
+	return 0;
+}
+
+/*
  * Read fd's fdinfo, keep what later passes need.  Returns 0, 1 when the fd
  * vanished meanwhile (skip it), or -errno.
  */
 static int fd_read(struct kv *kv, struct kv_fd *f)
 {
 	struct fd_header h;
-	ssize_t len = read_fdinfo(kv, f->fd);
+	ssize_t len;
 	size_t keep;
-	int ret;
+	int ret = fd_from_shadow(kv, f);
 
+	if (ret <= 0)
+		return ret;
+	if (ret == 2)
+		return 1;
+	len = read_fdinfo(kv, f->fd);
 	if (len == -ENOENT || len == -EBADF)
 		return 1;
 	if (len < 0)

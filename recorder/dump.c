@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,44 @@ static bool confirm_watch(void *ctx, int epfd, int tfd, uint32_t events,
 	    kernel_events(w->events) != (events & ~(uint32_t)EPOLLWAKEUP))
 		return false;
 	*open_fd = tfd;
+	return true;
+}
+
+/*
+ * kview hint: the shadow's flags of fd (followed through fcntl, ioctl,
+ * dup3, close_range: registry_fd_fdinfo_flags) and, for a socket, its
+ * domain, so that the view need not read fd's fdinfo.
+ */
+static bool fd_facts(void *ctx, int fd, struct kview_fd_facts *facts)
+{
+	(void)ctx;
+	if (!registry_fd_fdinfo_flags(fd, &facts->kind, &facts->flags))
+		return false;
+	facts->domain = facts->type = facts->protocol = facts->listening = -1;
+	const struct reg_file *f = registry_file_at(fd);
+	if (facts->kind != IMAGE_KIND_SOCKET || !f)
+		return true;
+	/* Fields fixed before the file was published (not the backlog). */
+	struct reg_create c = { .domain = f->create.domain,
+				.type = f->create.type,
+				.protocol = f->create.protocol };
+	if (c.domain < AF_MAX)
+		facts->domain = c.domain;
+	/* A type and a protocol the kernel knows as given (or the default). */
+	if (facts->domain >= 0 && c.type != UINT8_MAX && c.protocol >= 0) {
+		facts->type = c.type;
+		facts->protocol = c.protocol;
+		if (c.protocol == 0 &&
+		    (c.domain == AF_INET || c.domain == AF_INET6))
+			facts->protocol = c.type == SOCK_STREAM ? IPPROTO_TCP
+					  : c.type == SOCK_DGRAM ? IPPROTO_UDP
+								 : -1;
+		else if (c.protocol == 0 && c.domain != AF_UNIX)
+			facts->protocol = -1;
+	}
+	/* Listening needs listen(): one the shim saw, or none. */
+	if (__atomic_load_n(&f->create.backlog, __ATOMIC_RELAXED) < 0)
+		facts->listening = 0;
 	return true;
 }
 
@@ -872,13 +911,14 @@ static int build_once(struct image *img, unsigned flags, bool last,
 			return 0;
 		}
 	}
-	struct kview_hints hints = { .confirm_watch = confirm_watch };
+	struct kview_hints hints = { .confirm_watch = confirm_watch,
+				     .fd_facts = fd_facts };
+	unsigned kflags = ((flags & RECORDER_F_FULL_KCMP) ? KVIEW_F_FULL_KCMP
+							  : 0) |
+			  ((flags & RECORDER_F_PER_FD) ? KVIEW_F_PER_FD : 0);
 	ret = (flags & RECORDER_F_NO_PROC)
 		      ? -EACCES
-		      : kview_snapshot(0, img, (flags & RECORDER_F_FULL_KCMP)
-						       ? KVIEW_F_FULL_KCMP
-						       : 0,
-				       &hints);
+		      : kview_snapshot(0, img, kflags, &hints);
 	if (ret == -EACCES || ret == -ENOENT || ret == -EPERM) {
 		/* No /proc: the shadow alone, and say so. */
 		struct image fresh;

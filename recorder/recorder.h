@@ -28,6 +28,8 @@ int recorder_socket_name(char *name, size_t len, int pid, uint32_t nonce);
 /* Flags of recorder_build_image(). */
 #define RECORDER_F_FULL_KCMP 0x1 /* resolve every watch through kcmp */
 #define RECORDER_F_NO_PROC 0x2	 /* pretend /proc is unreadable (tests) */
+#define RECORDER_F_PER_FD 0x4	 /* every fd's facts from its fdinfo, none
+				  * from the shadow (tests, benches) */
 
 /*
  * Build the image of the calling process into img (initialised by the

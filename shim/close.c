@@ -69,10 +69,29 @@ static void closed_range(unsigned int first, unsigned int last)
 		log_fd_closed(log_fd);
 }
 
+/* close_range(CLOSE_RANGE_CLOEXEC) succeeded: see shim_record_fd_flags. */
+static void cloexec_range(unsigned int first, unsigned int last)
+{
+	int saved_errno = errno;
+	if (__builtin_expect(shim_depth, 0))
+		shim_defer(&(struct shim_deferred){
+			.op = SHIM_DEFER_FLAGS_LOST, .fd = (int)first,
+			.fd2 = (int)last });
+	else
+		registry_fd_cloexec_range(first, last);
+	errno = saved_errno;
+}
+
 SHIM_API int close_range(unsigned int first, unsigned int last, int flags)
 {
-	if ((flags & CLOSE_RANGE_CLOEXEC) || shim_busy)
+	if (shim_busy)
 		return real_close_range(first, last, flags);
+	if (flags & CLOSE_RANGE_CLOEXEC) {
+		int ret = real_close_range(first, last, flags);
+		if (ret == 0)
+			cloexec_range(first, last);
+		return ret;
+	}
 	int ret;
 	if (!shim_wrap_enter()) {
 		registry_deferred_begin();

@@ -120,6 +120,9 @@ static void apply(const struct shim_deferred *d)
 	case SHIM_DEFER_SIGNALFD_MASK:
 		registry_signalfd_mask(d->fd, d->create.sigmask);
 		break;
+	case SHIM_DEFER_FLAGS_LOST:
+		registry_fd_flags_lost((unsigned)d->fd, (unsigned)d->fd2);
+		break;
 	}
 }
 

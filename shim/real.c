@@ -51,6 +51,7 @@ static void resolve_all(void)
 	RESOLVE(dup3, "dup3");
 	RESOLVE(fcntl, "fcntl");
 	RESOLVE(fcntl64, "fcntl64");
+	RESOLVE(ioctl, "ioctl");
 	RESOLVE(pipe, "pipe");
 	RESOLVE(pipe2, "pipe2");
 	RESOLVE(eventfd, "eventfd");
@@ -60,6 +61,8 @@ static void resolve_all(void)
 	RESOLVE(inotify_init1, "inotify_init1");
 	RESOLVE(fork_, "_Fork");
 	RESOLVE(clone, "clone");
+	RESOLVE(posix_spawn, "posix_spawn");
+	RESOLVE(posix_spawnp, "posix_spawnp");
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
 	if (!shim_real.fcntl64)

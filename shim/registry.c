@@ -21,6 +21,7 @@
  * registry_walk.c the walks for the recorder and the shim's report (shared
  * state in registry_internal.h).
  */
+#include <fcntl.h>
 #include <time.h>
 
 #include "registry_internal.h"
@@ -347,7 +348,30 @@ static __thread unsigned fdop_held; /* fdop_lock taken shared, nesting */
  * with them: a phantom watch).  Nested: dup2() over a watched file holds
  * it already.
  */
-static void fdt_install(int fd, struct reg_file *f)
+/* The leaf of fd (no creation), for its FD_CLOEXEC bits; NULL when none. */
+static struct reg_fdt_leaf *fdt_leaf(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	return __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+			       __ATOMIC_ACQUIRE);
+}
+
+/* Set fd's FD_CLOEXEC byte: cloexec 0 or 1, or -1 for unknown. */
+static void fdt_set_cloexec(struct reg_fdt_leaf *leaf, int fd, int cloexec)
+{
+	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
+	uint8_t v = cloexec < 0 ? 0
+				: (uint8_t)(REG_FDFL_KNOWN |
+					    (cloexec ? REG_FDFL_CLOEXEC : 0));
+	__atomic_store_n(&leaf->fdfl[i], v, __ATOMIC_RELAXED);
+}
+
+/*
+ * Install f at fd with the fd's FD_CLOEXEC (0, 1; -1: unknown), set
+ * before the slot so that a reader who finds f finds them.
+ */
+static void fdt_install_fd(int fd, struct reg_file *f, int cloexec)
 {
 	struct reg_file **slot = fdt_slot(fd, true);
 	if (!slot) {
@@ -355,6 +379,7 @@ static void fdt_install(int fd, struct reg_file *f)
 			file_put(f);
 		return;
 	}
+	fdt_set_cloexec(fdt_leaf(fd), fd, cloexec);
 	struct reg_file *cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	bool locked = !fdop_held && registry_fdop_needed(cur) &&
 		      registry_fdop_begin_many();
@@ -370,11 +395,44 @@ static void fdt_install(int fd, struct reg_file *f)
 	registry_fdop_end(locked);
 }
 
+static void fdt_install(int fd, struct reg_file *f)
+{
+	fdt_install_fd(fd, f, -1);
+}
+
+/*
+ * The f_flags the kernel gives a new file of these kinds (checked against
+ * /proc/self/fdinfo by test_shadow_flags): a socket O_RDWR and
+ * SOCK_NONBLOCK; a pipe's read end O_RDONLY and O_NONBLOCK, its write end
+ * O_WRONLY, O_NONBLOCK and O_DIRECT.  Other kinds: not known (0).
+ */
+static uint16_t fl_at_creation(uint32_t kind, const struct reg_create *c)
+{
+	if (!c)
+		return 0;
+	uint32_t given = (uint32_t)c->flags;
+	switch (kind) {
+	case IMAGE_KIND_SOCKET:
+		return (uint16_t)(REG_FL_KNOWN |
+				  registry_fl_encode(O_RDWR | (given & O_NONBLOCK)));
+	case IMAGE_KIND_PIPE:
+		return (uint16_t)(REG_FL_KNOWN |
+				  registry_fl_encode(c->pipe_end
+						    ? O_WRONLY | (given & (O_NONBLOCK |
+									   O_DIRECT))
+						    : O_RDONLY | (given & O_NONBLOCK)));
+	default:
+		return 0;
+	}
+}
+
 void registry_fd_created(int fd, uint32_t kind, const struct reg_create *c)
 {
 	struct reg_file *f = file_new(kind, 0, c);
+	if (f)
+		f->fl = fl_at_creation(kind, c);
 	/* Even without memory, the number's previous occupant is gone. */
-	fdt_install(fd, f);
+	fdt_install_fd(fd, f, c ? (c->flags & O_CLOEXEC) != 0 : -1);
 }
 
 void registry_fd_unknown(int fd)
@@ -382,7 +440,7 @@ void registry_fd_unknown(int fd)
 	fdt_install(fd, NULL);
 }
 
-void registry_fd_dup(int oldfd, int newfd)
+static void fd_dup(int oldfd, int newfd, int cloexec)
 {
 	if (oldfd == newfd)
 		return;
@@ -390,7 +448,82 @@ void registry_fd_dup(int oldfd, int newfd)
 	if (f)
 		file_get(f);
 	if (f || fdt_get(newfd))
-		fdt_install(newfd, f);
+		fdt_install_fd(newfd, f, cloexec);
+}
+
+void registry_fd_dup(int oldfd, int newfd)
+{
+	fd_dup(oldfd, newfd, -1);
+}
+
+void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec)
+{
+	fd_dup(oldfd, newfd, cloexec);
+}
+
+void registry_fd_cloexec_range(unsigned int first, unsigned int last)
+{
+	int max = registry_max_fd();
+	if (max < 0 || first > (unsigned)max)
+		return;
+	if (last > (unsigned)max)
+		last = (unsigned)max;
+	for (unsigned fd = first; fd <= last; fd++)
+		registry_fd_cloexec((int)fd, true);
+}
+
+void registry_fd_flags_lost(unsigned int first, unsigned int last)
+{
+	int max = registry_max_fd();
+	if (max < 0 || first > (unsigned)max)
+		return;
+	if (last > (unsigned)max)
+		last = (unsigned)max;
+	for (unsigned fd = first; fd <= last; fd++) {
+		struct reg_file *f = fdt_get((int)fd);
+		if (!f)
+			continue;
+		__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
+				   __ATOMIC_RELAXED);
+		fdt_set_cloexec(fdt_leaf((int)fd), (int)fd, -1);
+	}
+}
+
+void registry_files_flags_shared(void)
+{
+	int max = registry_max_fd();
+	for (int fd = 0; fd <= max; fd++) {
+		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
+				     __ATOMIC_ACQUIRE)) {
+			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
+			continue;
+		}
+		struct reg_file *f = fdt_get(fd);
+		if (f && (__atomic_load_n(&f->fl, __ATOMIC_RELAXED) &
+			  REG_FL_KNOWN))
+			__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
+					   __ATOMIC_RELAXED);
+	}
+}
+
+bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
+{
+	struct reg_file *f = fdt_get(fd);
+	struct reg_fdt_leaf *leaf = fdt_leaf(fd);
+	if (!f || !leaf)
+		return false;
+	uint16_t fl = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);
+	uint8_t fdfl = __atomic_load_n(
+		&leaf->fdfl[(unsigned)fd & (REG_FDT_LEAF_SIZE - 1)],
+		__ATOMIC_RELAXED);
+	if (!(fl & REG_FL_KNOWN) || (file_flags(f) & REG_FILE_SHARED) ||
+	    !(fdfl & REG_FDFL_KNOWN))
+		return false;
+	*kind = file_kind(f);
+	*flags = registry_fl_decode(fl) |
+		 ((fdfl & REG_FDFL_CLOEXEC) ? (uint32_t)O_CLOEXEC : 0);
+	return true;
 }
 
 void registry_fd_closed(int fd, struct reg_seen seen)
@@ -1151,7 +1284,7 @@ void registry_set_created(int epfd, int flags)
 		if (!f->set)
 			f->flags |= REG_FILE_SHARED; /* not published yet */
 	}
-	fdt_install(epfd, f);
+	fdt_install_fd(epfd, f, (flags & O_CLOEXEC) != 0);
 	struct reg_set *set = registry_set_of(f);
 	if (set && (file_flags(f) & REG_FILE_SHARED)) { /* see fdt_install */
 		pthread_mutex_lock(&set->lock);

@@ -22,6 +22,7 @@
 #ifndef EPOLLCR_REGISTRY_H
 #define EPOLLCR_REGISTRY_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -62,6 +63,17 @@ struct reg_create {
 	};
 };
 
+/*
+ * reg_file.fl: the file's status flags (the kernel's f_flags: access mode,
+ * O_NONBLOCK, O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME) in 16 bits, for the
+ * kinds whose creation sets them from the call's flags alone (sockets,
+ * pipes), followed through fcntl(F_SETFL) and ioctl(FIONBIO, FIOASYNC).
+ * Without REG_FL_KNOWN (another kind, a file adopted, inherited or shared
+ * with another process, a change the shim could not follow) the recorder
+ * reads them from the kernel.  registry_fd_fdinfo_flags() decodes them.
+ */
+#define REG_FL_KNOWN 0x8000u
+
 struct reg_set;
 
 struct reg_file {
@@ -70,7 +82,7 @@ struct reg_file {
 	uint32_t nwatch;	/* watches keyed on it, in every set */
 	uint8_t kind;		/* enum image_kind; OTHER when not known */
 	uint8_t flags;		/* REG_FILE_* */
-	uint16_t reserved;	/* zero */
+	uint16_t fl;		/* REG_FL_*: its status flags, when known */
 	int32_t hint_tfd;	/* tfd of its most recent watch */
 	struct reg_set *hint_set; /* set of its most recent watch */
 	struct reg_set *set;	/* the set itself, when kind is EPOLL */
@@ -154,8 +166,19 @@ struct reg_seen {
 #define REG_FDT_LEAF_SIZE (1u << REG_FDT_LEAF_BITS)
 #define REG_FDT_TOP_SIZE (1u << (31 - REG_FDT_LEAF_BITS))
 
+/*
+ * Beside each slot, a byte: the fd's FD_CLOEXEC, and whether the shim
+ * knows it (set at each install from the creating or duplicating call,
+ * followed through F_SETFD, FIOCLEX/FIONCLEX and close_range's
+ * CLOSE_RANGE_CLOEXEC).  A byte, not a bit: written with a plain store,
+ * no locked instruction on the program's fcntl(F_SETFD).
+ */
+#define REG_FDFL_CLOEXEC 0x1
+#define REG_FDFL_KNOWN 0x2
+
 struct reg_fdt_leaf {
 	struct reg_file *slot[REG_FDT_LEAF_SIZE];
+	uint8_t fdfl[REG_FDT_LEAF_SIZE]; /* REG_FDFL_* */
 };
 
 extern struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
@@ -176,6 +199,76 @@ static inline struct reg_file *registry_fd_lookup(int fd)
 }
 
 /*
+ * reg_file.fl's encoding: the access mode in bits 0-1, O_APPEND,
+ * O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME shifted down by 8 (bits 2, 3,
+ * 5, 6, 10), REG_FL_KNOWN: no branch either way.
+ */
+#define REG_FL_SHIFTED                                                        \
+	((O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME) >> 8)
+#define REG_FL_SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+static inline uint16_t registry_fl_encode(uint32_t f)
+{
+	return (uint16_t)((f & O_ACCMODE) | ((f >> 8) & REG_FL_SHIFTED));
+}
+
+static inline uint32_t registry_fl_decode(uint16_t fl)
+{
+	return (fl & O_ACCMODE) | ((uint32_t)(fl & REG_FL_SHIFTED) << 8);
+}
+
+/*
+ * Clear the bits clear of f->fl and set set, while its flags are known.
+ * A load and a store, no locked instruction (the program's F_SETFL pays
+ * nothing more): two threads changing one file's flags at once leave the
+ * last store, whose order the kernel may not share, and a change racing
+ * registry_fd_flags_lost() may leave the flags known.  Both need calls
+ * the program itself does not order.
+ */
+static inline void registry_file_fl_update(struct reg_file *f, uint16_t clear,
+					   uint16_t set)
+{
+	uint16_t old = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);
+	uint16_t new = (uint16_t)((old & ~clear) | set);
+	if ((old & REG_FL_KNOWN) && new != old)
+		__atomic_store_n(&f->fl, new, __ATOMIC_RELAXED);
+}
+
+/* fcntl(fd, F_SETFL, arg) succeeded. */
+static inline void registry_file_setfl(int fd, int arg)
+{
+	struct reg_file *f = registry_fd_lookup(fd);
+	if (f)
+		registry_file_fl_update(
+			f, registry_fl_encode(REG_FL_SETFL_MASK),
+			registry_fl_encode((uint32_t)arg & REG_FL_SETFL_MASK));
+}
+
+/* FIONBIO (O_NONBLOCK) or FIOASYNC (O_ASYNC) set (on) or cleared flag. */
+static inline void registry_file_flag(int fd, uint32_t flag, bool on)
+{
+	struct reg_file *f = registry_fd_lookup(fd);
+	uint16_t bits = registry_fl_encode(flag & REG_FL_SETFL_MASK);
+	if (f)
+		registry_file_fl_update(f, bits, on ? bits : 0);
+}
+
+/* F_SETFD, FIOCLEX, FIONCLEX succeeded on fd (nothing when untracked). */
+static inline void registry_fd_cloexec(int fd, bool cloexec)
+{
+	if (!registry_fd_lookup(fd))
+		return;
+	/* The file's slot is in this leaf, which is never freed. */
+	struct reg_fdt_leaf *leaf = __atomic_load_n(
+		&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+		__ATOMIC_ACQUIRE);
+	__atomic_store_n(&leaf->fdfl[fd & (REG_FDT_LEAF_SIZE - 1)],
+			 (uint8_t)(REG_FDFL_KNOWN |
+				   (cloexec ? REG_FDFL_CLOEXEC : 0)),
+			 __ATOMIC_RELAXED);
+}
+
+/*
  * The file fd refers to, for a caller about to close fd.  Pass it to
  * registry_fd_closed() afterwards: a number reused by another thread in
  * between, even by a recycled object at the same address, is left alone.
@@ -188,6 +281,46 @@ static inline struct reg_seen registry_fd_peek(int fd)
 		seen.gen = __atomic_load_n(&seen.file->gen, __ATOMIC_ACQUIRE);
 	return seen;
 }
+
+/*
+ * registry_fd_dup() whose new descriptor's FD_CLOEXEC is known: cloexec
+ * (dup, dup2, F_DUPFD: false; dup3 with O_CLOEXEC, F_DUPFD_CLOEXEC: true).
+ * registry_fd_dup() leaves it unknown (a signal handler's deferred call).
+ */
+void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec);
+
+/*
+ * Descriptor and file flags that changed (all async-signal-safe, lock-free,
+ * and nothing for an fd the shim does not track):
+ * - registry_fd_cloexec: F_SETFD, FIOCLEX, FIONCLEX succeeded on fd;
+ * - registry_fd_cloexec_range: close_range(first, last, CLOSE_RANGE_CLOEXEC);
+ * - registry_file_setfl: fcntl(fd, F_SETFL, arg) succeeded;
+ * - registry_file_flag: FIONBIO (O_NONBLOCK) or FIOASYNC (O_ASYNC) set
+ *   (on) or cleared flag on fd's file;
+ * - registry_fd_flags_lost: the file's flags and the fd's FD_CLOEXEC of
+ *   every fd in [first, last] are unknown from now on (a change the shim
+ *   could not follow in order: a signal handler's).
+ */
+void registry_fd_cloexec_range(unsigned int first, unsigned int last);
+void registry_fd_flags_lost(unsigned int first, unsigned int last);
+/*
+ * Another process may hold any file of the process from now on (a vfork,
+ * clone or posix_spawn child, which can change a file's flags, and may
+ * exec with it): no file's flags are known any more.
+ */
+void registry_files_flags_shared(void);
+/* registry_fd_cloexec, registry_file_setfl, registry_file_flag: inline,
+ * after the fd table below. */
+
+/*
+ * What /proc/self/fdinfo/FD would show as `flags:` (the file's f_flags,
+ * with O_CLOEXEC when the fd has FD_CLOEXEC) and the file's kind, when the
+ * shim knows both: true, *kind and *flags set.  False for an fd the shim
+ * does not track, a file whose flags it does not know (REG_FL_KNOWN) or
+ * that another process may share (REG_FILE_SHARED), an fd whose
+ * FD_CLOEXEC it does not know.
+ */
+bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags);
 
 /* fd was closed; seen is what registry_fd_peek() returned before. */
 void registry_fd_closed(int fd, struct reg_seen seen);

@@ -7,6 +7,7 @@
 #define EPOLLCR_SHIM_H
 
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -42,6 +43,7 @@ struct shim_real {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*fcntl64)(int, int, ...);
+	int (*ioctl)(int, unsigned long, ...);
 	int (*pipe)(int[2]);
 	int (*pipe2)(int[2], int);
 	int (*eventfd)(unsigned int, int);
@@ -51,6 +53,14 @@ struct shim_real {
 	int (*inotify_init1)(int);
 	pid_t (*fork_)(void); /* _Fork */
 	int (*clone)(int (*)(void *), void *, int, void *, ...);
+	int (*posix_spawn)(pid_t *, const char *,
+			   const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[],
+			   char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *,
+			    const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[],
+			    char *const[]);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 };
@@ -136,6 +146,7 @@ enum shim_defer_op {
 	SHIM_DEFER_BOUND,	  /* fd */
 	SHIM_DEFER_LISTEN,	  /* fd, flags (the backlog) */
 	SHIM_DEFER_SIGNALFD_MASK, /* fd, create.sigmask */
+	SHIM_DEFER_FLAGS_LOST,	  /* fd (first) .. fd2 (last) */
 };
 
 /* One call whose bookkeeping waits for the interrupted wrapper. */
@@ -164,6 +175,47 @@ void shim_record_fd_unknown(int fd);
 void shim_record_socket_bound(int fd);
 void shim_record_socket_listen(int fd, int backlog);
 void shim_record_signalfd_mask(int fd, uint64_t mask);
+
+
+/*
+ * A flag change that succeeded (fcntl, ioctl): registry_fd_cloexec(),
+ * registry_file_setfl() or registry_file_flag(), inline (a load or two
+ * and a plain store: the program's F_SETFL/F_SETFD/FIONBIO pay little);
+ * in a signal handler inside a wrapper of its thread, whose queued
+ * records may yet create or replace fd, the flags of fd are lost instead
+ * (shim_fd_flags_lost(), shim/fdflags.c).  errno is untouched.
+ */
+enum shim_fl {
+	SHIM_FL_CLOEXEC,  /* F_SETFD, FIOCLEX, FIONCLEX: arg FD_CLOEXEC on */
+	SHIM_FL_SETFL,	  /* F_SETFL: arg as given */
+	SHIM_FL_NONBLOCK, /* FIONBIO: arg on */
+	SHIM_FL_ASYNC,	  /* FIOASYNC: arg on */
+};
+void shim_fd_flags_lost(int fd);
+
+static inline void shim_record_fd_flags(int fd, enum shim_fl what, int arg)
+{
+	if (shim_busy)
+		return;
+	if (__builtin_expect(shim_depth, 0)) {
+		shim_fd_flags_lost(fd);
+		return;
+	}
+	switch (what) {
+	case SHIM_FL_CLOEXEC:
+		registry_fd_cloexec(fd, arg != 0);
+		break;
+	case SHIM_FL_SETFL:
+		registry_file_setfl(fd, arg);
+		break;
+	case SHIM_FL_NONBLOCK:
+		registry_file_flag(fd, O_NONBLOCK, arg != 0);
+		break;
+	case SHIM_FL_ASYNC:
+		registry_file_flag(fd, O_ASYNC, arg != 0);
+		break;
+	}
+}
 
 /* Enter a wrapper's bookkeeping; false: re-entered, use shim_defer(). */
 static inline bool shim_wrap_enter(void)

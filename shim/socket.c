@@ -14,11 +14,12 @@
 
 #define SOCK_FLAG_MASK (SOCK_NONBLOCK | SOCK_CLOEXEC)
 
-static void socket_created(int fd, int domain, int type, int protocol,
-			   int end, int peer_fd, bool accepted)
+/* type: SOCK_* with its flags; flags: more flags (accept4's). */
+static void socket_created(int fd, int domain, int type, int flags,
+			   int protocol, int end, int peer_fd, bool accepted)
 {
 	struct reg_create c = {
-		.flags = type & SOCK_FLAG_MASK,
+		.flags = (type | flags) & SOCK_FLAG_MASK,
 		.domain = domain,
 		.type = type & ~SOCK_FLAG_MASK,
 		.protocol = protocol,
@@ -39,7 +40,7 @@ SHIM_API int socket(int domain, int type, int protocol)
 	int fd = REAL(socket)(domain, type, protocol);
 	if (fd >= 0) {
 		int saved_errno = errno;
-		socket_created(fd, domain, type, protocol, -1, -1, false);
+		socket_created(fd, domain, type, 0, protocol, -1, -1, false);
 		errno = saved_errno;
 	}
 	return fd;
@@ -50,8 +51,8 @@ SHIM_API int socketpair(int domain, int type, int protocol, int sv[2])
 	int ret = REAL(socketpair)(domain, type, protocol, sv);
 	if (ret == 0 && !shim_busy) {
 		int saved_errno = errno;
-		socket_created(sv[0], domain, type, protocol, 0, sv[1], false);
-		socket_created(sv[1], domain, type, protocol, 1, sv[0], false);
+		socket_created(sv[0], domain, type, 0, protocol, 0, sv[1], false);
+		socket_created(sv[1], domain, type, 0, protocol, 1, sv[0], false);
 		errno = saved_errno;
 	}
 	return ret;
@@ -65,10 +66,11 @@ static int accepted(int listen_fd, int fd, int flags)
 	int saved_errno = errno;
 	const struct reg_file *l = registry_file_at(listen_fd);
 	if (l && l->kind == IMAGE_KIND_SOCKET)
-		socket_created(fd, l->create.domain, l->create.type | flags,
+		socket_created(fd, l->create.domain, l->create.type, flags,
 			       l->create.protocol, -1, -1, true);
-	else
-		socket_created(fd, -1, -1 | flags, -1, -1, -1, true);
+	else /* its type unknown: not its flags, accept4's alone */
+		socket_created(fd, -1, -1 & ~SOCK_FLAG_MASK, flags, -1, -1,
+			       -1, true);
 	errno = saved_errno;
 	return fd;
 }

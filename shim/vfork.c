@@ -13,11 +13,13 @@
  * and reuse its stack frame, which the parent returns through later.  On
  * x86-64 it is a stub that keeps the return address in a register across
  * the system call, as glibc's own vfork does.  Elsewhere vfork is fork(),
- * which POSIX allows: the child gets its own memory.  posix_spawn needs
- * nothing: glibc's child calls its internal functions, not the wrappers.
+ * which POSIX allows: the child gets its own memory.  posix_spawn's child
+ * calls glibc's internal functions, not the wrappers: the wrapper only
+ * forgets the files' flags, as vfork does.
  */
 #include <errno.h>
 #include <sched.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,10 +29,17 @@
 static __thread int vfork_saved_busy
 	__attribute__((tls_model("initial-exec")));
 
-/* Before the child starts: the thread's calls are the child's from now. */
+/*
+ * Before the child starts: the thread's calls are the child's from now.
+ * The child holds every file of the parent (and may exec with those
+ * without FD_CLOEXEC, or dup2 others onto them): their flags may change
+ * behind the shim from now on (registry_files_flags_shared).
+ */
 __attribute__((used)) void shim_vfork_enter(void);
 __attribute__((used)) void shim_vfork_enter(void)
 {
+	if (!shim_busy)
+		registry_files_flags_shared();
 	vfork_saved_busy = shim_busy;
 	shim_busy = SHIM_BUSY_VM_CHILD;
 }
@@ -97,6 +106,30 @@ SHIM_API pid_t vfork(void)
 }
 #endif
 
+/*
+ * posix_spawn, posix_spawnp: glibc's child (a vfork of its own, which no
+ * wrapper sees) holds every file of the process; see shim_vfork_enter.
+ */
+SHIM_API int posix_spawn(pid_t *pid, const char *path,
+			 const posix_spawn_file_actions_t *actions,
+			 const posix_spawnattr_t *attr, char *const argv[],
+			 char *const envp[])
+{
+	if (!shim_busy)
+		registry_files_flags_shared();
+	return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
+}
+
+SHIM_API int posix_spawnp(pid_t *pid, const char *file,
+			  const posix_spawn_file_actions_t *actions,
+			  const posix_spawnattr_t *attr, char *const argv[],
+			  char *const envp[])
+{
+	if (!shim_busy)
+		registry_files_flags_shared();
+	return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+}
+
 typedef int (*clone_fn)(void *); /* the function a clone child runs */
 
 SHIM_API int clone(clone_fn fn, void *stack, int flags, void *arg, ...)
@@ -112,6 +145,8 @@ SHIM_API int clone(clone_fn fn, void *stack, int flags, void *arg, ...)
 			(CLONE_VM | CLONE_VFORK);
 	if (vm_child)
 		shim_vfork_enter();
+	else if (!(flags & CLONE_THREAD) && !shim_busy)
+		registry_files_flags_shared(); /* another process: see above */
 	int ret = REAL(clone)(fn, stack, flags, arg, parent_tid, tls,
 			      child_tid);
 	if (vm_child) {

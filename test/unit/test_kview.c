@@ -991,17 +991,20 @@ static void assert_same_socket(const struct image_socket *a,
  * taken socket by socket (KVIEW_F_PER_TARGET) are the same image, target by target and
  * field by field, and both match the kernel (snap()).
  */
-static void test_bulk_equals_per_target(void **state)
+/*
+ * The server-shaped fds of test_bulk_equals_per_target and
+ * test_shadow_facts_equal_fdinfo, each watched in ep: IPv4 and IPv6
+ * listeners, accepted and connecting ends, UDP bound and connected, a
+ * socket never bound, a socketpair, an eventfd, a timerfd, a pipe.
+ */
+static void server_fds(int ep)
 {
-	(void)state;
-	int ep = track(epoll_create1(EPOLL_CLOEXEC)), fds[64], n = 0, acc;
+	int fds[64], n = 0, acc;
 	int l4 = tcp_listener(AF_INET, true, false);
 	int l6 = tcp_listener(AF_INET6, false, true);
 	int l6d = tcp_listener(AF_INET6, true, false);
 	struct sockaddr_in ua = { .sin_family = AF_INET };
 	socklen_t ualen = sizeof(ua);
-	struct kview_stats st;
-	struct image bulk, per;
 	int sp[2], p[2];
 
 	assert_true(l4 >= 0);
@@ -1038,7 +1041,49 @@ static void test_bulk_equals_per_target(void **state)
 	fds[n++] = track(p[1]);
 	for (int i = 0; i < n; i++)
 		add(ep, fds[i], EPOLLIN, (uint64_t)i + 1);
+}
 
+/* The same image, target by target and field by field. */
+static void assert_same_image(const struct image *a, const struct image *b)
+{
+	assert_int_equal(a->ntargets, b->ntargets);
+	assert_int_equal(a->nfds, b->nfds);
+	assert_int_equal(a->nwatches, b->nwatches);
+	for (uint32_t i = 0; i < a->ntargets; i++) {
+		const struct image_target *x = &a->targets[i];
+		const struct image_target *y = &b->targets[i];
+
+		assert_int_equal(x->kind, y->kind);
+		assert_int_equal(x->file_flags, y->file_flags);
+		assert_string_equal(x->path ? x->path : "", y->path ? y->path : "");
+		if (x->kind == IMAGE_KIND_SOCKET)
+			assert_same_socket(&x->u.sock, &y->u.sock);
+		if (x->kind == IMAGE_KIND_PIPE) {
+			assert_int_equal(x->u.pipe.write_end, y->u.pipe.write_end);
+			assert_int_equal(x->u.pipe.peer, y->u.pipe.peer);
+		}
+	}
+	for (uint32_t i = 0; i < a->nfds; i++) {
+		assert_int_equal(a->fds[i].fd, b->fds[i].fd);
+		assert_int_equal(a->fds[i].target, b->fds[i].target);
+		assert_int_equal(a->fds[i].fd_flags, b->fds[i].fd_flags);
+	}
+	for (uint32_t i = 0; i < a->nwatches; i++) {
+		assert_int_equal(a->watches[i].tfd, b->watches[i].tfd);
+		assert_int_equal(a->watches[i].target, b->watches[i].target);
+		assert_int_equal(a->watches[i].open_fd, b->watches[i].open_fd);
+	}
+	assert_int_equal(kview_compare(a, b, -1), 0);
+}
+
+static void test_bulk_equals_per_target(void **state)
+{
+	(void)state;
+	int ep = track(epoll_create1(EPOLL_CLOEXEC));
+	struct kview_stats st;
+	struct image bulk, per;
+
+	server_fds(ep);
 	snap(&bulk, KVIEW_F_BULK, NULL);
 	kview_last_stats(&st);
 	assert_true(st.diag_dumps > 0);
@@ -1049,25 +1094,92 @@ static void test_bulk_equals_per_target(void **state)
 	assert_int_equal(st.diag_dumps, 0);
 	assert_int_equal(st.bulk_sockets, 0);
 
-	assert_int_equal(bulk.ntargets, per.ntargets);
-	assert_int_equal(bulk.nfds, per.nfds);
-	assert_int_equal(bulk.nwatches, per.nwatches);
-	for (uint32_t i = 0; i < bulk.ntargets; i++) {
-		const struct image_target *a = &bulk.targets[i];
-		const struct image_target *b = &per.targets[i];
-
-		assert_int_equal(a->kind, b->kind);
-		assert_int_equal(a->file_flags, b->file_flags);
-		assert_string_equal(a->path ? a->path : "", b->path ? b->path : "");
-		if (a->kind == IMAGE_KIND_SOCKET)
-			assert_same_socket(&a->u.sock, &b->u.sock);
-	}
-	for (uint32_t i = 0; i < bulk.nwatches; i++) {
-		assert_int_equal(bulk.watches[i].tfd, per.watches[i].tfd);
-		assert_int_equal(bulk.watches[i].target, per.watches[i].target);
-	}
-	assert_int_equal(kview_compare(&per, &bulk, -1), 0);
+	assert_same_image(&bulk, &per);
 	image_free(&bulk);
+	image_free(&per);
+}
+
+/*
+ * A stand-in for the shadow (kview_hints.fd_facts) that asks the kernel:
+ * what a right shadow says of each socket and pipe.  wrong_fd's
+ * O_NONBLOCK is turned round, to show the test can tell.
+ */
+static int wrong_fd = -1;
+
+static bool kernel_facts(void *ctx, int fd, struct kview_fd_facts *f)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), v;
+	socklen_t len = sizeof(v);
+
+	(void)ctx;
+	if (fstat(fd, &st) < 0 || fl < 0 || fdfl < 0)
+		return false;
+	if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode))
+		return false;
+	f->kind = S_ISSOCK(st.st_mode) ? IMAGE_KIND_SOCKET : IMAGE_KIND_PIPE;
+	f->flags = (uint32_t)fl | ((fdfl & FD_CLOEXEC) ? (uint32_t)O_CLOEXEC : 0);
+	if (fd == wrong_fd)
+		f->flags ^= O_NONBLOCK;
+	f->domain = f->type = f->protocol = f->listening = -1;
+	if (f->kind != IMAGE_KIND_SOCKET)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0)
+		f->domain = v;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == 0)
+		f->type = v;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0)
+		f->protocol = v;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && !v)
+		f->listening = 0;
+	return true;
+}
+
+/*
+ * Issue 14 item 1: the view that takes each socket's and pipe's flags,
+ * FD_CLOEXEC, type, protocol and "not listening" from the hints (and its
+ * inode from fstat) instead of its fdinfo and getsockopt is the same
+ * image, field by field, as the one that reads every fd's fdinfo
+ * (KVIEW_F_PER_FD), after fcntl and ioctl changes; a hint that lies about
+ * one fd's flags shows in the image.
+ */
+static void test_shadow_facts_equal_fdinfo(void **state)
+{
+	(void)state;
+	int ep = track(epoll_create1(EPOLL_CLOEXEC)), one = 1;
+	struct kview_hints hints = { .fd_facts = kernel_facts };
+	struct kview_stats st;
+	struct image sh, per;
+	int sp[2];
+
+	server_fds(ep);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp), 0);
+	track(sp[0]);
+	track(sp[1]);
+	assert_int_equal(fcntl(sp[0], F_SETFL, O_NONBLOCK | O_APPEND), 0);
+	assert_int_equal(fcntl(sp[0], F_SETFD, FD_CLOEXEC), 0);
+	assert_int_equal(ioctl(sp[1], FIONBIO, &one), 0);
+	track(dup3(sp[1], 200, O_CLOEXEC));
+	add(ep, sp[0], EPOLLIN, 100);
+	add(ep, sp[1], EPOLLIN, 101);
+
+	snap(&sh, 0, &hints);
+	kview_last_stats(&st);
+	assert_true(st.shadow_fds >= 20);
+	snap(&per, KVIEW_F_PER_FD, &hints);
+	kview_last_stats(&st);
+	assert_int_equal(st.shadow_fds, 0);
+	assert_same_image(&sh, &per);
+	image_free(&sh);
+
+	wrong_fd = sp[1];
+	snap(&sh, 0, &hints);
+	wrong_fd = -1;
+	assert_true(kview_compare(&per, &sh, -1) > 0);
+	image_free(&sh);
 	image_free(&per);
 }
 
@@ -2115,6 +2227,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_compare, teardown),
 		cmocka_unit_test_teardown(test_compare_targets, teardown),
 		cmocka_unit_test_teardown(test_hints, teardown),
+		cmocka_unit_test_teardown(test_shadow_facts_equal_fdinfo,
+					  teardown),
 		cmocka_unit_test_teardown(test_bulk_equals_per_target,
 					  teardown),
 		cmocka_unit_test_teardown(test_sockets_need_no_kcmp, teardown),

@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -357,6 +359,90 @@ static void test_walk_visits_each_watch_once(void **state)
 	assert_int_equal(seen, 0xff0);
 }
 
+/*
+ * The flags a dump takes from the shadow (registry_fd_fdinfo_flags): a
+ * socket's and a pipe's from their creation, followed through F_SETFL,
+ * FIONBIO, F_SETFD and the dups; unknown for other kinds, for a dup a
+ * signal handler deferred, for a file shared after fork, after
+ * registry_fd_flags_lost().
+ */
+static void test_fdinfo_flags(void **state)
+{
+	(void)state;
+	uint32_t kind = 0, fl = 0;
+	struct reg_create sock = { .flags = SOCK_NONBLOCK | SOCK_CLOEXEC,
+				   .backlog = -1, .domain = AF_INET,
+				   .type = SOCK_STREAM };
+	struct reg_create rd = { .flags = O_NONBLOCK | O_DIRECT, .backlog = -1,
+				 .pipe_end = 0 };
+	struct reg_create wr = { .flags = O_NONBLOCK | O_DIRECT, .backlog = -1,
+				 .pipe_end = 1 };
+	struct reg_create efd = { .flags = O_NONBLOCK, .backlog = -1 };
+
+	registry_fd_created(5, IMAGE_KIND_SOCKET, &sock);
+	assert_true(registry_fd_fdinfo_flags(5, &kind, &fl));
+	assert_int_equal(kind, IMAGE_KIND_SOCKET);
+	assert_int_equal(fl, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	registry_file_setfl(5, O_APPEND);
+	registry_fd_cloexec(5, false);
+	assert_true(registry_fd_fdinfo_flags(5, &kind, &fl));
+	assert_int_equal(fl, O_RDWR | O_APPEND);
+	registry_file_flag(5, O_NONBLOCK, true);
+	registry_file_flag(5, O_ASYNC, true);
+	assert_true(registry_fd_fdinfo_flags(5, &kind, &fl));
+	assert_int_equal(fl, O_RDWR | O_APPEND | O_NONBLOCK | O_ASYNC);
+	/* A dup shares the file's flags, has its own FD_CLOEXEC. */
+	registry_fd_dup_cloexec(5, 9, true);
+	assert_true(registry_fd_fdinfo_flags(9, &kind, &fl));
+	assert_int_equal(fl, O_RDWR | O_APPEND | O_NONBLOCK | O_ASYNC |
+				     O_CLOEXEC);
+	registry_file_setfl(9, 0);
+	assert_true(registry_fd_fdinfo_flags(5, &kind, &fl));
+	assert_int_equal(fl, O_RDWR);
+	/* A deferred dup: FD_CLOEXEC unknown until set. */
+	registry_fd_dup(5, 10);
+	assert_false(registry_fd_fdinfo_flags(10, &kind, &fl));
+	registry_fd_cloexec(10, true);
+	assert_true(registry_fd_fdinfo_flags(10, &kind, &fl));
+	assert_int_equal(fl, O_RDWR | O_CLOEXEC);
+	/* Pipes: O_DIRECT stays on the write end only. */
+	registry_fd_created(6, IMAGE_KIND_PIPE, &rd);
+	registry_fd_created(7, IMAGE_KIND_PIPE, &wr);
+	assert_true(registry_fd_fdinfo_flags(6, &kind, &fl));
+	assert_int_equal(fl, O_RDONLY | O_NONBLOCK);
+	assert_true(registry_fd_fdinfo_flags(7, &kind, &fl));
+	assert_int_equal(fl, O_WRONLY | O_NONBLOCK | O_DIRECT);
+	registry_fd_cloexec_range(6, 7);
+	assert_true(registry_fd_fdinfo_flags(7, &kind, &fl));
+	assert_int_equal(fl, O_WRONLY | O_NONBLOCK | O_DIRECT | O_CLOEXEC);
+	/* Other kinds, untracked fds, lost flags: not known. */
+	registry_fd_created(8, IMAGE_KIND_EVENTFD, &efd);
+	assert_false(registry_fd_fdinfo_flags(8, &kind, &fl));
+	assert_false(registry_fd_fdinfo_flags(11, &kind, &fl));
+	registry_fd_cloexec(11, true); /* untracked: nothing */
+	assert_null(registry_file_at(11));
+	registry_fd_flags_lost(6, 6);
+	assert_false(registry_fd_fdinfo_flags(6, &kind, &fl));
+	registry_file_setfl(6, O_NONBLOCK); /* stays unknown */
+	assert_false(registry_fd_fdinfo_flags(6, &kind, &fl));
+	/* A number reused by another file takes that file's flags. */
+	registry_fd_created(9, IMAGE_KIND_PIPE, &rd);
+	assert_true(registry_fd_fdinfo_flags(9, &kind, &fl));
+	assert_int_equal(fl, O_RDONLY | O_NONBLOCK);
+	/* A spawned child may change any file's flags: none known. */
+	registry_fd_created(12, IMAGE_KIND_SOCKET, &sock);
+	assert_true(registry_fd_fdinfo_flags(12, &kind, &fl));
+	registry_files_flags_shared();
+	assert_false(registry_fd_fdinfo_flags(12, &kind, &fl));
+	assert_false(registry_fd_fdinfo_flags(9, &kind, &fl));
+	registry_fd_created(13, IMAGE_KIND_SOCKET, &sock); /* a new one is */
+	assert_true(registry_fd_fdinfo_flags(13, &kind, &fl));
+	/* After fork, the files are shared: flags from the kernel. */
+	registry_fork_prepare();
+	registry_fork_parent();
+	assert_false(registry_fd_fdinfo_flags(5, &kind, &fl));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup(test_alloc_failure, setup),
 		cmocka_unit_test_setup(test_bytes_per_watch, setup),
 		cmocka_unit_test_setup(test_walk_visits_each_watch_once, setup),
+		cmocka_unit_test_setup(test_fdinfo_flags, setup),
 	};
 	return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
 }
