@@ -24,12 +24,18 @@
 #include "shim.h"
 
 
+/*
+ * EPOLLCR_DIR's copy: in .bss, touched only when the variable is set, so
+ * that .data (written at load) stays within one page.
+ */
+static char config_dir[4096];
+
 struct shim_config shim_config = {
 	.backtrace_depth = BACKTRACE_DEFAULT_DEPTH,
 	.backtrace_mod_depth = 1,
+	.dir = "",
 };
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 {
@@ -65,8 +71,10 @@ static void read_config(void)
 		shim_config.backtrace_mod_depth = 0;
 	read_depth("EPOLLCR_BACKTRACE_MOD", &shim_config.backtrace_mod_depth);
 	v = getenv("EPOLLCR_DIR");
-	if (v && strlen(v) < sizeof(shim_config.dir))
-		memcpy(shim_config.dir, v, strlen(v) + 1);
+	if (v && strlen(v) < sizeof(config_dir)) {
+		memcpy(config_dir, v, strlen(v) + 1);
+		shim_config.dir = config_dir;
+	}
 	/* Test hooks (docs/testing.md): inject failures from load time on. */
 	v = getenv("EPOLLCR_FAULT_ALLOC");
 	if (v && *v) {
@@ -134,63 +142,119 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
 	return 0;
 }
 
-/* Adopt the epoll fd epfd found open at load time. */
-static void adopt_set(int fdinfo_dir, int epfd)
+/*
+ * Adopt the epoll fd epfd found open at load time.  The fdinfo file is
+ * read under own_fd_hold() (ownfd.h: open, read, close, the number never
+ * moves); the registry is told after the release, since a program dup2
+ * held back may hold the fd-operation lock.
+ */
+static void adopt_set(int epfd)
 {
-	char name[16], buf[65536];
-	snprintf(name, sizeof(name), "%d", epfd);
-	int fd = OWN_FD(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
+	char path[40], buf[65536];
+	ssize_t n = -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+	own_fd_hold();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		REAL(close)(fd);
+	}
+	own_fd_release();
 	if (fd < 0)
 		return;
 	registry_adopt_set(epfd);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	/* A set too large for one buffer is adopted partly: still shared. */
 	if (n > 0) {
 		struct adopt_ctx a = { .epfd = epfd };
 		buf[n] = '\0';
 		fdinfo_parse_epoll(buf, (size_t)n, NULL, adopt_one, &a);
 	}
-	shim_real.close(fd);
+}
+
+/* A directory entry's name as a descriptor number, or -1. */
+static int fd_from_name(const char *s)
+{
+	int fd = 0;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || fd > (INT_MAX - 9) / 10)
+			return -1;
+		fd = fd * 10 + (*s - '0');
+	}
+	return fd;
+}
+
+#define ADOPT_BATCH 64 /* epoll fds noted per scan of /proc/self/fd */
+#define EVENTPOLL_LINK "anon_inode:[eventpoll]"
+
+/*
+ * Note in sets[] the epoll fds numbered from `from` on, at most
+ * ADOPT_BATCH of them; returns how many, and in *next the number to scan
+ * from again when the batch is full (-1 when the scan is complete).
+ *
+ * Start-up cost is the point here (docs/performance.md, figure 8): each
+ * page touched for the first time is a page fault, each syscall counts.
+ * So no opendir (its malloc starts the heap: brk and two fresh pages), no
+ * stdio, and no path per descriptor: getdents64 into a buffer on the
+ * stack, readlinkat relative to the directory, one syscall per inherited
+ * descriptor.  The directory is opened under own_fd_hold() (ownfd.h): no
+ * program dup2 can land on its number, which never moves (the hold costs
+ * one membarrier, where OWN_FD() cost four syscalls), and is closed
+ * before main(), so the program's first open() gets the same number as
+ * without the shim.
+ */
+static unsigned scan_sets(int from, int sets[ADOPT_BATCH], int *next)
+{
+	char buf[2048] __attribute__((aligned(8)));
+	unsigned count = 0;
+	long n;
+
+	*next = -1;
+	own_fd_hold();
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (dir >= 0 && *next < 0 &&
+	       (n = getdents64(dir, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			char link[sizeof(EVENTPOLL_LINK)];
+			off += de->d_reclen;
+			int fd = fd_from_name(de->d_name);
+			if (fd < from || fd == dir)
+				continue;
+			ssize_t len = readlinkat(dir, de->d_name, link,
+						 sizeof(link));
+			if (len != sizeof(EVENTPOLL_LINK) - 1 ||
+			    memcmp(link, EVENTPOLL_LINK, (size_t)len) != 0)
+				continue;
+			if (count == ADOPT_BATCH) {
+				*next = fd;
+				break;
+			}
+			sets[count++] = fd;
+		}
+	}
+	if (dir >= 0)
+		REAL(close)(dir);
+	own_fd_release();
+	return count;
 }
 
 /*
  * Epoll fds inherited across exec: the previous program's shadow is gone,
- * the kernel still has the sets.  The directory fd is closed before main(),
- * so the program's first open() gets the same number as without the shim
- * (they are above the program's range anyway).
+ * the kernel still has the sets.  /proc/self/fd lists them in increasing
+ * order; a batch is adopted with the directory closed (adoption takes the
+ * registry's locks, which must not happen inside a hold), and a process
+ * with more than a batch scans again from where the batch ended.
  */
 static void adopt_inherited(void)
 {
-	/* Our descriptors stay out of the program's range (ownfd.h). */
-	int dir_fd =
-		OWN_FD(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	DIR *dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
-	if (!dir) {
-		if (dir_fd >= 0)
-			shim_real.close(dir_fd);
-		return;
-	}
-	int fdinfo_dir = OWN_FD(open("/proc/self/fdinfo",
-				     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	struct dirent *de;
-	char path[64], link[64];
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int fd = atoi(de->d_name);
-		if (fd == dirfd(dir) || fd == fdinfo_dir)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		ssize_t n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strstr(link, "eventpoll") && fdinfo_dir >= 0)
-			adopt_set(fdinfo_dir, fd);
-	}
-	if (fdinfo_dir >= 0)
-		shim_real.close(fdinfo_dir);
-	closedir(dir);
+	int sets[ADOPT_BATCH], from = 0;
+	do {
+		unsigned count = scan_sets(from, sets, &from);
+		for (unsigned i = 0; i < count; i++)
+			adopt_set(sets[i]);
+	} while (from >= 0);
 }
 
 static void init_once_fn(void)
@@ -212,9 +276,17 @@ static void init_once_fn(void)
 	shim_busy = 0;
 }
 
+/*
+ * Called by the constructor alone, once; a flag rather than pthread_once,
+ * whose control word would be the one variable of its .bss page written at
+ * load (a page fault; SHIM_LOAD_DATA).
+ */
 void shim_init(void)
 {
-	pthread_once(&init_once, init_once_fn);
+	static int done SHIM_LOAD_DATA;
+	if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL))
+		return;
+	init_once_fn();
 }
 
 __attribute__((constructor)) static void shim_constructor(void)

@@ -27,7 +27,7 @@ __thread int shim_busy __attribute__((tls_model("initial-exec")));
  * a sanitizer runtime calls wrapped functions (sigaction) while it starts,
  * before its own pthread_once interceptor can run.
  */
-static int resolve_state;
+static int resolve_state SHIM_LOAD_DATA;
 
 #define RESOLVE(field, sym) \
 	*(void **)&shim_real.field = dlsym(RTLD_NEXT, sym)
@@ -166,16 +166,21 @@ struct dup_slot {
 } __attribute__((aligned(64)));
 
 static struct dup_slot dup_slots[DUP_SLOTS];
-static int dup_slots_used; /* slots handed out, never returned */
 /*
  * Sections under way, plus 1 while membarrier is not registered: dup2
  * takes the counted path when not 0.  In .data beside shim_real, which
  * the wrapper reads anyway (one page fewer to touch).
  */
 int shim_dup_careful __attribute__((section(".data"))) = 1;
-static int asym_ok;	   /* membarrier(PRIVATE_EXPEDITED) registered */
-static int own_low;	   /* own creations under way */
-static int prog_dups;	   /* counted program dup2 calls under way */
+static int asym_ok SHIM_LOAD_DATA; /* membarrier(PRIVATE_EXPEDITED) registered */
+/*
+ * The constructor's hold (adoption, shim/init.c) reads and writes these:
+ * SHIM_LOAD_DATA, on a cache line of their own (dumps write them, every
+ * wrapper reads shim_real).
+ */
+static int own_low SHIM_LOAD_DATA __attribute__((aligned(64))); /* own creations under way */
+static int prog_dups SHIM_LOAD_DATA; /* counted program dup2 calls under way */
+static int dup_slots_used SHIM_LOAD_DATA; /* slots handed out, never returned */
 __thread int *shim_dup_busy __attribute__((tls_model("initial-exec")));
 static __thread int my_slot_tried __attribute__((tls_model("initial-exec")));
 static __thread int own_section __attribute__((tls_model("initial-exec")));

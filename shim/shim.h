@@ -22,6 +22,13 @@
  * page costs a TLB miss after the syscall on a paravirtual machine.
  */
 #define SHIM_HOT __attribute__((hot))
+/*
+ * Variables written at load (by the constructor): in .data, not .bss.  The
+ * loader writes the .data page anyway (relocations, the zeroed tail of the
+ * last file page), while each .bss page written costs a fresh page, a page
+ * fault that is worth 15 syscalls here (docs/performance.md, figure 8).
+ */
+#define SHIM_LOAD_DATA __attribute__((section(".data")))
 
 /* Pointers to the next definitions (libc's) of every wrapped function. */
 struct shim_real {
@@ -74,7 +81,7 @@ struct shim_config {
 	unsigned backtrace_depth; /* EPOLLCR_BACKTRACE, 0: off */
 	unsigned backtrace_mod_depth; /* EPOLLCR_BACKTRACE_MOD, 0: off */
 	int signal;		  /* EPOLLCR_SIGNAL */
-	char dir[4096];		  /* EPOLLCR_DIR, or "" for the default */
+	const char *dir;	  /* EPOLLCR_DIR, or "" for the default */
 	unsigned recorder_flags;  /* RECORDER_F_* (EPOLLCR_FAULT_NOPROC) */
 };
 extern struct shim_config shim_config;
