@@ -146,9 +146,11 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
  * Adopt the epoll fd epfd found open at load time.  The fdinfo file is
  * read under own_fd_hold() (ownfd.h: open, read, close, the number never
  * moves); the registry is told after the release, since a program dup2
- * held back may hold the fd-operation lock.
+ * held back may hold the fd-operation lock.  Not inlined: its 64 KiB
+ * buffer in the constructor's frame would fault a stack page in every
+ * program, with or without inherited sets.
  */
-static void adopt_set(int epfd)
+__attribute__((noinline)) static void adopt_set(int epfd)
 {
 	char path[40], buf[65536];
 	ssize_t n = -1;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <linux/membarrier.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -29,39 +30,53 @@ __thread int shim_busy __attribute__((tls_model("initial-exec")));
  */
 static int resolve_state SHIM_LOAD_DATA;
 
-#define RESOLVE(field, sym) \
-	*(void **)&shim_real.field = dlsym(RTLD_NEXT, sym)
+/*
+ * The names in one table of fixed-size arrays rather than string literals:
+ * the linker merges literals with the same text elsewhere in the library,
+ * which scattered them over two pages of .rodata, each a page fault at
+ * load (docs/performance.md, figure 8).
+ */
+#define REAL_ENTRY(field, sym) { sym, offsetof(struct shim_real, field) }
+static const struct {
+	char name[16];
+	unsigned short offset; /* of the pointer in struct shim_real */
+} real_names[] = {
+	REAL_ENTRY(epoll_create, "epoll_create"),
+	REAL_ENTRY(epoll_create1, "epoll_create1"),
+	REAL_ENTRY(epoll_ctl, "epoll_ctl"),
+	REAL_ENTRY(socket, "socket"),
+	REAL_ENTRY(socketpair, "socketpair"),
+	REAL_ENTRY(accept, "accept"),
+	REAL_ENTRY(accept4, "accept4"),
+	REAL_ENTRY(bind, "bind"),
+	REAL_ENTRY(listen, "listen"),
+	REAL_ENTRY(recvmsg, "recvmsg"),
+	REAL_ENTRY(close, "close"),
+	REAL_ENTRY(close_range, "close_range"),
+	REAL_ENTRY(dup, "dup"),
+	REAL_ENTRY(dup2, "dup2"),
+	REAL_ENTRY(dup3, "dup3"),
+	REAL_ENTRY(fcntl, "fcntl"),
+	REAL_ENTRY(fcntl64, "fcntl64"),
+	REAL_ENTRY(pipe, "pipe"),
+	REAL_ENTRY(pipe2, "pipe2"),
+	REAL_ENTRY(eventfd, "eventfd"),
+	REAL_ENTRY(timerfd_create, "timerfd_create"),
+	REAL_ENTRY(signalfd, "signalfd"),
+	REAL_ENTRY(inotify_init, "inotify_init"),
+	REAL_ENTRY(inotify_init1, "inotify_init1"),
+	REAL_ENTRY(fork_, "_Fork"),
+	REAL_ENTRY(clone, "clone"),
+	REAL_ENTRY(sigaction, "sigaction"),
+	REAL_ENTRY(signal, "signal"),
+};
 
 static void resolve_all(void)
 {
-	RESOLVE(epoll_create, "epoll_create");
-	RESOLVE(epoll_create1, "epoll_create1");
-	RESOLVE(epoll_ctl, "epoll_ctl");
-	RESOLVE(socket, "socket");
-	RESOLVE(socketpair, "socketpair");
-	RESOLVE(accept, "accept");
-	RESOLVE(accept4, "accept4");
-	RESOLVE(bind, "bind");
-	RESOLVE(listen, "listen");
-	RESOLVE(recvmsg, "recvmsg");
-	RESOLVE(close, "close");
-	RESOLVE(close_range, "close_range");
-	RESOLVE(dup, "dup");
-	RESOLVE(dup2, "dup2");
-	RESOLVE(dup3, "dup3");
-	RESOLVE(fcntl, "fcntl");
-	RESOLVE(fcntl64, "fcntl64");
-	RESOLVE(pipe, "pipe");
-	RESOLVE(pipe2, "pipe2");
-	RESOLVE(eventfd, "eventfd");
-	RESOLVE(timerfd_create, "timerfd_create");
-	RESOLVE(signalfd, "signalfd");
-	RESOLVE(inotify_init, "inotify_init");
-	RESOLVE(inotify_init1, "inotify_init1");
-	RESOLVE(fork_, "_Fork");
-	RESOLVE(clone, "clone");
-	RESOLVE(sigaction, "sigaction");
-	RESOLVE(signal, "signal");
+	for (size_t i = 0; i < sizeof(real_names) / sizeof(real_names[0]);
+	     i++)
+		*(void **)((char *)&shim_real + real_names[i].offset) =
+			dlsym(RTLD_NEXT, real_names[i].name);
 	if (!shim_real.fcntl64)
 		shim_real.fcntl64 = shim_real.fcntl;
 }
