@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,9 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	/* Another thread was adopting: the child scans again when it needs. */
+	if (__atomic_load_n(&shim_adopt_pending, __ATOMIC_RELAXED) == 2)
+		__atomic_store_n(&shim_adopt_pending, 1, __ATOMIC_RELAXED);
 	shim_own_fork_child();
 	registry_fork_child();
 	/* The other threads' queued records stayed in the parent. */
@@ -259,6 +263,43 @@ static void adopt_inherited(void)
 	} while (from >= 0);
 }
 
+int shim_adopt_pending SHIM_LOAD_DATA = 1;
+
+/*
+ * The first caller adopts, the others wait for it (a scan: tens of
+ * microseconds).  Callers hold none of the shim's locks: the first
+ * epoll_ctl of a thread outside any wrapper, a dump before it reads
+ * anything (recorder_before_build), the shadow print; inside a wrapper (a
+ * signal handler that interrupted one, maybe this very adoption) nothing
+ * is done, the next call adopts.  The adoption counts as a wrapper
+ * (shim_wrap_enter): a signal handler's wrapped calls meanwhile queue
+ * their bookkeeping, applied when it ends.  Until then the program's own
+ * calls on an inherited set or its targets (close, dup) reach the kernel
+ * as for any untracked fd, and the scan reads the kernel's state as it is
+ * when it runs; a watch read just before another thread closes its target
+ * is left uncertain, as every adopted watch is, and a dump takes those
+ * from the kernel.
+ */
+void shim_adopt_inherited_slow(void)
+{
+	if (shim_depth)
+		return;
+	int pending = 1;
+	if (__atomic_compare_exchange_n(&shim_adopt_pending, &pending, 2,
+					false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		int saved_errno = errno;
+		shim_wrap_enter();
+		adopt_inherited();
+		shim_wrap_leave();
+		errno = saved_errno;
+		__atomic_store_n(&shim_adopt_pending, 0, __ATOMIC_RELEASE);
+		return;
+	}
+	while (__atomic_load_n(&shim_adopt_pending, __ATOMIC_ACQUIRE) == 2)
+		sched_yield();
+}
+
 static void init_once_fn(void)
 {
 	shim_resolve();
@@ -273,7 +314,9 @@ static void init_once_fn(void)
 	read_config();
 	registry_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	adopt_inherited();
+	/* Inherited epoll sets: adopted when first needed (shim.h). */
+	__atomic_store_n(&recorder_before_build, shim_adopt_inherited_slow,
+			 __ATOMIC_RELEASE);
 	shim_signal_init();
 	shim_busy = 0;
 }

@@ -64,6 +64,24 @@ struct shim_real {
 
 extern struct shim_real shim_real;
 
+/*
+ * Epoll sets inherited across exec are adopted (shim/init.c) at the first
+ * epoll_ctl, dump or shadow print, not at load: listing the descriptors
+ * means /proc, which costs a program that never uses epoll more than all
+ * the rest of the start-up (docs/performance.md, figure 8).  1: pending,
+ * 2: a thread is adopting, 0: done.  In .data beside shim_real.
+ */
+extern int shim_adopt_pending;
+void shim_adopt_inherited_slow(void);
+
+/* Adopt the inherited sets now if not done; never from a nested wrapper. */
+static inline void shim_adopt_inherited(void)
+{
+	if (__builtin_expect(
+		    __atomic_load_n(&shim_adopt_pending, __ATOMIC_ACQUIRE), 0))
+		shim_adopt_inherited_slow();
+}
+
 /* Resolve every real function once (thread-safe; any wrapper may call). */
 void shim_resolve(void);
 
