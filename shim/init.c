@@ -147,7 +147,21 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
 }
 
 /*
- * Adopt the epoll fd epfd found open at load time.  The fdinfo file is
+ * Close a descriptor of the scan with close(), not the real one, so that a
+ * sanitizer preloaded before us sees the number go (ThreadSanitizer
+ * otherwise pairs its next user with our open(): a false race), the
+ * thread marked busy so that the wrapper only passes it on.
+ */
+static void own_close(int fd)
+{
+	int saved_busy = shim_busy;
+	shim_busy = SHIM_BUSY_OWN;
+	close(fd);
+	shim_busy = saved_busy;
+}
+
+/*
+ * Adopt the inherited epoll fd epfd.  The fdinfo file is
  * read under own_fd_hold() (ownfd.h: open, read, close, the number never
  * moves); the registry is told after the release, since a program dup2
  * held back may hold the fd-operation lock.  Not inlined: its 64 KiB
@@ -163,7 +177,7 @@ __attribute__((noinline)) static void adopt_set(int epfd)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
-		REAL(close)(fd);
+		own_close(fd);
 	}
 	own_fd_release();
 	if (fd < 0)
@@ -199,16 +213,15 @@ static int fd_from_name(const char *s)
  * ADOPT_BATCH of them; returns how many, and in *next the number to scan
  * from again when the batch is full (-1 when the scan is complete).
  *
- * Start-up cost is the point here (docs/performance.md, figure 8): each
- * page touched for the first time is a page fault, each syscall counts.
- * So no opendir (its malloc starts the heap: brk and two fresh pages), no
- * stdio, and no path per descriptor: getdents64 into a buffer on the
- * stack, readlinkat relative to the directory, one syscall per inherited
- * descriptor.  The directory is opened under own_fd_hold() (ownfd.h): no
- * program dup2 can land on its number, which never moves (the hold costs
- * one membarrier, where OWN_FD() cost four syscalls), and is closed
- * before main(), so the program's first open() gets the same number as
- * without the shim.
+ * Cheap (docs/performance.md, figure 8): each page touched for the first
+ * time is a page fault, each syscall counts.  So no opendir (its malloc
+ * starts the heap: brk and two fresh pages), no stdio, and no path per
+ * descriptor: getdents64 into a buffer on the stack, readlinkat relative
+ * to the directory, one syscall per descriptor the registry does not know
+ * (a set the program created itself is known).  The directory is opened
+ * under own_fd_hold() (ownfd.h): no program dup2 can land on its number,
+ * which never moves (the hold costs one membarrier, where OWN_FD() cost
+ * four syscalls), and it is closed before the scan returns.
  */
 static unsigned scan_sets(int from, int sets[ADOPT_BATCH], int *next)
 {
@@ -226,7 +239,9 @@ static unsigned scan_sets(int from, int sets[ADOPT_BATCH], int *next)
 			char link[sizeof(EVENTPOLL_LINK)];
 			off += de->d_reclen;
 			int fd = fd_from_name(de->d_name);
-			if (fd < from || fd == dir)
+			/* A set the program created before its first
+			 * epoll_ctl is the shim's already. */
+			if (fd < from || fd == dir || registry_file_at(fd))
 				continue;
 			ssize_t len = readlinkat(dir, de->d_name, link,
 						 sizeof(link));
@@ -241,7 +256,7 @@ static unsigned scan_sets(int from, int sets[ADOPT_BATCH], int *next)
 		}
 	}
 	if (dir >= 0)
-		REAL(close)(dir);
+		own_close(dir);
 	own_fd_release();
 	return count;
 }
