@@ -103,6 +103,12 @@ n=$(spy "$PROG")
 n=$(spy "$PROGS/transp_probe" execmany 3)
 [ "${n:-0}" -ge 1 ] && pass "a program with inherited sets reads /proc/self/fd at its first use of them ($n)" ||
 	fail "the spy saw no scan in a program with inherited sets (${n:-no output}): the check above proves nothing"
+# A dump alone (no epoll_ctl, no print) adopts them too, before it reads
+# anything (recorder_before_build).
+n=$(TRANSP_DUMP_ONLY="$WORK/dump-only.img" spy "$PROGS/transp_probe" execmany 3)
+[ "${n:-0}" -ge 1 ] && [ -s "$WORK/dump-only.img" ] &&
+	pass "a dump adopts the inherited sets first ($n scan)" ||
+	fail "a dump without a prior epoll_ctl did not adopt the inherited sets (${n:-no output} scans)"
 
 if [ -z "$ecr_min" ] || [ -z "$one_min" ]; then
 	fail "startup_faults did not run"
