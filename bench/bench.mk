@@ -15,7 +15,13 @@ $(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BENCH_UTIL_OBJ) $(CORE_A)
 	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(BENCH_UTIL_OBJ) $(CORE_A) \
 		$(LDLIBS_CORE) -lm $(SANFLAGS)
 
-benches: $(BENCH_BIN)
+# Figure 8's reference: a one-wrapper preloaded library (bench_startup).
+BENCH_REFLIB := $(BUILD)/bench/libonewrap.so
+$(BENCH_REFLIB): bench/lib/onewrap.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $< -ldl
 
-bench: all $(BENCH_BIN)
+benches: $(BENCH_BIN) $(BENCH_REFLIB)
+
+bench: all $(BENCH_BIN) $(BENCH_REFLIB)
 	@QUICK='$(QUICK)' tools/run-bench.sh $(BUILD)

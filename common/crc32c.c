@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "image_io.h"
 
@@ -104,14 +107,19 @@ crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
+/*
+ * CPUID directly rather than __builtin_cpu_supports(): that one links
+ * libgcc's cpu-model constructor into the preloaded library, which runs
+ * at every program's start-up and touches three pages of its own.
+ */
 static bool crc32c_have_hw(void)
 {
 	static int have = -1; /* -1: not asked yet */
 	int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
 
 	if (h < 0) {
-		__builtin_cpu_init();
-		h = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+		unsigned a, b, c, d;
+		h = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
 		__atomic_store_n(&have, h, __ATOMIC_RELAXED);
 	}
 	return h;

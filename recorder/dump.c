@@ -1001,9 +1001,15 @@ static long elapsed_ms(const struct timespec *t0)
 	       (t.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
+void (*recorder_before_build)(void);
+
 int recorder_build_image(struct image *img, unsigned flags)
 {
 	struct timespec t0;
+	void (*before)(void) =
+		__atomic_load_n(&recorder_before_build, __ATOMIC_ACQUIRE);
+	if (before)
+		before();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		bool clean;

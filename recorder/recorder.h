@@ -42,6 +42,13 @@ int recorder_socket_name(char *name, size_t len, int pid, uint32_t nonce);
 int recorder_build_image(struct image *img, unsigned flags);
 
 /*
+ * Called by recorder_build_image() before it reads anything, when set: the
+ * shim adopts the epoll sets its process inherited across exec there if
+ * nothing did before (shim/init.c).  NULL outside the shim.
+ */
+extern void (*recorder_before_build)(void);
+
+/*
  * Build the image and write it to fd (a stream) or, with path, atomically
  * to a file.  Return 0 or -errno.
  */

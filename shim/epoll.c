@@ -68,6 +68,9 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 {
 	if (shim_busy)
 		return REAL(epoll_ctl)(epfd, op, fd, event);
+	/* Not inside another wrapper (a signal handler): it may hold locks. */
+	if (!shim_depth)
+		shim_adopt_inherited();
 	if (!shim_wrap_enter())
 		return ctl_deferred(epfd, op, fd, event);
 

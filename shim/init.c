@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +25,18 @@
 #include "shim.h"
 
 
+/*
+ * EPOLLCR_DIR's copy: in .bss, touched only when the variable is set, so
+ * that .data (written at load) stays within one page.
+ */
+static char config_dir[4096];
+
 struct shim_config shim_config = {
 	.backtrace_depth = BACKTRACE_DEFAULT_DEPTH,
 	.backtrace_mod_depth = 1,
+	.dir = "",
 };
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 {
@@ -65,8 +72,10 @@ static void read_config(void)
 		shim_config.backtrace_mod_depth = 0;
 	read_depth("EPOLLCR_BACKTRACE_MOD", &shim_config.backtrace_mod_depth);
 	v = getenv("EPOLLCR_DIR");
-	if (v && strlen(v) < sizeof(shim_config.dir))
-		memcpy(shim_config.dir, v, strlen(v) + 1);
+	if (v && strlen(v) < sizeof(config_dir)) {
+		memcpy(config_dir, v, strlen(v) + 1);
+		shim_config.dir = config_dir;
+	}
 	/* Test hooks (docs/testing.md): inject failures from load time on. */
 	v = getenv("EPOLLCR_FAULT_ALLOC");
 	if (v && *v) {
@@ -110,6 +119,9 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	/* Another thread was adopting: the child scans again when it needs. */
+	if (__atomic_load_n(&shim_adopt_pending, __ATOMIC_RELAXED) == 2)
+		__atomic_store_n(&shim_adopt_pending, 1, __ATOMIC_RELAXED);
 	shim_own_fork_child();
 	registry_fork_child();
 	/* The other threads' queued records stayed in the parent. */
@@ -134,63 +146,173 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
 	return 0;
 }
 
-/* Adopt the epoll fd epfd found open at load time. */
-static void adopt_set(int fdinfo_dir, int epfd)
+/*
+ * Close a descriptor of the scan with close(), not the real one, so that a
+ * sanitizer preloaded before us sees the number go (ThreadSanitizer
+ * otherwise pairs its next user with our open(): a false race), the
+ * thread marked busy so that the wrapper only passes it on.
+ */
+static void own_close(int fd)
 {
-	char name[16], buf[65536];
-	snprintf(name, sizeof(name), "%d", epfd);
-	int fd = OWN_FD(openat(fdinfo_dir, name, O_RDONLY | O_CLOEXEC));
+	int saved_busy = shim_busy;
+	shim_busy = SHIM_BUSY_OWN;
+	close(fd);
+	shim_busy = saved_busy;
+}
+
+/*
+ * Adopt the inherited epoll fd epfd.  The fdinfo file is
+ * read under own_fd_hold() (ownfd.h: open, read, close, the number never
+ * moves); the registry is told after the release, since a program dup2
+ * held back may hold the fd-operation lock.  Not inlined: its 64 KiB
+ * buffer in the constructor's frame would fault a stack page in every
+ * program, with or without inherited sets.
+ */
+__attribute__((noinline)) static void adopt_set(int epfd)
+{
+	char path[40], buf[65536];
+	ssize_t n = -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+	own_fd_hold();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		own_close(fd);
+	}
+	own_fd_release();
 	if (fd < 0)
 		return;
 	registry_adopt_set(epfd);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	/* A set too large for one buffer is adopted partly: still shared. */
 	if (n > 0) {
 		struct adopt_ctx a = { .epfd = epfd };
 		buf[n] = '\0';
 		fdinfo_parse_epoll(buf, (size_t)n, NULL, adopt_one, &a);
 	}
-	shim_real.close(fd);
+}
+
+/* A directory entry's name as a descriptor number, or -1. */
+static int fd_from_name(const char *s)
+{
+	int fd = 0;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || fd > (INT_MAX - 9) / 10)
+			return -1;
+		fd = fd * 10 + (*s - '0');
+	}
+	return fd;
+}
+
+#define ADOPT_BATCH 64 /* epoll fds noted per scan of /proc/self/fd */
+#define EVENTPOLL_LINK "anon_inode:[eventpoll]"
+
+/*
+ * Note in sets[] the epoll fds numbered from `from` on, at most
+ * ADOPT_BATCH of them; returns how many, and in *next the number to scan
+ * from again when the batch is full (-1 when the scan is complete).
+ *
+ * Cheap (docs/performance.md, figure 8): each page touched for the first
+ * time is a page fault, each syscall counts.  So no opendir (its malloc
+ * starts the heap: brk and two fresh pages), no stdio, and no path per
+ * descriptor: getdents64 into a buffer on the stack, readlinkat relative
+ * to the directory, one syscall per descriptor the registry does not know
+ * (a set the program created itself is known).  The directory is opened
+ * under own_fd_hold() (ownfd.h): no program dup2 can land on its number,
+ * which never moves (the hold costs one membarrier, where OWN_FD() cost
+ * four syscalls), and it is closed before the scan returns.
+ */
+static unsigned scan_sets(int from, int sets[ADOPT_BATCH], int *next)
+{
+	char buf[2048] __attribute__((aligned(8)));
+	unsigned count = 0;
+	long n;
+
+	*next = -1;
+	own_fd_hold();
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (dir >= 0 && *next < 0 &&
+	       (n = getdents64(dir, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			char link[sizeof(EVENTPOLL_LINK)];
+			off += de->d_reclen;
+			int fd = fd_from_name(de->d_name);
+			/* A set the program created before its first
+			 * epoll_ctl is the shim's already. */
+			if (fd < from || fd == dir || registry_file_at(fd))
+				continue;
+			ssize_t len = readlinkat(dir, de->d_name, link,
+						 sizeof(link));
+			if (len != sizeof(EVENTPOLL_LINK) - 1 ||
+			    memcmp(link, EVENTPOLL_LINK, (size_t)len) != 0)
+				continue;
+			if (count == ADOPT_BATCH) {
+				*next = fd;
+				break;
+			}
+			sets[count++] = fd;
+		}
+	}
+	if (dir >= 0)
+		own_close(dir);
+	own_fd_release();
+	return count;
 }
 
 /*
  * Epoll fds inherited across exec: the previous program's shadow is gone,
- * the kernel still has the sets.  The directory fd is closed before main(),
- * so the program's first open() gets the same number as without the shim
- * (they are above the program's range anyway).
+ * the kernel still has the sets.  /proc/self/fd lists them in increasing
+ * order; a batch is adopted with the directory closed (adoption takes the
+ * registry's locks, which must not happen inside a hold), and a process
+ * with more than a batch scans again from where the batch ended.
  */
 static void adopt_inherited(void)
 {
-	/* Our descriptors stay out of the program's range (ownfd.h). */
-	int dir_fd =
-		OWN_FD(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	DIR *dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
-	if (!dir) {
-		if (dir_fd >= 0)
-			shim_real.close(dir_fd);
+	int sets[ADOPT_BATCH], from = 0;
+	do {
+		unsigned count = scan_sets(from, sets, &from);
+		for (unsigned i = 0; i < count; i++)
+			adopt_set(sets[i]);
+	} while (from >= 0);
+}
+
+int shim_adopt_pending SHIM_LOAD_DATA = 1;
+
+/*
+ * The first caller adopts, the others wait for it (a scan: tens of
+ * microseconds).  Callers hold none of the shim's locks: the first
+ * epoll_ctl of a thread outside any wrapper, a dump before it reads
+ * anything (recorder_before_build), the shadow print; inside a wrapper (a
+ * signal handler that interrupted one, maybe this very adoption) nothing
+ * is done, the next call adopts.  The adoption counts as a wrapper
+ * (shim_wrap_enter): a signal handler's wrapped calls meanwhile queue
+ * their bookkeeping, applied when it ends.  Until then the program's own
+ * calls on an inherited set or its targets (close, dup) reach the kernel
+ * as for any untracked fd, and the scan reads the kernel's state as it is
+ * when it runs; a watch read just before another thread closes its target
+ * is left uncertain, as every adopted watch is, and a dump takes those
+ * from the kernel.
+ */
+void shim_adopt_inherited_slow(void)
+{
+	if (shim_depth)
+		return;
+	int pending = 1;
+	if (__atomic_compare_exchange_n(&shim_adopt_pending, &pending, 2,
+					false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		int saved_errno = errno;
+		shim_wrap_enter();
+		adopt_inherited();
+		shim_wrap_leave();
+		errno = saved_errno;
+		__atomic_store_n(&shim_adopt_pending, 0, __ATOMIC_RELEASE);
 		return;
 	}
-	int fdinfo_dir = OWN_FD(open("/proc/self/fdinfo",
-				     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	struct dirent *de;
-	char path[64], link[64];
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int fd = atoi(de->d_name);
-		if (fd == dirfd(dir) || fd == fdinfo_dir)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		ssize_t n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strstr(link, "eventpoll") && fdinfo_dir >= 0)
-			adopt_set(fdinfo_dir, fd);
-	}
-	if (fdinfo_dir >= 0)
-		shim_real.close(fdinfo_dir);
-	closedir(dir);
+	while (__atomic_load_n(&shim_adopt_pending, __ATOMIC_ACQUIRE) == 2)
+		sched_yield();
 }
 
 static void init_once_fn(void)
@@ -207,14 +329,24 @@ static void init_once_fn(void)
 	read_config();
 	registry_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	adopt_inherited();
+	/* Inherited epoll sets: adopted when first needed (shim.h). */
+	__atomic_store_n(&recorder_before_build, shim_adopt_inherited_slow,
+			 __ATOMIC_RELEASE);
 	shim_signal_init();
 	shim_busy = 0;
 }
 
+/*
+ * Called by the constructor alone, once; a flag rather than pthread_once,
+ * whose control word would be the one variable of its .bss page written at
+ * load (a page fault; SHIM_LOAD_DATA).
+ */
 void shim_init(void)
 {
-	pthread_once(&init_once, init_once_fn);
+	static int done SHIM_LOAD_DATA;
+	if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL))
+		return;
+	init_once_fn();
 }
 
 __attribute__((constructor)) static void shim_constructor(void)

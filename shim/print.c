@@ -56,6 +56,7 @@ static int print_set(void *ctx, struct reg_set *set,
 
 SHIM_API int epollcr_shadow_print(int fd)
 {
+	shim_adopt_inherited();
 	int saved_busy = shim_busy;
 	shim_busy = 1;
 	int dupfd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 3);

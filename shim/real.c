@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <linux/membarrier.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -27,44 +28,58 @@ __thread int shim_busy __attribute__((tls_model("initial-exec")));
  * a sanitizer runtime calls wrapped functions (sigaction) while it starts,
  * before its own pthread_once interceptor can run.
  */
-static int resolve_state;
+static int resolve_state SHIM_LOAD_DATA;
 
-#define RESOLVE(field, sym) \
-	*(void **)&shim_real.field = dlsym(RTLD_NEXT, sym)
+/*
+ * The names in one table of fixed-size arrays rather than string literals:
+ * the linker merges literals with the same text elsewhere in the library,
+ * which scattered them over two pages of .rodata, each a page fault at
+ * load (docs/performance.md, figure 8).
+ */
+#define REAL_ENTRY(field, sym) { sym, offsetof(struct shim_real, field) }
+static const struct {
+	char name[16];
+	unsigned short offset; /* of the pointer in struct shim_real */
+} real_names[] = {
+	REAL_ENTRY(epoll_create, "epoll_create"),
+	REAL_ENTRY(epoll_create1, "epoll_create1"),
+	REAL_ENTRY(epoll_ctl, "epoll_ctl"),
+	REAL_ENTRY(socket, "socket"),
+	REAL_ENTRY(socketpair, "socketpair"),
+	REAL_ENTRY(accept, "accept"),
+	REAL_ENTRY(accept4, "accept4"),
+	REAL_ENTRY(bind, "bind"),
+	REAL_ENTRY(listen, "listen"),
+	REAL_ENTRY(recvmsg, "recvmsg"),
+	REAL_ENTRY(close, "close"),
+	REAL_ENTRY(close_range, "close_range"),
+	REAL_ENTRY(dup, "dup"),
+	REAL_ENTRY(dup2, "dup2"),
+	REAL_ENTRY(dup3, "dup3"),
+	REAL_ENTRY(fcntl, "fcntl"),
+	REAL_ENTRY(fcntl64, "fcntl64"),
+	REAL_ENTRY(ioctl, "ioctl"),
+	REAL_ENTRY(pipe, "pipe"),
+	REAL_ENTRY(pipe2, "pipe2"),
+	REAL_ENTRY(eventfd, "eventfd"),
+	REAL_ENTRY(timerfd_create, "timerfd_create"),
+	REAL_ENTRY(signalfd, "signalfd"),
+	REAL_ENTRY(inotify_init, "inotify_init"),
+	REAL_ENTRY(inotify_init1, "inotify_init1"),
+	REAL_ENTRY(fork_, "_Fork"),
+	REAL_ENTRY(clone, "clone"),
+	REAL_ENTRY(posix_spawn, "posix_spawn"),
+	REAL_ENTRY(posix_spawnp, "posix_spawnp"),
+	REAL_ENTRY(sigaction, "sigaction"),
+	REAL_ENTRY(signal, "signal"),
+};
 
 static void resolve_all(void)
 {
-	RESOLVE(epoll_create, "epoll_create");
-	RESOLVE(epoll_create1, "epoll_create1");
-	RESOLVE(epoll_ctl, "epoll_ctl");
-	RESOLVE(socket, "socket");
-	RESOLVE(socketpair, "socketpair");
-	RESOLVE(accept, "accept");
-	RESOLVE(accept4, "accept4");
-	RESOLVE(bind, "bind");
-	RESOLVE(listen, "listen");
-	RESOLVE(recvmsg, "recvmsg");
-	RESOLVE(close, "close");
-	RESOLVE(close_range, "close_range");
-	RESOLVE(dup, "dup");
-	RESOLVE(dup2, "dup2");
-	RESOLVE(dup3, "dup3");
-	RESOLVE(fcntl, "fcntl");
-	RESOLVE(fcntl64, "fcntl64");
-	RESOLVE(ioctl, "ioctl");
-	RESOLVE(pipe, "pipe");
-	RESOLVE(pipe2, "pipe2");
-	RESOLVE(eventfd, "eventfd");
-	RESOLVE(timerfd_create, "timerfd_create");
-	RESOLVE(signalfd, "signalfd");
-	RESOLVE(inotify_init, "inotify_init");
-	RESOLVE(inotify_init1, "inotify_init1");
-	RESOLVE(fork_, "_Fork");
-	RESOLVE(clone, "clone");
-	RESOLVE(posix_spawn, "posix_spawn");
-	RESOLVE(posix_spawnp, "posix_spawnp");
-	RESOLVE(sigaction, "sigaction");
-	RESOLVE(signal, "signal");
+	for (size_t i = 0; i < sizeof(real_names) / sizeof(real_names[0]);
+	     i++)
+		*(void **)((char *)&shim_real + real_names[i].offset) =
+			dlsym(RTLD_NEXT, real_names[i].name);
 	if (!shim_real.fcntl64)
 		shim_real.fcntl64 = shim_real.fcntl;
 }
@@ -169,16 +184,21 @@ struct dup_slot {
 } __attribute__((aligned(64)));
 
 static struct dup_slot dup_slots[DUP_SLOTS];
-static int dup_slots_used; /* slots handed out, never returned */
 /*
  * Sections under way, plus 1 while membarrier is not registered: dup2
  * takes the counted path when not 0.  In .data beside shim_real, which
  * the wrapper reads anyway (one page fewer to touch).
  */
 int shim_dup_careful __attribute__((section(".data"))) = 1;
-static int asym_ok;	   /* membarrier(PRIVATE_EXPEDITED) registered */
-static int own_low;	   /* own creations under way */
-static int prog_dups;	   /* counted program dup2 calls under way */
+static int asym_ok SHIM_LOAD_DATA; /* membarrier(PRIVATE_EXPEDITED) registered */
+/*
+ * The constructor's hold (adoption, shim/init.c) reads and writes these:
+ * SHIM_LOAD_DATA, on a cache line of their own (dumps write them, every
+ * wrapper reads shim_real).
+ */
+static int own_low SHIM_LOAD_DATA __attribute__((aligned(64))); /* own creations under way */
+static int prog_dups SHIM_LOAD_DATA; /* counted program dup2 calls under way */
+static int dup_slots_used SHIM_LOAD_DATA; /* slots handed out, never returned */
 __thread int *shim_dup_busy __attribute__((tls_model("initial-exec")));
 static __thread int my_slot_tried __attribute__((tls_model("initial-exec")));
 static __thread int own_section __attribute__((tls_model("initial-exec")));

@@ -23,6 +23,13 @@
  * page costs a TLB miss after the syscall on a paravirtual machine.
  */
 #define SHIM_HOT __attribute__((hot))
+/*
+ * Variables written at load (by the constructor): in .data, not .bss.  The
+ * loader writes the .data page anyway (relocations, the zeroed tail of the
+ * last file page), while each .bss page written costs a fresh page, a page
+ * fault that is worth 15 syscalls here (docs/performance.md, figure 8).
+ */
+#define SHIM_LOAD_DATA __attribute__((section(".data")))
 
 /* Pointers to the next definitions (libc's) of every wrapped function. */
 struct shim_real {
@@ -67,6 +74,24 @@ struct shim_real {
 
 extern struct shim_real shim_real;
 
+/*
+ * Epoll sets inherited across exec are adopted (shim/init.c) at the first
+ * epoll_ctl, dump or shadow print, not at load: listing the descriptors
+ * means /proc, which costs a program that never uses epoll more than all
+ * the rest of the start-up (docs/performance.md, figure 8).  1: pending,
+ * 2: a thread is adopting, 0: done.  In .data beside shim_real.
+ */
+extern int shim_adopt_pending;
+void shim_adopt_inherited_slow(void);
+
+/* Adopt the inherited sets now if not done; never from a nested wrapper. */
+static inline void shim_adopt_inherited(void)
+{
+	if (__builtin_expect(
+		    __atomic_load_n(&shim_adopt_pending, __ATOMIC_ACQUIRE), 0))
+		shim_adopt_inherited_slow();
+}
+
 /* Resolve every real function once (thread-safe; any wrapper may call). */
 void shim_resolve(void);
 
@@ -84,7 +109,7 @@ struct shim_config {
 	unsigned backtrace_depth; /* EPOLLCR_BACKTRACE, 0: off */
 	unsigned backtrace_mod_depth; /* EPOLLCR_BACKTRACE_MOD, 0: off */
 	int signal;		  /* EPOLLCR_SIGNAL */
-	char dir[4096];		  /* EPOLLCR_DIR, or "" for the default */
+	const char *dir;	  /* EPOLLCR_DIR, or "" for the default */
 	unsigned recorder_flags;  /* RECORDER_F_* (EPOLLCR_FAULT_NOPROC) */
 };
 extern struct shim_config shim_config;

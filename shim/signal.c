@@ -32,12 +32,13 @@
 
 #define PENDING_SLOTS 8 /* distinct requests remembered between two dumps */
 
-static int ckpt_signal;
-static struct sigaction prog_action; /* what the program asked for */
-static bool prog_action_set;
+/* Written at load (shim_signal_init): SHIM_LOAD_DATA. */
+static int ckpt_signal SHIM_LOAD_DATA;
+static struct sigaction prog_action SHIM_LOAD_DATA; /* what the program asked for */
+static bool prog_action_set SHIM_LOAD_DATA;
 static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static sem_t dump_sem;
+static sem_t dump_sem SHIM_LOAD_DATA;
 /* (requester's uid << 32) | (nonce + 1); 0 = free */
 static uint64_t pending[PENDING_SLOTS];
 static int plain_pending;		/* kill(2) requests */

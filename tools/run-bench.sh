@@ -89,8 +89,10 @@ have bench_restore && run restore env EPOLLCR_BENCH_LIB="$LIB" \
 	"$BIN/bench_restore"
 # Figure 10: `epollcr verify` of another process (no preload).
 have bench_verify && run verify "$BIN/bench_verify"
-# Figure 8: start-up of /bin/true with and without the preload.
-have bench_startup && run startup "$BIN/bench_startup" "$LIB" /bin/true
+# Figure 8: start-up of /bin/true with and without the preload, and with a
+# one-wrapper library (the floor of any preload).
+have bench_startup && run startup "$BIN/bench_startup" "$LIB" /bin/true \
+	"$BIN/libonewrap.so"
 printf '# done in %d s; load average %s\n' "$SECONDS" \
 	"$(cut -d' ' -f1-3 /proc/loadavg)"
 exit 0

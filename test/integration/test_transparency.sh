@@ -11,7 +11,9 @@
 #   - /proc/self/fd and thread count of a program that opens nothing
 #   - a program using epoll: fds it did not open are >= a high base and
 #     close-on-exec, also after a dump
-#   - exec with inherited epoll fds; `env -i`; clearenv(); a static program
+#   - exec with inherited epoll fds (one set; 150 sets, which the shim's
+#     load-time scan adopts in batches); `env -i`; clearenv(); a static
+#     program
 # Environment (tools/run-tests.sh): TOP, BUILD, PRELOAD, CC.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -148,6 +150,8 @@ same "epoll user: own fds; foreign fds >= $FD_BASE, close-on-exec" -- \
 same "the same, EPOLLCR_BACKTRACE=0" EPOLLCR_BACKTRACE=0 -- \
 	"$probe" epollfds "$FD_BASE"
 same "exec with inherited epoll fds" -- "$probe" exec
+same "exec with 150 inherited epoll sets (the shim adopts them in batches of 64)" -- \
+	"$probe" execmany 150
 same "clearenv() before any epoll call" -- "$probe" clearenv
 
 echo "== under env -i (nothing but LD_PRELOAD in the environment)"

@@ -20,6 +20,9 @@
  *                    open)
  *   dumpfds BASE SIG as epollfds, after asking for a dump with SIG
  *   exec             an epoll set inherited across exec still works
+ *   execmany N       N epoll sets inherited across exec all work, and the
+ *                    shim adopted every one (its load-time scan notes them
+ *                    in batches of 64: N > 64 crosses a batch)
  *   basic            epoll, fork, wait: for `env -i` and clearenv runs
  *   clearenv         clearenv() first (as nginx workers), then basic
  *   loaded           prints whether the shim is loaded (maps, dlsym)
@@ -426,6 +429,79 @@ static int mode_exec(const char *self)
 	return 1;
 }
 
+#define EXECMANY_MAX 200
+
+static int int_arg(const char *s);
+
+static int mode_execmany_child(int n, char **eps)
+{
+	static char buf[1 << 20];
+	int (*print)(int) = (int (*)(int))dlsym(RTLD_DEFAULT,
+						"epollcr_shadow_print");
+	/*
+	 * TRANSP_DUMP_ONLY=PATH: dump to PATH (epollcr_dump_self) and nothing
+	 * else, no epoll_ctl and no print: test_startup checks that the dump
+	 * alone makes the shim adopt the inherited sets.
+	 */
+	const char *dump_only = getenv("TRANSP_DUMP_ONLY");
+	if (dump_only && *dump_only) {
+		int (*dump)(const char *) = (int (*)(const char *))dlsym(
+			RTLD_DEFAULT, "epollcr_dump_self");
+		if (!dump || dump(dump_only) != 0)
+			fail("epollcr_dump_self(%s) failed", dump_only);
+		printf("exec child: %d inherited sets, dumped\n", n);
+		return failures != 0;
+	}
+	if (print) {
+		int mfd = memfd_create("shadow", MFD_CLOEXEC);
+		ssize_t len = -1;
+		if (mfd < 0 || print(mfd) ||
+		    (len = pread(mfd, buf, sizeof(buf) - 1, 0)) < 0)
+			fail("epollcr_shadow_print failed");
+		buf[len > 0 ? len : 0] = '\0';
+		close(mfd);
+	}
+	for (int i = 0; i < n; i++) {
+		static struct fdinfo_util_watch w[4];
+		char text[4096], want[32];
+		size_t count = 0;
+		int ep = int_arg(eps[i]);
+		if (fdinfo_util_epoll_watches(ep, text, sizeof(text), w, 4,
+					      &count) ||
+		    count != 1 || w[0].data != 0x1000u + (unsigned)i)
+			fail("inherited set %d (%d of %d): unexpected fdinfo:\n%s",
+			     ep, i + 1, n, text);
+		snprintf(want, sizeof(want), "set %d ", ep);
+		if (print && !strstr(buf, want))
+			fail("the shim did not adopt inherited set %d (%d of %d)",
+			     ep, i + 1, n);
+	}
+	printf("exec child: %d inherited sets\n", n);
+	return failures != 0;
+}
+
+static int mode_execmany(const char *self, int n)
+{
+	static char args[EXECMANY_MAX][16];
+	char *argv[EXECMANY_MAX + 4];
+	if (n < 1 || n > EXECMANY_MAX) {
+		fail("execmany: 1 to %d sets", EXECMANY_MAX);
+		return 1;
+	}
+	argv[0] = (char *)self;
+	argv[1] = "execmany-child";
+	for (int i = 0; i < n; i++) {
+		int efd, ep = make_set(&efd, 0x1000u + (unsigned)i);
+		snprintf(args[i], sizeof(args[i]), "%d", ep);
+		argv[2 + i] = args[i];
+	}
+	argv[2 + n] = NULL;
+	fflush(stdout);
+	execv(self, argv);
+	fail("exec %s: %s", self, strerror(errno));
+	return 1;
+}
+
 static int mode_basic(void)
 {
 	int efd, ep = make_set(&efd, 42);
@@ -490,6 +566,12 @@ int main(int argc, char **argv)
 		return mode_exec(argv[0][0] == '/' ? argv[0] : "/proc/self/exe");
 	if (strcmp(mode, "exec-child") == 0 && argc == 4)
 		return mode_exec_child(int_arg(argv[2]), int_arg(argv[3]));
+	if (strcmp(mode, "execmany") == 0 && argc == 3)
+		return mode_execmany(argv[0][0] == '/' ? argv[0]
+						       : "/proc/self/exe",
+				     int_arg(argv[2]));
+	if (strcmp(mode, "execmany-child") == 0 && argc > 2)
+		return mode_execmany_child(argc - 2, argv + 2);
 	if (strcmp(mode, "basic") == 0)
 		return mode_basic();
 	if (strcmp(mode, "clearenv") == 0) {
