@@ -173,6 +173,11 @@ const struct image_fd *rs_fd_at(const struct restore *r, int fd)
 {
 	uint32_t lo = 0, hi = r->img->nfds;
 
+	if (r->num) {
+		if (fd < 0 || fd >= r->base || !r->num[fd].fi1)
+			return NULL;
+		return &r->img->fds[r->num[fd].fi1 - 1];
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		int32_t at = r->by_number[mid].fd;
@@ -196,6 +201,11 @@ bool rs_clean(const struct restore *r, int fd, uint32_t target)
 {
 	uint32_t lo = 0, hi = r->img->nwatches;
 
+	if (r->num) {
+		uint32_t owner = fd >= 0 && fd < r->base ? r->num[fd].owner : 0;
+
+		return owner == 0 || owner == target + 1;
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -265,15 +275,13 @@ static int rs_alloc(struct restore *r)
 
 	r->t = calloc(img->ntargets + 1, sizeof(*r->t));
 	r->by_target = malloc(sizeof(uint32_t) * (img->nfds + 1));
-	r->by_number = malloc(sizeof(*r->by_number) * (img->nfds + 1));
 	r->by_set = malloc(sizeof(uint32_t) * (img->nwatches + 1));
-	r->tfds = malloc(sizeof(*r->tfds) * (img->nwatches + 1));
 	r->placed = calloc(img->nfds + 1, 1);
 	r->wflags = calloc(img->nwatches + 1, 1);
 	r->sets = malloc(sizeof(uint32_t) * (img->ntargets + 1));
 	r->fillers = malloc(sizeof(int) * (img->ntargets + 1));
-	if (!r->t || !r->by_target || !r->by_number || !r->by_set ||
-	    !r->tfds || !r->placed || !r->wflags || !r->sets || !r->fillers)
+	if (!r->t || !r->by_target || !r->by_set || !r->placed ||
+	    !r->wflags || !r->sets || !r->fillers)
 		return rs_fail(r, "out of memory for %u targets, %u fds, %u watches",
 			       img->ntargets, img->nfds, img->nwatches);
 	for (uint32_t i = 0; i < img->ntargets; i++)
@@ -304,21 +312,45 @@ static int rs_index_groups(struct restore *r)
 }
 
 /*
- * The lookups the plan needs: fds by number (no number twice), the tfds
- * of all watches sorted, and r->base above every number of the image.
+ * The lookups of rs_fd_at and rs_clean, by number: one table of r->base
+ * entries where the numbers are dense enough (no sort, one load each),
+ * else the fds and the watches' tfds sorted.  Either way no number may be
+ * listed twice.
  */
-int rs_index(struct restore *r)
+static int rs_index_numbers(struct restore *r)
 {
 	struct image *img = r->img;
-	int max_fd = -1;
 
-	if (rs_alloc(r) < 0 || rs_validate(r) < 0 || rs_index_groups(r) < 0)
-		return -1;
-	for (uint32_t i = 0; i < img->nfds; i++) {
-		r->by_number[i] = (struct rs_num){ img->fds[i].fd, i };
-		if (img->fds[i].fd > max_fd)
-			max_fd = img->fds[i].fd;
+	if ((uint64_t)r->base <= RS_NUM_DIRECT_MAX(img->nfds + img->nwatches)) {
+		r->num = calloc((size_t)r->base + 1, sizeof(*r->num));
+		if (!r->num)
+			return rs_fail(r, "out of memory for %d fd numbers",
+				       r->base);
+		for (uint32_t i = 0; i < img->nfds; i++) {
+			struct rs_numinfo *n = &r->num[img->fds[i].fd];
+
+			if (n->fi1)
+				return rs_fail(r, "image: fd %d is listed twice",
+					       img->fds[i].fd);
+			n->fi1 = i + 1;
+		}
+		for (uint32_t i = 0; i < img->nwatches; i++) {
+			struct rs_numinfo *n = &r->num[img->watches[i].tfd];
+			uint32_t owner = img->watches[i].target + 1;
+
+			n->owner = n->owner == 0 || n->owner == owner
+					   ? owner
+					   : RS_MIXED;
+		}
+		return 0;
 	}
+	r->by_number = malloc(sizeof(*r->by_number) * (img->nfds + 1));
+	r->tfds = malloc(sizeof(*r->tfds) * (img->nwatches + 1));
+	if (!r->by_number || !r->tfds)
+		return rs_fail(r, "out of memory for %u fds, %u watches",
+			       img->nfds, img->nwatches);
+	for (uint32_t i = 0; i < img->nfds; i++)
+		r->by_number[i] = (struct rs_num){ img->fds[i].fd, i };
 	qsort(r->by_number, img->nfds, sizeof(*r->by_number), cmp_num);
 	for (uint32_t i = 1; i < img->nfds; i++)
 		if (r->by_number[i].fd == r->by_number[i - 1].fd)
@@ -327,12 +359,31 @@ int rs_index(struct restore *r)
 	for (uint32_t i = 0; i < img->nwatches; i++) {
 		r->tfds[i].tfd = img->watches[i].tfd;
 		r->tfds[i].target = img->watches[i].target;
-		if (img->watches[i].tfd > max_fd)
-			max_fd = img->watches[i].tfd;
 	}
 	qsort(r->tfds, img->nwatches, sizeof(*r->tfds), cmp_tfd);
-	r->base = max_fd + 1;
 	return 0;
+}
+
+/*
+ * The indexes the plan needs: each target's fds and each set's watches,
+ * the numbers (rs_index_numbers), and r->base above every number of the
+ * image.
+ */
+int rs_index(struct restore *r)
+{
+	struct image *img = r->img;
+	int max_fd = -1;
+
+	if (rs_alloc(r) < 0 || rs_validate(r) < 0 || rs_index_groups(r) < 0)
+		return -1;
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (img->fds[i].fd > max_fd)
+			max_fd = img->fds[i].fd;
+	for (uint32_t i = 0; i < img->nwatches; i++)
+		if (img->watches[i].tfd > max_fd)
+			max_fd = img->watches[i].tfd;
+	r->base = max_fd + 1;
+	return rs_index_numbers(r);
 }
 
 /* ---- the whole ---- */
@@ -428,6 +479,7 @@ static void rs_free(struct restore *r)
 		free(r->t[i].skip_why);
 	free(r->t);
 	free(r->by_target);
+	free(r->num);
 	free(r->by_number);
 	free(r->by_set);
 	free(r->tfds);
