@@ -57,6 +57,8 @@
 /* fdinfo bytes allowed per expected watch line (a line is about 90). */
 #define RS_FDINFO_LINE_MAX 192
 #define RS_FDINFO_HEAD_MAX 4096
+/* Bytes of a set's fdinfo read and parsed at a time. */
+#define RS_FDINFO_CHUNK (64 * 1024)
 
 enum rs_state {
 	RS_UNUSED = 0, /* not part of the epoll state: left alone */
@@ -213,5 +215,13 @@ int rs_place_all(struct restore *r);
  * where the file lives elsewhere), else the first difference in rs_fail.
  */
 int rs_verify(struct restore *r);
+
+/*
+ * fdinfo_parse_epoll() (kview.h) of a set's fdinfo, same grammar, same
+ * results, without a division per digit: what rs_verify parses with.
+ */
+int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
+		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
+		    void *ctx);
 
 #endif /* EPOLLCR_RESTORE_INTERNAL_H */
