@@ -122,13 +122,13 @@ int rs_diag(struct restore *r, uint32_t severity, uint32_t code,
 /* ---- indexes ---- */
 
 /*
- * Counting sort: out[] gets the indexes 0..n-1 grouped by the target id
- * that key_of() gives each, in their order; the group of id is then
- * out[start[id - 1]] .. out[start[id] - 1].  start has ntargets + 2
- * entries.
+ * Counting sort: out[] gets the indexes order[0..n-1] (0..n-1 when order
+ * is NULL) grouped by the target id that key_of() gives each, in their
+ * order; the group of id is then out[start[id - 1]] .. out[start[id] - 1].
+ * start has ntargets + 2 entries.
  */
-static void rs_group(const struct restore *r, uint32_t n, uint32_t *out,
-		     uint32_t *start,
+static void rs_group(const struct restore *r, uint32_t n, const uint32_t *order,
+		     uint32_t *out, uint32_t *start,
 		     uint32_t (*key_of)(const struct restore *, uint32_t))
 {
 	memset(start, 0, sizeof(*start) * (r->img->ntargets + 2));
@@ -138,8 +138,42 @@ static void rs_group(const struct restore *r, uint32_t n, uint32_t *out,
 	for (uint32_t k = 1; k < r->img->ntargets + 2; k++)
 		start[k] += start[k - 1];
 	/* Filling moves start[id] to where group id ends. */
-	for (uint32_t i = 0; i < n; i++)
-		out[start[key_of(r, i)]++] = i;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t x = order ? order[i] : i;
+
+		out[start[key_of(r, x)]++] = x;
+	}
+}
+
+/*
+ * The watches in increasing tfd order (counting sort over the numbers of
+ * r->num), or NULL when the numbers are not indexed or memory is short:
+ * a set's watches are then added in image order.  Added in tfd order, the
+ * files created in fd order go in at one end of the set's tree, which
+ * costs the kernel less than the writer's order (the shim's hash order).
+ */
+static uint32_t *rs_watches_by_tfd(const struct restore *r)
+{
+	const struct image *img = r->img;
+	uint32_t *order, *count;
+
+	if (!r->num || !img->nwatches)
+		return NULL;
+	order = malloc(sizeof(*order) * img->nwatches);
+	count = calloc((size_t)r->base + 1, sizeof(*count));
+	if (order && count) {
+		for (uint32_t i = 0; i < img->nwatches; i++)
+			count[img->watches[i].tfd + 1]++;
+		for (int k = 1; k <= r->base; k++)
+			count[k] += count[k - 1];
+		for (uint32_t i = 0; i < img->nwatches; i++)
+			order[count[img->watches[i].tfd]++] = i;
+	} else {
+		free(order);
+		order = NULL;
+	}
+	free(count);
+	return order;
 }
 
 static uint32_t fd_key(const struct restore *r, uint32_t i)
@@ -289,20 +323,23 @@ static int rs_alloc(struct restore *r)
 	return 0;
 }
 
-/* Each target's fds and each set's watches, grouped. */
+/* Each target's fds and each set's watches (in tfd order), grouped. */
 static int rs_index_groups(struct restore *r)
 {
 	uint32_t n = r->img->ntargets;
 	uint32_t *start = malloc(sizeof(*start) * (n + 2));
+	uint32_t *order;
 
 	if (!start)
 		return rs_fail(r, "out of memory");
-	rs_group(r, r->img->nfds, r->by_target, start, fd_key);
+	rs_group(r, r->img->nfds, NULL, r->by_target, start, fd_key);
 	for (uint32_t id = 1; id <= n; id++) {
 		r->t[id - 1].fd_first = start[id - 1];
 		r->t[id - 1].fd_count = start[id] - start[id - 1];
 	}
-	rs_group(r, r->img->nwatches, r->by_set, start, watch_key);
+	order = rs_watches_by_tfd(r);
+	rs_group(r, r->img->nwatches, order, r->by_set, start, watch_key);
+	free(order);
 	for (uint32_t id = 1; id <= n; id++) {
 		r->t[id - 1].w_first = start[id - 1];
 		r->t[id - 1].w_count = start[id] - start[id - 1];
@@ -374,7 +411,7 @@ int rs_index(struct restore *r)
 	struct image *img = r->img;
 	int max_fd = -1;
 
-	if (rs_alloc(r) < 0 || rs_validate(r) < 0 || rs_index_groups(r) < 0)
+	if (rs_alloc(r) < 0 || rs_validate(r) < 0)
 		return -1;
 	for (uint32_t i = 0; i < img->nfds; i++)
 		if (img->fds[i].fd > max_fd)
@@ -383,7 +420,9 @@ int rs_index(struct restore *r)
 		if (img->watches[i].tfd > max_fd)
 			max_fd = img->watches[i].tfd;
 	r->base = max_fd + 1;
-	return rs_index_numbers(r);
+	if (rs_index_numbers(r) < 0)
+		return -1;
+	return rs_index_groups(r);
 }
 
 /* ---- the whole ---- */
