@@ -107,7 +107,7 @@ struct rs_numinfo {
  * r->num holds r->base entries when that is at most this many for an
  * image of n fds and watches (else lookups are binary searches).
  */
-#define RS_NUM_DIRECT_MAX(n) ((uint64_t)(n) * 4 + 65536)
+#define RS_NUM_DIRECT_MAX(n) ((uint64_t)(n) * 4 + 4096)
 
 /* One watch's (tfd, target), sorted: which numbers a dup3 dance needs. */
 struct rs_tfd {
