@@ -614,23 +614,6 @@ static int read_backtrace(struct reader *r)
 	return 0;
 }
 
-/* The link text every target of this kind has, or NULL. */
-static const char *standard_path(uint32_t kind)
-{
-	switch (kind) {
-	case IMAGE_KIND_EVENTFD:
-		return "anon_inode:[eventfd]";
-	case IMAGE_KIND_TIMERFD:
-		return "anon_inode:[timerfd]";
-	case IMAGE_KIND_SIGNALFD:
-		return "anon_inode:[signalfd]";
-	case IMAGE_KIND_EPOLL:
-		return "anon_inode:[eventpoll]";
-	default:
-		return NULL;
-	}
-}
-
 static int get_path(struct reader *r, struct image_target *t)
 {
 	uint64_t off = field_off(r), code;
@@ -640,13 +623,14 @@ static int get_path(struct reader *r, struct image_target *t)
 	if (code == 0)
 		return 0;
 	if (code == 1) {
-		const char *std = standard_path(t->kind);
+		const char *std = image_standard_path(t->kind);
 
 		if (!std)
 			return fail(r, off, "path: a %s target has no standard path",
 				    image_kind_name(t->kind));
-		t->path = strdup(std);
-		return t->path ? 0 : fail(r, off, "out of memory");
+		/* shared, not copied: image_target_release() knows it */
+		t->path = (char *)std;
+		return 0;
 	}
 	if (code == 2)
 		return fail(r, off, "path: empty path not stored as absent (0)");
