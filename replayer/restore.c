@@ -159,7 +159,7 @@ static uint32_t *rs_watches_by_tfd(const struct restore *r)
 
 	if (!r->num || !img->nwatches)
 		return NULL;
-	order = malloc(sizeof(*order) * img->nwatches);
+	order = calloc(img->nwatches, sizeof(*order));
 	count = calloc((size_t)r->base + 1, sizeof(*count));
 	if (order && count) {
 		for (uint32_t i = 0; i < img->nwatches; i++)
