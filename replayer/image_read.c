@@ -45,9 +45,14 @@ struct nest_edge {
 	uint64_t off;		/* file offset of the watch's entry */
 };
 
-/* Open addressing set of uint32_t values (0 marks a free slot). */
+/*
+ * Open addressing set of uint32_t values (0 marks a free slot).  Each slot
+ * keeps the value's hash beside it (high 32 bits): its place comes from
+ * the hash, a probe compares hashes before values, and growing moves
+ * slots without hashing again (for watches, without reading them).
+ */
 struct u32_table {
-	uint32_t *slots;
+	uint64_t *slots;
 	uint32_t size;		/* 0 or a power of two */
 	uint32_t used;
 };
@@ -441,17 +446,19 @@ static uint64_t mix64(uint64_t x)
 static int table_insert(const struct reader *r, struct u32_table *t,
 			const struct table_ops *ops, uint32_t value)
 {
+	uint32_t hash = (uint32_t)(ops->hash(r, value) >> 32);
+
 	if ((uint64_t)(t->used + 1) * 2 > t->size) {
 		uint32_t nsize = t->size ? t->size * 2 : 64;
-		uint32_t *slots = calloc(nsize, sizeof(*slots));
+		uint64_t *slots = calloc(nsize, sizeof(*slots));
 
 		if (!slots)
 			return -1;
 		for (uint32_t i = 0; i < t->size; i++) {
-			uint32_t v = t->slots[i];
-			if (!v)
+			uint64_t v = t->slots[i];
+			if (!(uint32_t)v)
 				continue;
-			uint32_t h = (uint32_t)ops->hash(r, v) & (nsize - 1);
+			uint32_t h = (uint32_t)(v >> 32) & (nsize - 1);
 			while (slots[h])
 				h = (h + 1) & (nsize - 1);
 			slots[h] = v;
@@ -460,13 +467,16 @@ static int table_insert(const struct reader *r, struct u32_table *t,
 		t->slots = slots;
 		t->size = nsize;
 	}
-	uint32_t h = (uint32_t)ops->hash(r, value) & (t->size - 1);
+	uint32_t h = hash & (t->size - 1);
 	while (t->slots[h]) {
-		if (ops->same(r, t->slots[h], value))
+		uint64_t v = t->slots[h];
+
+		if ((uint32_t)(v >> 32) == hash &&
+		    ops->same(r, (uint32_t)v, value))
 			return 1;
 		h = (h + 1) & (t->size - 1);
 	}
-	t->slots[h] = value;
+	t->slots[h] = (uint64_t)hash << 32 | value;
 	t->used++;
 	return 0;
 }
