@@ -47,9 +47,31 @@ void image_free(struct image *img)
 	image_init(img);
 }
 
+/* The link text of every target of these kinds: one copy, never freed. */
+static const char *const standard_paths[IMAGE_KIND_COUNT] = {
+	[IMAGE_KIND_EVENTFD] = "anon_inode:[eventfd]",
+	[IMAGE_KIND_TIMERFD] = "anon_inode:[timerfd]",
+	[IMAGE_KIND_SIGNALFD] = "anon_inode:[signalfd]",
+	[IMAGE_KIND_EPOLL] = "anon_inode:[eventpoll]",
+};
+
+const char *image_standard_path(uint32_t kind)
+{
+	return kind < IMAGE_KIND_COUNT ? standard_paths[kind] : NULL;
+}
+
+static bool is_standard_path(const char *path)
+{
+	for (uint32_t k = 0; k < IMAGE_KIND_COUNT; k++)
+		if (path && path == standard_paths[k])
+			return true;
+	return false;
+}
+
 void image_target_release(struct image_target *t)
 {
-	free(t->path);
+	if (!is_standard_path(t->path))
+		free(t->path);
 	t->path = NULL;
 	if (t->kind == IMAGE_KIND_SOCKET) {
 		image_socket_set_addr(&t->u.sock, NULL, 0);

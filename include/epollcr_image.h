@@ -402,6 +402,14 @@ int image_socket_set_peer(struct image_socket *s, const void *addr,
  */
 void image_target_release(struct image_target *t);
 
+/*
+ * The link text every target of this kind has ("anon_inode:[eventfd]"),
+ * NULL for kinds without one.  The reader points a target's path at this
+ * one shared copy instead of allocating its own (image_target_release()
+ * knows it and does not free it): the path must then not be written to.
+ */
+const char *image_standard_path(uint32_t kind);
+
 /* The target with this id, or NULL when the id names none. */
 struct image_target *image_target_by_id(const struct image *img, uint32_t id);
 

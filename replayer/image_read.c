@@ -36,6 +36,7 @@ struct set_state {
 	uint32_t declared;	/* its nwatches field */
 	uint32_t seen;		/* watches read for it so far */
 	uint64_t declared_off;	/* file offset of the nwatches field */
+	uint64_t last_key;	/* (tfd, target) of its last watch + 1, 0 */
 };
 
 /* A watch of one set whose target is another set: a nesting edge. */
@@ -44,9 +45,14 @@ struct nest_edge {
 	uint64_t off;		/* file offset of the watch's entry */
 };
 
-/* Open addressing set of uint32_t values (0 marks a free slot). */
+/*
+ * Open addressing set of uint32_t values (0 marks a free slot).  Each slot
+ * keeps the value's hash beside it (high 32 bits): its place comes from
+ * the hash, a probe compares hashes before values, and growing moves
+ * slots without hashing again (for watches, without reading them).
+ */
 struct u32_table {
-	uint32_t *slots;
+	uint64_t *slots;
 	uint32_t size;		/* 0 or a power of two */
 	uint32_t used;
 };
@@ -80,6 +86,14 @@ struct reader {
 	uint32_t nsets, cap_sets;
 	struct nest_edge *edges;
 	uint32_t nedges, cap_edges;
+	/*
+	 * Duplicates: while the fds come in increasing order, and each set's
+	 * watches in increasing (tfd, target) order (as the writer puts
+	 * them), none can repeat and no table is kept; at the first that does
+	 * not, the table is filled with what came before.
+	 */
+	uint32_t fd_next;	     /* least fd + 1 not yet possible, 0 */
+	bool fd_table, watch_table;  /* the tables are in use */
 	struct u32_table fd_seen;    /* fd + 1 of every FD entry */
 	struct u32_table watch_seen; /* index + 1 of every watch */
 	bool sets_checked;
@@ -432,17 +446,19 @@ static uint64_t mix64(uint64_t x)
 static int table_insert(const struct reader *r, struct u32_table *t,
 			const struct table_ops *ops, uint32_t value)
 {
+	uint32_t hash = (uint32_t)(ops->hash(r, value) >> 32);
+
 	if ((uint64_t)(t->used + 1) * 2 > t->size) {
 		uint32_t nsize = t->size ? t->size * 2 : 64;
-		uint32_t *slots = calloc(nsize, sizeof(*slots));
+		uint64_t *slots = calloc(nsize, sizeof(*slots));
 
 		if (!slots)
 			return -1;
 		for (uint32_t i = 0; i < t->size; i++) {
-			uint32_t v = t->slots[i];
-			if (!v)
+			uint64_t v = t->slots[i];
+			if (!(uint32_t)v)
 				continue;
-			uint32_t h = (uint32_t)ops->hash(r, v) & (nsize - 1);
+			uint32_t h = (uint32_t)(v >> 32) & (nsize - 1);
 			while (slots[h])
 				h = (h + 1) & (nsize - 1);
 			slots[h] = v;
@@ -451,13 +467,16 @@ static int table_insert(const struct reader *r, struct u32_table *t,
 		t->slots = slots;
 		t->size = nsize;
 	}
-	uint32_t h = (uint32_t)ops->hash(r, value) & (t->size - 1);
+	uint32_t h = hash & (t->size - 1);
 	while (t->slots[h]) {
-		if (ops->same(r, t->slots[h], value))
+		uint64_t v = t->slots[h];
+
+		if ((uint32_t)(v >> 32) == hash &&
+		    ops->same(r, (uint32_t)v, value))
 			return 1;
 		h = (h + 1) & (t->size - 1);
 	}
-	t->slots[h] = value;
+	t->slots[h] = (uint64_t)hash << 32 | value;
 	t->used++;
 	return 0;
 }
@@ -493,6 +512,49 @@ static bool watch_same(const struct reader *r, uint32_t a, uint32_t b)
 }
 
 static const struct table_ops watch_ops = { watch_hash, watch_same };
+
+/*
+ * fd + 1 of the FD entry just added: 0 when no earlier entry has it, 1
+ * when one has, -1 out of memory.  Increasing fds need no table.
+ */
+static int fd_unseen(struct reader *r, uint32_t fd_plus_1)
+{
+	if (!r->fd_table && fd_plus_1 > r->fd_next) {
+		r->fd_next = fd_plus_1;
+		return 0;
+	}
+	if (!r->fd_table) {
+		r->fd_table = true;
+		for (uint32_t i = 0; i + 1 < r->img->nfds; i++)
+			if (table_insert(r, &r->fd_seen, &fd_ops,
+					 (uint32_t)r->img->fds[i].fd + 1) < 0)
+				return -1;
+	}
+	return table_insert(r, &r->fd_seen, &fd_ops, fd_plus_1);
+}
+
+/*
+ * The watch just added (the last of img->watches) to set: 0 when no
+ * earlier watch of the set has its (tfd, target), 1 when one has, -1 out
+ * of memory.  Watches in increasing order within each set need no table.
+ */
+static int watch_unseen(struct reader *r, struct set_state *set)
+{
+	const struct image_watch *w = &r->img->watches[r->img->nwatches - 1];
+	uint64_t key = ((uint64_t)(uint32_t)w->tfd << 32 | w->target) + 1;
+
+	if (!r->watch_table && key > set->last_key) {
+		set->last_key = key;
+		return 0;
+	}
+	if (!r->watch_table) {
+		r->watch_table = true;
+		for (uint32_t i = 1; i < r->img->nwatches; i++)
+			if (table_insert(r, &r->watch_seen, &watch_ops, i) < 0)
+				return -1;
+	}
+	return table_insert(r, &r->watch_seen, &watch_ops, r->img->nwatches);
+}
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -562,23 +624,6 @@ static int read_backtrace(struct reader *r)
 	return 0;
 }
 
-/* The link text every target of this kind has, or NULL. */
-static const char *standard_path(uint32_t kind)
-{
-	switch (kind) {
-	case IMAGE_KIND_EVENTFD:
-		return "anon_inode:[eventfd]";
-	case IMAGE_KIND_TIMERFD:
-		return "anon_inode:[timerfd]";
-	case IMAGE_KIND_SIGNALFD:
-		return "anon_inode:[signalfd]";
-	case IMAGE_KIND_EPOLL:
-		return "anon_inode:[eventpoll]";
-	default:
-		return NULL;
-	}
-}
-
 static int get_path(struct reader *r, struct image_target *t)
 {
 	uint64_t off = field_off(r), code;
@@ -588,13 +633,14 @@ static int get_path(struct reader *r, struct image_target *t)
 	if (code == 0)
 		return 0;
 	if (code == 1) {
-		const char *std = standard_path(t->kind);
+		const char *std = image_standard_path(t->kind);
 
 		if (!std)
 			return fail(r, off, "path: a %s target has no standard path",
 				    image_kind_name(t->kind));
-		t->path = strdup(std);
-		return t->path ? 0 : fail(r, off, "out of memory");
+		/* shared, not copied: image_target_release() knows it */
+		t->path = (char *)std;
+		return 0;
 	}
 	if (code == 2)
 		return fail(r, off, "path: empty path not stored as absent (0)");
@@ -759,7 +805,7 @@ static int add_set(struct reader *r, uint32_t id, uint32_t declared,
 		 sizeof(*r->sets)) < 0)
 		return -1;
 	r->sets[r->nsets++] = (struct set_state){ id, declared, 0,
-						  declared_off };
+						  declared_off, 0 };
 	return 0;
 }
 
@@ -815,7 +861,7 @@ static int read_fd(struct reader *r, uint64_t *prev_fd, uint64_t *prev_target)
 	f->fd = (int32_t)*prev_fd;
 	if (check_fd_limit(r, "fd", off, f->fd) < 0)
 		return -1;
-	switch (table_insert(r, &r->fd_seen, &fd_ops, (uint32_t)f->fd + 1)) {
+	switch (fd_unseen(r, (uint32_t)f->fd + 1)) {
 	case 1:
 		return fail(r, off, "fd %d is listed twice", f->fd);
 	case -1:
@@ -913,8 +959,7 @@ static int read_watch(struct reader *r, struct set_state *set,
 	w->set = set->id;
 	if (read_watch_fields(r, w, prev) < 0)
 		return -1;
-	switch (table_insert(r, &r->watch_seen, &watch_ops,
-			     r->img->nwatches)) {
+	switch (watch_unseen(r, set)) {
 	case 1:
 		return fail(r, off, "watch of set %u, tfd %d, target %u is listed twice",
 			    w->set, w->tfd, w->target);

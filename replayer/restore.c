@@ -122,13 +122,13 @@ int rs_diag(struct restore *r, uint32_t severity, uint32_t code,
 /* ---- indexes ---- */
 
 /*
- * Counting sort: out[] gets the indexes 0..n-1 grouped by the target id
- * that key_of() gives each, in their order; the group of id is then
- * out[start[id - 1]] .. out[start[id] - 1].  start has ntargets + 2
- * entries.
+ * Counting sort: out[] gets the indexes order[0..n-1] (0..n-1 when order
+ * is NULL) grouped by the target id that key_of() gives each, in their
+ * order; the group of id is then out[start[id - 1]] .. out[start[id] - 1].
+ * start has ntargets + 2 entries.
  */
-static void rs_group(const struct restore *r, uint32_t n, uint32_t *out,
-		     uint32_t *start,
+static void rs_group(const struct restore *r, uint32_t n, const uint32_t *order,
+		     uint32_t *out, uint32_t *start,
 		     uint32_t (*key_of)(const struct restore *, uint32_t))
 {
 	memset(start, 0, sizeof(*start) * (r->img->ntargets + 2));
@@ -138,8 +138,42 @@ static void rs_group(const struct restore *r, uint32_t n, uint32_t *out,
 	for (uint32_t k = 1; k < r->img->ntargets + 2; k++)
 		start[k] += start[k - 1];
 	/* Filling moves start[id] to where group id ends. */
-	for (uint32_t i = 0; i < n; i++)
-		out[start[key_of(r, i)]++] = i;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t x = order ? order[i] : i;
+
+		out[start[key_of(r, x)]++] = x;
+	}
+}
+
+/*
+ * The watches in increasing tfd order (counting sort over the numbers of
+ * r->num), or NULL when the numbers are not indexed or memory is short:
+ * a set's watches are then added in image order.  Added in tfd order, the
+ * files created in fd order go in at one end of the set's tree, which
+ * costs the kernel less than the writer's order (the shim's hash order).
+ */
+static uint32_t *rs_watches_by_tfd(const struct restore *r)
+{
+	const struct image *img = r->img;
+	uint32_t *order, *count;
+
+	if (!r->num || !img->nwatches)
+		return NULL;
+	order = calloc(img->nwatches, sizeof(*order));
+	count = calloc((size_t)r->base + 1, sizeof(*count));
+	if (order && count) {
+		for (uint32_t i = 0; i < img->nwatches; i++)
+			count[img->watches[i].tfd + 1]++;
+		for (int k = 1; k <= r->base; k++)
+			count[k] += count[k - 1];
+		for (uint32_t i = 0; i < img->nwatches; i++)
+			order[count[img->watches[i].tfd]++] = i;
+	} else {
+		free(order);
+		order = NULL;
+	}
+	free(count);
+	return order;
 }
 
 static uint32_t fd_key(const struct restore *r, uint32_t i)
@@ -173,6 +207,11 @@ const struct image_fd *rs_fd_at(const struct restore *r, int fd)
 {
 	uint32_t lo = 0, hi = r->img->nfds;
 
+	if (r->num) {
+		if (fd < 0 || fd >= r->base || !r->num[fd].fi1)
+			return NULL;
+		return &r->img->fds[r->num[fd].fi1 - 1];
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		int32_t at = r->by_number[mid].fd;
@@ -196,6 +235,11 @@ bool rs_clean(const struct restore *r, int fd, uint32_t target)
 {
 	uint32_t lo = 0, hi = r->img->nwatches;
 
+	if (r->num) {
+		uint32_t owner = fd >= 0 && fd < r->base ? r->num[fd].owner : 0;
+
+		return owner == 0 || owner == target + 1;
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -265,15 +309,13 @@ static int rs_alloc(struct restore *r)
 
 	r->t = calloc(img->ntargets + 1, sizeof(*r->t));
 	r->by_target = malloc(sizeof(uint32_t) * (img->nfds + 1));
-	r->by_number = malloc(sizeof(*r->by_number) * (img->nfds + 1));
 	r->by_set = malloc(sizeof(uint32_t) * (img->nwatches + 1));
-	r->tfds = malloc(sizeof(*r->tfds) * (img->nwatches + 1));
 	r->placed = calloc(img->nfds + 1, 1);
 	r->wflags = calloc(img->nwatches + 1, 1);
 	r->sets = malloc(sizeof(uint32_t) * (img->ntargets + 1));
 	r->fillers = malloc(sizeof(int) * (img->ntargets + 1));
-	if (!r->t || !r->by_target || !r->by_number || !r->by_set ||
-	    !r->tfds || !r->placed || !r->wflags || !r->sets || !r->fillers)
+	if (!r->t || !r->by_target || !r->by_set || !r->placed ||
+	    !r->wflags || !r->sets || !r->fillers)
 		return rs_fail(r, "out of memory for %u targets, %u fds, %u watches",
 			       img->ntargets, img->nfds, img->nwatches);
 	for (uint32_t i = 0; i < img->ntargets; i++)
@@ -281,20 +323,23 @@ static int rs_alloc(struct restore *r)
 	return 0;
 }
 
-/* Each target's fds and each set's watches, grouped. */
+/* Each target's fds and each set's watches (in tfd order), grouped. */
 static int rs_index_groups(struct restore *r)
 {
 	uint32_t n = r->img->ntargets;
 	uint32_t *start = malloc(sizeof(*start) * (n + 2));
+	uint32_t *order;
 
 	if (!start)
 		return rs_fail(r, "out of memory");
-	rs_group(r, r->img->nfds, r->by_target, start, fd_key);
+	rs_group(r, r->img->nfds, NULL, r->by_target, start, fd_key);
 	for (uint32_t id = 1; id <= n; id++) {
 		r->t[id - 1].fd_first = start[id - 1];
 		r->t[id - 1].fd_count = start[id] - start[id - 1];
 	}
-	rs_group(r, r->img->nwatches, r->by_set, start, watch_key);
+	order = rs_watches_by_tfd(r);
+	rs_group(r, r->img->nwatches, order, r->by_set, start, watch_key);
+	free(order);
 	for (uint32_t id = 1; id <= n; id++) {
 		r->t[id - 1].w_first = start[id - 1];
 		r->t[id - 1].w_count = start[id] - start[id - 1];
@@ -304,21 +349,45 @@ static int rs_index_groups(struct restore *r)
 }
 
 /*
- * The lookups the plan needs: fds by number (no number twice), the tfds
- * of all watches sorted, and r->base above every number of the image.
+ * The lookups of rs_fd_at and rs_clean, by number: one table of r->base
+ * entries where the numbers are dense enough (no sort, one load each),
+ * else the fds and the watches' tfds sorted.  Either way no number may be
+ * listed twice.
  */
-int rs_index(struct restore *r)
+static int rs_index_numbers(struct restore *r)
 {
 	struct image *img = r->img;
-	int max_fd = -1;
 
-	if (rs_alloc(r) < 0 || rs_validate(r) < 0 || rs_index_groups(r) < 0)
-		return -1;
-	for (uint32_t i = 0; i < img->nfds; i++) {
-		r->by_number[i] = (struct rs_num){ img->fds[i].fd, i };
-		if (img->fds[i].fd > max_fd)
-			max_fd = img->fds[i].fd;
+	if ((uint64_t)r->base <= RS_NUM_DIRECT_MAX(img->nfds + img->nwatches)) {
+		r->num = calloc((size_t)r->base + 1, sizeof(*r->num));
+		if (!r->num)
+			return rs_fail(r, "out of memory for %d fd numbers",
+				       r->base);
+		for (uint32_t i = 0; i < img->nfds; i++) {
+			struct rs_numinfo *n = &r->num[img->fds[i].fd];
+
+			if (n->fi1)
+				return rs_fail(r, "image: fd %d is listed twice",
+					       img->fds[i].fd);
+			n->fi1 = i + 1;
+		}
+		for (uint32_t i = 0; i < img->nwatches; i++) {
+			struct rs_numinfo *n = &r->num[img->watches[i].tfd];
+			uint32_t owner = img->watches[i].target + 1;
+
+			n->owner = n->owner == 0 || n->owner == owner
+					   ? owner
+					   : RS_MIXED;
+		}
+		return 0;
 	}
+	r->by_number = malloc(sizeof(*r->by_number) * (img->nfds + 1));
+	r->tfds = malloc(sizeof(*r->tfds) * (img->nwatches + 1));
+	if (!r->by_number || !r->tfds)
+		return rs_fail(r, "out of memory for %u fds, %u watches",
+			       img->nfds, img->nwatches);
+	for (uint32_t i = 0; i < img->nfds; i++)
+		r->by_number[i] = (struct rs_num){ img->fds[i].fd, i };
 	qsort(r->by_number, img->nfds, sizeof(*r->by_number), cmp_num);
 	for (uint32_t i = 1; i < img->nfds; i++)
 		if (r->by_number[i].fd == r->by_number[i - 1].fd)
@@ -327,12 +396,33 @@ int rs_index(struct restore *r)
 	for (uint32_t i = 0; i < img->nwatches; i++) {
 		r->tfds[i].tfd = img->watches[i].tfd;
 		r->tfds[i].target = img->watches[i].target;
-		if (img->watches[i].tfd > max_fd)
-			max_fd = img->watches[i].tfd;
 	}
 	qsort(r->tfds, img->nwatches, sizeof(*r->tfds), cmp_tfd);
-	r->base = max_fd + 1;
 	return 0;
+}
+
+/*
+ * The indexes the plan needs: each target's fds and each set's watches,
+ * the numbers (rs_index_numbers), and r->base above every number of the
+ * image.
+ */
+int rs_index(struct restore *r)
+{
+	struct image *img = r->img;
+	int max_fd = -1;
+
+	if (rs_alloc(r) < 0 || rs_validate(r) < 0)
+		return -1;
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (img->fds[i].fd > max_fd)
+			max_fd = img->fds[i].fd;
+	for (uint32_t i = 0; i < img->nwatches; i++)
+		if (img->watches[i].tfd > max_fd)
+			max_fd = img->watches[i].tfd;
+	r->base = max_fd + 1;
+	if (rs_index_numbers(r) < 0)
+		return -1;
+	return rs_index_groups(r);
 }
 
 /* ---- the whole ---- */
@@ -428,6 +518,7 @@ static void rs_free(struct restore *r)
 		free(r->t[i].skip_why);
 	free(r->t);
 	free(r->by_target);
+	free(r->num);
 	free(r->by_number);
 	free(r->by_set);
 	free(r->tfds);

@@ -57,6 +57,8 @@
 /* fdinfo bytes allowed per expected watch line (a line is about 90). */
 #define RS_FDINFO_LINE_MAX 192
 #define RS_FDINFO_HEAD_MAX 4096
+/* Bytes of a set's fdinfo read and parsed at a time. */
+#define RS_FDINFO_CHUNK (64 * 1024)
 
 enum rs_state {
 	RS_UNUSED = 0, /* not part of the epoll state: left alone */
@@ -91,6 +93,22 @@ struct rs_num {
 	uint32_t fi;
 };
 
+/*
+ * What the image puts at one fd number (r->num, indexed by number): the
+ * fd entry there and the target of the watches added under it.
+ */
+struct rs_numinfo {
+	uint32_t fi1;	/* img->fds index + 1 of the entry there, 0: none */
+	uint32_t owner;	/* target + 1 of every watch with this tfd, 0: no
+			 * watch, RS_MIXED: watches of several files */
+};
+#define RS_MIXED UINT32_MAX
+/*
+ * r->num holds r->base entries when that is at most this many for an
+ * image of n fds and watches (else lookups are binary searches).
+ */
+#define RS_NUM_DIRECT_MAX(n) ((uint64_t)(n) * 4 + 4096)
+
 /* One watch's (tfd, target), sorted: which numbers a dup3 dance needs. */
 struct rs_tfd {
 	int32_t tfd;
@@ -112,9 +130,10 @@ struct restore {
 	uint32_t poll_batch;	/* numbers per poll() (RLIMIT_NOFILE bounds) */
 	struct rs_target *t;	/* [ntargets] */
 	uint32_t *by_target;	/* fd indexes grouped by target */
+	struct rs_numinfo *num;	/* [base] by number, or NULL: then */
 	struct rs_num *by_number; /* [nfds] sorted by fd number */
-	uint32_t *by_set;	/* watch indexes grouped by set */
 	struct rs_tfd *tfds;	/* [nwatches], sorted */
+	uint32_t *by_set;	/* watch indexes grouped by set */
 	uint8_t *placed;	/* [nfds]: the restore put a file there */
 	uint8_t *wflags;	/* [nwatches]: RSW_* */
 	uint32_t *sets;		/* set ids, innermost first */
@@ -196,5 +215,13 @@ int rs_place_all(struct restore *r);
  * where the file lives elsewhere), else the first difference in rs_fail.
  */
 int rs_verify(struct restore *r);
+
+/*
+ * fdinfo_parse_epoll() (kview.h) of a set's fdinfo, same grammar, same
+ * results, without a division per digit: what rs_verify parses with.
+ */
+int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
+		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
+		    void *ctx);
 
 #endif /* EPOLLCR_RESTORE_INTERNAL_H */

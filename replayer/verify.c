@@ -33,12 +33,12 @@ struct rs_exp {
 
 /* Scratch space of the verifier, grown to the largest set. */
 struct rs_verify {
-	char *text;
-	size_t text_cap;
+	char *text;		/* [RS_FDINFO_CHUNK] */
 	struct rs_line *lines;
 	struct rs_exp *exps;
 	uint32_t nlines, nexps;
 	uint32_t cap;		/* lines and exps have cap entries */
+	uint32_t *exp_at;	/* [r->base]: exps index + 1 by tfd, 0 */
 	uint32_t wakeup_dropped;
 	uint32_t unverified;	/* identities kcmp could not check */
 	int kcmp_errno;
@@ -60,22 +60,165 @@ static int rs_on_line(void *ctx, const struct fdinfo_watch *fw)
 	return 0;
 }
 
-/* Read /proc/thread-self/fdinfo/<fd> whole into v->text; returns length. */
-static ssize_t rs_read_fdinfo(struct restore *r, struct rs_verify *v, int fd,
-			      int epfd)
+/* ---- parsing a set's fdinfo ---- */
+
+static bool rs_blank(char c)
 {
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * A number of base 10 or 16 at p: at most max_digits digits (more fail;
+ * 19 decimal or 16 hex digits cannot overflow 64 bits, so no division is
+ * needed).  Returns the end of its digits, NULL when none or too many.
+ */
+static const char *rs_number(const char *p, const char *end, unsigned base,
+			     unsigned max_digits, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned i = 0;
+
+	for (; p < end; p++, i++) {
+		unsigned c = (unsigned char)*p, d;
+
+		if (c - '0' < 10)
+			d = c - '0';
+		else if (base == 16 && (c | 0x20) - 'a' < 6)
+			d = (c | 0x20) - 'a' + 10;
+		else
+			break;
+		if (i >= max_digits)
+			return NULL;
+		v = v * base + d;
+	}
+	if (i == 0)
+		return NULL;
+	*out = v;
+	return p;
+}
+
+/* Blanks (at least one when lead), key, blanks, a number at most max. */
+static const char *rs_field(const char *p, const char *end, bool lead,
+			    const char *key, size_t klen, unsigned base,
+			    unsigned max_digits, uint64_t max, uint64_t *out)
+{
+	const char *q = p;
+
+	while (q < end && rs_blank(*q))
+		q++;
+	if ((lead && q == p) || (size_t)(end - q) < klen ||
+	    memcmp(q, key, klen) != 0)
+		return NULL;
+	for (q += klen; q < end && rs_blank(*q); q++)
+		;
+	q = rs_number(q, end, base, max_digits, out);
+	return q && *out <= max ? q : NULL;
+}
+
+#define RS_FIELD(p, end, lead, key, base, digits, max, out)                   \
+	rs_field(p, end, lead, key, sizeof(key) - 1, base, digits, max, out)
+
+/*
+ * One `tfd:` line [p, end) in the kernel's format "tfd: %8d events: %8x
+ * data: %16llx  pos:%lli ino:%lx sdev:%x", further blank-separated
+ * fields allowed: the grammar of fdinfo_parse_epoll (common/fdinfo.c),
+ * which stays the reference (test_restore compares the two).
+ */
+static bool rs_tfd_line(const char *p, const char *end,
+			struct fdinfo_watch *w)
+{
+	uint64_t tfd, events, data, pos, ino, sdev;
+	const char *q;
+
+	p = RS_FIELD(p, end, false, "tfd:", 10, 10, INT32_MAX, &tfd);
+	if (p)
+		p = RS_FIELD(p, end, true, "events:", 16, 8, UINT32_MAX,
+			     &events);
+	if (p)
+		p = RS_FIELD(p, end, true, "data:", 16, 16, UINT64_MAX, &data);
+	if (!p)
+		return false;
+	for (q = p; q < end && rs_blank(*q); q++)
+		;
+	if (q == p || (size_t)(end - q) < 4 || memcmp(q, "pos:", 4) != 0)
+		return false;
+	for (q += 4; q < end && rs_blank(*q); q++)
+		;
+	if (q < end && *q == '-')
+		q++;
+	p = rs_number(q, end, 10, 19, &pos);
+	if (p)
+		p = RS_FIELD(p, end, true, "ino:", 16, 16, UINT64_MAX, &ino);
+	if (p)
+		p = RS_FIELD(p, end, true, "sdev:", 16, 8, UINT32_MAX, &sdev);
+	if (!p || (p < end && !rs_blank(*p)) ||
+	    memchr(p, '\0', (size_t)(end - p)))
+		return false;
+	*w = (struct fdinfo_watch){
+		.tfd = (int32_t)tfd, .events = (uint32_t)events, .data = data,
+		.ino = ino, .sdev = (uint32_t)sdev,
+	};
+	return true;
+}
+
+int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
+		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
+		    void *ctx)
+{
+	const char *p = text, *stop = text + len;
+
+	while (p < stop) {
+		const char *nl = memchr(p, '\n', (size_t)(stop - p));
+		const char *end = nl ? nl : stop;
+		size_t n = (size_t)(end - p);
+		int ret;
+
+		if (n >= 4 && memcmp(p, "tfd:", 4) == 0) {
+			struct fdinfo_watch w;
+
+			if (!nl || !rs_tfd_line(p, end, &w))
+				return -EINVAL;
+			if (on_watch && (ret = on_watch(ctx, &w)) != 0)
+				return ret;
+		} else if (n >= 6 && memcmp(p, "flags:", 6) == 0) {
+			/* Once per set: the reference parser, on this line. */
+			ret = fdinfo_parse_epoll(p, nl ? n + 1 : n, file_flags,
+						 NULL, NULL);
+			if (ret < 0)
+				return ret;
+		}
+		p = nl ? nl + 1 : stop;
+	}
+	return 0;
+}
+
+/*
+ * Read /proc/thread-self/fdinfo/<fd> and parse it (rs_parse_fdinfo, each
+ * tfd line to v->lines, the file's flags to *flags) as it comes, through
+ * v->text, a buffer of RS_FDINFO_CHUNK bytes used again and again: no
+ * buffer the size of the whole text to fault in.  A set's text is made
+ * whole by the kernel at the first read, so the chunks are one view.  At
+ * most text_max bytes are accepted (more: more watches than expected).
+ * Returns 0, or -1 with the reason recorded.
+ */
+static int rs_read_fdinfo(struct restore *r, struct rs_verify *v, int fd,
+			  int epfd, size_t text_max, unsigned *flags)
+{
+	size_t have = 0, total = 0;
 	char path[64];
-	size_t len = 0;
-	int pfd;
+	int pfd, ret = 0;
 
 	snprintf(path, sizeof(path), "/proc/thread-self/fdinfo/%d", fd);
 	pfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pfd < 0)
 		return rs_fail(r, "verify: epfd %d: cannot open %s: %s", epfd,
 			       path, strerror(errno));
+	v->nlines = 0;
 	/* Bounded: each round reads at least one byte, or stops. */
-	while (len < v->text_cap) {
-		ssize_t n = read(pfd, v->text + len, v->text_cap - len);
+	for (;;) {
+		ssize_t n = read(pfd, v->text + have, RS_FDINFO_CHUNK - have);
+		const char *last;
+		size_t upto;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -86,33 +229,48 @@ static ssize_t rs_read_fdinfo(struct restore *r, struct rs_verify *v, int fd,
 			return rs_fail(r, "verify: epfd %d: read %s: %s", epfd,
 				       path, strerror(err));
 		}
-		if (n == 0)
+		total += (size_t)n;
+		if (total >= text_max) {
+			ret = -E2BIG;
 			break;
-		len += (size_t)n;
+		}
+		have += (size_t)n;
+		if (n == 0) {	/* the end: what is left, newline or not */
+			ret = rs_parse_fdinfo(v->text, have, flags, rs_on_line,
+					      v);
+			break;
+		}
+		last = memrchr(v->text, '\n', have);
+		if (!last) {
+			if (have == RS_FDINFO_CHUNK) {
+				ret = -EINVAL; /* a line of 64 KiB */
+				break;
+			}
+			continue;
+		}
+		upto = (size_t)(last - v->text) + 1;
+		ret = rs_parse_fdinfo(v->text, upto, flags, rs_on_line, v);
+		if (ret)
+			break;
+		memmove(v->text, v->text + upto, have - upto);
+		have -= upto;
 	}
 	close(pfd);
-	if (len == v->text_cap)
-		return rs_fail(r, "verify: epfd %d: the kernel lists more watches than the %u of the image",
-			       epfd, v->cap - 1);
-	return (ssize_t)len;
+	return ret;
 }
 
 static int rs_verify_grow(struct restore *r, struct rs_verify *v, uint32_t n)
 {
-	size_t text_cap = RS_FDINFO_HEAD_MAX +
-			  (size_t)(n + 1) * RS_FDINFO_LINE_MAX;
-
+	if (!v->text && !(v->text = malloc(RS_FDINFO_CHUNK)))
+		return rs_fail(r, "out of memory to verify a set of %u watches", n);
 	if (n + 1 <= v->cap)
 		return 0;
-	free(v->text);
 	free(v->lines);
 	free(v->exps);
-	v->text = malloc(text_cap);
 	v->lines = malloc(sizeof(*v->lines) * (n + 1));
 	v->exps = malloc(sizeof(*v->exps) * (n + 1));
-	v->text_cap = text_cap;
 	v->cap = n + 1;
-	if (!v->text || !v->lines || !v->exps) {
+	if (!v->lines || !v->exps) {
 		v->cap = 0;
 		return rs_fail(r, "out of memory to verify a set of %u watches", n);
 	}
@@ -321,12 +479,75 @@ static int rs_verify_set_fds(struct restore *r, uint32_t sid, unsigned flags)
 	return 0;
 }
 
+/*
+ * The common case, matched by index: every watch of the set has a tfd of
+ * its own, in the image and in the kernel's view.  Each line is paired
+ * with the expectation of its tfd (v->exp_at) and compared as
+ * rs_match_group would (key, events, file identity), without sorting.
+ * Returns 1 when every line and expectation paired and agreed, 0 when the
+ * set is not that simple or differs somewhere (the caller then sorts and
+ * matches, and reports the first difference in its order), -1 failed.
+ */
+static int rs_verify_by_index(struct restore *r, struct rs_verify *v,
+			      uint32_t sid)
+{
+	uint32_t wakeup = v->wakeup_dropped, unverified = v->unverified;
+	int kcmp_errno = v->kcmp_errno, ret = 1;
+	uint32_t matched = 0;
+
+	if (!v->exp_at || v->nlines != v->nexps)
+		return 0;
+	for (uint32_t i = 0; i < v->nexps && ret == 1; i++) {
+		uint32_t *at = &v->exp_at[v->exps[i].tfd];
+
+		if (*at)
+			ret = 0;	/* two watches under one tfd */
+		else
+			*at = i + 1;
+	}
+	for (uint32_t i = 0; i < v->nlines && ret == 1; i++) {
+		struct rs_line *l = &v->lines[i];
+		const struct rs_exp *e;
+		int same;
+
+		if (l->tfd < 0 || l->tfd >= r->base || !v->exp_at[l->tfd]) {
+			ret = 0;
+			break;
+		}
+		e = &v->exps[v->exp_at[l->tfd] - 1];
+		v->exp_at[l->tfd] = 0;	/* a second line there: not simple */
+		matched++;
+		l->toff = 0;
+		l->ntfd = 1;
+		if (RS_KEY_CMP(e, l) != 0 ||
+		    (e->events != l->events &&
+		     e->events != (l->events | EPOLLWAKEUP))) {
+			ret = 0;
+			break;
+		}
+		same = rs_same_file(r, v, sid, l, e->wi);
+		if (same <= 0)
+			ret = same;
+		else
+			v->wakeup_dropped += e->events != l->events;
+	}
+	if (matched < v->nexps)
+		for (uint32_t i = 0; i < v->nexps; i++)
+			v->exp_at[v->exps[i].tfd] = 0;
+	if (ret == 0) {
+		/* The caller starts again: count nothing twice. */
+		v->wakeup_dropped = wakeup;
+		v->unverified = unverified;
+		v->kcmp_errno = kcmp_errno;
+	}
+	return ret;
+}
+
 static int rs_verify_set(struct restore *r, struct rs_verify *v, uint32_t sid)
 {
 	const struct rs_target *st = &r->t[sid - 1];
 	uint32_t n = 0;
 	unsigned flags = 0;
-	ssize_t len;
 	int ret;
 
 	for (uint32_t k = 0; k < st->w_count; k++)
@@ -344,19 +565,23 @@ static int rs_verify_set(struct restore *r, struct rs_verify *v, uint32_t sid)
 				.events = rs_expected_events(r, wi),
 			};
 	}
-	len = rs_read_fdinfo(r, v, st->home, rs_first_fd(r, sid));
-	if (len < 0)
-		return -1;
-	v->nlines = 0;
-	ret = fdinfo_parse_epoll(v->text, (size_t)len, &flags, rs_on_line, v);
+	ret = rs_read_fdinfo(r, v, st->home, rs_first_fd(r, sid),
+			     RS_FDINFO_HEAD_MAX +
+				     (size_t)(n + 1) * RS_FDINFO_LINE_MAX,
+			     &flags);
 	if (ret == -E2BIG)
 		return rs_fail(r, "verify: epfd %d: the kernel lists more watches than the %u of the image",
 			       rs_first_fd(r, sid), n);
-	if (ret < 0)
+	if (ret == -EINVAL)
 		return rs_fail(r, "verify: epfd %d: cannot parse its fdinfo: %s",
 			       rs_first_fd(r, sid), strerror(-ret));
+	if (ret < 0)
+		return -1;
 	if (rs_verify_set_fds(r, sid, flags) < 0)
 		return -1;
+	ret = rs_verify_by_index(r, v, sid);
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
 	qsort(v->lines, v->nlines, sizeof(*v->lines), cmp_line_pos);
 	for (uint32_t i = 0, j; i < v->nlines; i = j) {
 		j = i;
@@ -389,11 +614,16 @@ int rs_verify(struct restore *r)
 	struct rs_verify v = { .kcmp_errno = 0 };
 	int ret = 0;
 
+	/* By index where the numbers are dense (r->num), else by sorting. */
+	if (r->num && r->base > 0)
+		v.exp_at = calloc((size_t)r->base, sizeof(*v.exp_at));
+
 	for (uint32_t s = 0; s < r->nsets && ret == 0; s++)
 		ret = rs_verify_set(r, &v, r->sets[s]);
 	free(v.text);
 	free(v.lines);
 	free(v.exps);
+	free(v.exp_at);
 	if (ret == 0 && v.wakeup_dropped)
 		ret = rs_diag(r, IMAGE_SEV_WARNING, IMAGE_DIAG_UNRESTORABLE,
 			      IMAGE_NONE, -1, IMAGE_NONE,

@@ -480,6 +480,50 @@ static void test_writer_socketpair(void **state)
 
 /* ---- fixtures ----------------------------------------------------------- */
 
+/*
+ * Duplicates are found whatever the order: the reader keeps no table
+ * while fds (and each set's watches) come in increasing order, and fills
+ * one with what came before at the first that does not.
+ */
+static void test_duplicates_out_of_order(void **state)
+{
+	static const int64_t fds_apart[][3] = {
+		{ 3, 1, 1 }, { 5, 2, 0 }, { 4, 3, 0 }, { 5, 3, 0 },
+	};
+	static const int64_t fds_down[][3] = {
+		{ 5, 1, 1 }, { 3, 2, 0 }, { 4, 3, 0 },
+	};
+	struct fx_watch apart[3] = { fx_small_watches[1], fx_small_watches[0],
+				     fx_small_watches[1] };
+	struct fx_watch down[2] = { fx_small_watches[1], fx_small_watches[0] };
+	struct fx_buf b = { 0 };
+	struct image img;
+	uint64_t off = 0;
+
+	(void)state;
+	/* fd 5 again after a smaller fd: found with the table */
+	fx_fds(&b, &off, fds_apart, 4, 3, 0);
+	expect_reject(&b, off, "fd 5 is listed twice");
+	fx_buf_free(&b);
+	/* decreasing, no duplicate: reads */
+	fx_fds(&b, &off, fds_down, 3, 0, 0);
+	expect_good(&b, &img);
+	assert_int_equal(img.nfds, 3);
+	assert_int_equal(img.fds[0].fd, 5);
+	image_free(&img);
+	fx_buf_free(&b);
+	/* tfd 5 again after tfd 4 in the set */
+	fx_watches(&b, &off, 1, apart, 3, 2, 0);
+	expect_reject(&b, off, "watch of set 1, tfd 5, target 3 is listed twice");
+	fx_buf_free(&b);
+	fx_watches(&b, &off, 1, down, 2, 0, 0);
+	expect_good(&b, &img);
+	assert_int_equal(img.nwatches, 2);
+	assert_int_equal(img.watches[0].tfd, 5);
+	image_free(&img);
+	fx_buf_free(&b);
+}
+
 static void test_fixtures(void **state)
 {
 	unsigned good = 0, bad = 0;
@@ -1543,6 +1587,7 @@ int main(void)
 		cmocka_unit_test(test_socket_file_mode),
 		cmocka_unit_test(test_writer_socketpair),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_duplicates_out_of_order),
 		cmocka_unit_test(test_fixture_contents),
 		cmocka_unit_test(test_payload_limits),
 		cmocka_unit_test(test_batch_limit),

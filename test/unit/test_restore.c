@@ -46,7 +46,13 @@
 #include "epollcr_image.h"
 #include "image_io.h"
 #include "log.h"
+#include "kview.h"
 #include "restore.h"
+
+/* verify.c's parser (restore_internal.h), checked against kview.h's. */
+int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
+		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
+		    void *ctx);
 
 /* ---- checks inside the child: print and exit non-zero ---- */
 
@@ -1217,6 +1223,225 @@ static void child_taken(void)
 	image_free(&img);
 }
 
+/*
+ * The numbers indexed by table (restore.c, rs_index_numbers): fds listed
+ * in descending order with holes, an fd of the process inside a hole left
+ * alone, a number both a file's place and another file's tfd (the file
+ * cannot sit there while watches are added), a watch whose tfd names no
+ * fd, and one file at two numbers.  Then the same image with one number
+ * high enough (for its few entries) that the lookups are binary searches.
+ */
+static void dense_image(struct image *img, int high)
+{
+	uint32_t s, e[4];
+
+	image_init(img);
+	s = set_tgt(img);
+	for (int i = 0; i < 4; i++)
+		e[i] = efd_tgt(img, (uint64_t)i);
+	put_fd(img, 140, e[3], true);
+	put_fd(img, 130, e[2], true);
+	put_fd(img, 120, e[1], false);
+	put_fd(img, 110, e[0], true);
+	put_fd(img, high, e[0], true);
+	put_fd(img, 100, s, true);
+	put_watch(img, s, 140, EPOLLIN, 3, e[3]);
+	put_watch(img, s, 130, EPOLLIN, 2, e[2]);
+	put_watch(img, s, 130, EPOLLIN, 0x21, e[1]); /* stale: 130 is e[2]'s */
+	put_watch(img, s, 150, EPOLLOUT, 0x150, e[0]); /* 150 names no fd */
+	put_watch(img, s, 110, EPOLLIN, 0, e[0]);
+}
+
+static void check_dense(int high)
+{
+	static const char *const efd = "anon_inode:[eventfd]";
+	struct kline k[8];
+	int n = KLINES(100, k), seen130 = 0;
+
+	CHECK(n == 5, "%d lines", n);
+	for (int i = 0; i < n; i++) {
+		int holder;
+
+		/* 150 is e[0]'s dance; under 130, data 2 is e[2], 0x21 e[1] */
+		if (k[i].tfd == 140 || k[i].tfd == 110)
+			holder = k[i].tfd;
+		else if (k[i].tfd == 150)
+			holder = 110;
+		else if (k[i].tfd == 130)
+			holder = k[i].data == 2 ? 130 : 120;
+		else
+			holder = -1;
+		seen130 += k[i].tfd == 130;
+		CHECK(holder > 0, "unexpected tfd %d", k[i].tfd);
+		/* two lines under 130: the file is at toff 0 or 1 */
+		CHECK(kcmp_tfd(100, k[i].tfd, 0, holder) == 0 ||
+			      (k[i].tfd == 130 &&
+			       kcmp_tfd(100, 130, 1, holder) == 0),
+		      "tfd %d (data %llx) on fd %d's file", k[i].tfd,
+		      k[i].data, holder);
+	}
+	CHECK(seen130 == 2, "two watches under tfd 130");
+	for (int fd = 110; fd <= 140; fd += 10)
+		CHECK(!strcmp(fd_link(fd), efd), "fd %d: %s", fd, fd_link(fd));
+	CHECK(kcmp_file(110, high) == 0, "110 and %d hold one file", high);
+	CHECK(!fd_cloexec(120) && fd_cloexec(130), "close-on-exec flags");
+	CHECK(!fd_open(150), "the dance number 150 is closed again");
+	CHECK(!strcmp(fd_link(125), "/dev/null"), "fd 125 left alone: %s",
+	      fd_link(125));
+	for (int fd = 101; fd < 110; fd++)
+		CHECK(!fd_open(fd), "fd %d in a hole stays closed", fd);
+	CHECK(!strcmp(fdinfo_field(130, "eventfd-count:"), "2"),
+	      "130 holds e[2]: count %s", fdinfo_field(130, "eventfd-count:"));
+}
+
+static void child_dense_numbers(void)
+{
+	struct image img;
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int before;
+
+	CHECK(devnull >= 0 && dup2(devnull, 125) == 125, "fd 125");
+	close(devnull);
+	before = fd_count();
+	/* dense: the table (base 161 for 11 entries) */
+	dense_image(&img, 160);
+	restore_ok(&img);
+	check_dense(160);
+	CHECK(fd_count() == before + 6, "six new fds (%d -> %d)", before,
+	      fd_count());
+	image_free(&img);
+	syscall(SYS_close_range, 100, 124, 0);
+	syscall(SYS_close_range, 126, ~0U, 0);
+	/* sparse: fd 9000 for 11 entries, binary searches */
+	dense_image(&img, 9000);
+	restore_ok(&img);
+	check_dense(9000);
+	image_free(&img);
+	syscall(SYS_close_range, 100, 124, 0);
+	syscall(SYS_close_range, 126, ~0U, 0);
+	/* a number the image needs is taken: nothing changes, either way */
+	for (int high = 160; high <= 9000; high += 9000 - 160) {
+		CHECK(dup2(125, 120) == 120, "dup2");
+		dense_image(&img, high);
+		restore_fails(&img, EPOLLCR_TARGETS_RECREATE,
+			      EPOLLCR_MISSING_FAIL,
+			      "fd 120 is already open in this process, and the image puts eventfd target 3 there");
+		image_free(&img);
+		close(120);
+		CHECK(dup2(125, 150) == 150, "dup2");
+		dense_image(&img, high);
+		restore_fails(&img, EPOLLCR_TARGETS_RECREATE,
+			      EPOLLCR_MISSING_FAIL,
+			      "fd 150 is already open in this process, and the watch epfd 100 tfd 150 on eventfd target 2 must be added through that number");
+		image_free(&img);
+		close(150);
+	}
+}
+
+/*
+ * fdinfo of restored sets parsed by rs_parse_fdinfo (verify.c) and by
+ * fdinfo_parse_epoll (the reference, common/fdinfo.c), on the kernel's
+ * text and on mutations of it: same return, same flags, same lines.
+ */
+struct parsed {
+	struct fdinfo_watch w[64];
+	int n;
+};
+
+static int on_parsed(void *ctx, const struct fdinfo_watch *w)
+{
+	struct parsed *p = ctx;
+
+	if (p->n == 64)
+		return -E2BIG;
+	p->w[p->n++] = *w;
+	return 0;
+}
+
+static void parse_both(const char *text, size_t len, const char *what)
+{
+	struct parsed a = { .n = 0 }, b = { .n = 0 };
+	unsigned fa = 0xdead, fb = 0xdead;
+	int ra = rs_parse_fdinfo(text, len, &fa, on_parsed, &a);
+	int rb = fdinfo_parse_epoll(text, len, &fb, on_parsed, &b);
+
+	if (ra != rb || fa != fb || a.n != b.n ||
+	    memcmp(a.w, b.w, sizeof(a.w[0]) * (size_t)a.n))
+		fail_msg("%s: rs_parse_fdinfo %d (flags %o, %d lines), fdinfo_parse_epoll %d (flags %o, %d lines) on:\n%.*s",
+			 what, ra, fa, a.n, rb, fb, b.n, (int)len, text);
+}
+
+static void test_fdinfo_parser(void **state)
+{
+	static const char *const lines[] = {
+		"tfd:        5 events:       19 data:                7  pos:0 ino:40e sdev:f\n",
+		"tfd: 2147483647 events: ffffffff data: ffffffffffffffff  pos:-1 ino:ffffffffffffffff sdev:ffffffff\n",
+		"tfd: 2147483648 events: 19 data: 1  pos:0 ino:1 sdev:1\n",
+		"tfd: 99999999999 events: 19 data: 1  pos:0 ino:1 sdev:1\n",
+		"tfd: 5 events: 100000000 data: 1  pos:0 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 10000000000000000  pos:0 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 1  pos:9999999999999999999 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 1  pos:99999999999999999999 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 1  pos:0 ino:1 sdev:1 later:3\n",
+		"tfd: 5 events: 19 data: 1  pos:0 ino:1 sdev:1x\n",
+		"tfd: 5 events: 19 data: 1 pos:0 ino:1 sdev:1\t\n",
+		"tfd:5 events:19 data:1 pos:0 ino:1 sdev:1\n",
+		"tfd: 5 events:\t19 data: AbC  pos: 0 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 1  pos:0 ino:1 sdev:1",
+		"tfd: 5 events: 19 data: 1pos:0 ino:1 sdev:1\n",
+		"tfd: -5 events: 19 data: 1  pos:0 ino:1 sdev:1\n",
+		"tfd: 5 events: 19 data: 1  pos:- ino:1 sdev:1\n",
+		"flags:\t02000002\n",
+		"flags:\t0200000000000000000000000\n",
+		"flags:\t9\n",
+		"flags:\t02 x\n",
+		"pos:\t0\nmnt_id:\t15\nino:\t1038\n",
+		"tfd:\n",
+		"\n\n",
+	};
+	char text[4096], mut[4096];
+	size_t len;
+	static const char nul_line[] =
+		"tfd: 5 events: 19 data: 1  pos:0 ino:1 sdev:1 \0\n";
+	unsigned seed = 14;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		parse_both(lines[i], strlen(lines[i]), "case");
+	parse_both(nul_line, sizeof(nul_line) - 1, "NUL after the fields");
+	/* A real set's fdinfo, then 20,000 mutations of it. */
+	int ep = epoll_create1(EPOLL_CLOEXEC), efd[6];
+
+	assert_true(ep >= 0);
+	for (int i = 0; i < 6; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | (i % 2 ? EPOLLET : 0),
+					  .data.u64 = (uint64_t)i << (i * 9) };
+
+		efd[i] = eventfd(0, EFD_CLOEXEC);
+		assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, efd[i], &ev), 0);
+	}
+	snprintf(mut, sizeof(mut), "/proc/self/fdinfo/%d", ep);
+	len = read_proc(mut, text, sizeof(text));
+	parse_both(text, len, "kernel");
+	for (int round = 0; round < 20000; round++) {
+		size_t n = len;
+
+		memcpy(mut, text, len);
+		for (int k = 1 + (int)(rand_r(&seed) % 3); k > 0; k--) {
+			size_t at = (size_t)rand_r(&seed) % len;
+			static const char pool[] = "0123456789abcdefABCDEFx:- \t\n\0";
+
+			mut[at] = pool[(size_t)rand_r(&seed) % (sizeof(pool) - 1)];
+		}
+		if (round % 7 == 0)
+			n = (size_t)rand_r(&seed) % (len + 1);
+		parse_both(mut, n, "mutation");
+	}
+	for (int i = 0; i < 6; i++)
+		close(efd[i]);
+	close(ep);
+}
+
 /* ---- injected failures: the fd table must be as before ---- */
 
 /* Several eventfds and a listener; its port is taken: bind fails last. */
@@ -2061,6 +2286,7 @@ CASE(existing_no_fd)
 CASE(wakeup_unrelated)
 CASE(rlimit)
 CASE(taken)
+CASE(dense_numbers)
 CASE(fail_bind)
 CASE(root_policy)
 CASE(fail_rlimit)
@@ -2101,6 +2327,8 @@ int main(void)
 		cmocka_unit_test(test_wakeup_unrelated),
 		cmocka_unit_test(test_rlimit),
 		cmocka_unit_test(test_taken),
+		cmocka_unit_test(test_dense_numbers),
+		cmocka_unit_test(test_fdinfo_parser),
 		cmocka_unit_test(test_fail_bind),
 		cmocka_unit_test(test_root_policy),
 		cmocka_unit_test(test_fail_rlimit),
