@@ -2100,6 +2100,258 @@ static void test_socketpair_restore(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- KVIEW_F_ORDER against the kcmp path --------------------------------- */
+
+enum { ORDER_N = 300 };
+
+/* What order_child built, sent to the parent. */
+struct order_state {
+	int big, nested, lone;	/* the sets */
+	int moved_tfd, moved_to; /* stale, its file at moved_to, tfd reused */
+	int reused_tfd;		/* stale in big, file alive in the parent only */
+	int lone_tfd;		/* lone's one watch: the same, alone */
+	int dup_a, dup_b;	/* two tfds of one pipe end, both watched */
+};
+
+static void child_add(int ep, int fd, uint64_t data)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
+
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		_exit(2);
+}
+
+/* Close fd and put a fresh eventfd at its number. */
+static void reuse_fd(int fd)
+{
+	close(fd);
+	int r = eventfd(0, 0);
+
+	if (r < 0 || (r != fd && (dup2(r, fd) != fd || close(r) < 0)))
+		_exit(3);
+}
+
+/*
+ * A set of ORDER_N eventfds and a timerfd, a pipe's read end watched
+ * under two tfds (dup) and its write end, a unix socket, a nested set;
+ * two stale watches whose tfd holds another eventfd now (one file moved
+ * to another fd, one alive only in the parent: alive1); a set whose one
+ * watch is stale the same way (alive2).
+ */
+static void order_child(int ready, int hold, int alive1, int alive2)
+{
+	struct order_state st;
+	int p[2], sp[2];
+	char c;
+
+	st.big = epoll_create1(0);
+	st.nested = epoll_create1(0);
+	st.lone = epoll_create1(0);
+	for (int i = 0; i < ORDER_N; i++)
+		child_add(st.big, eventfd(0, 0), (uint64_t)i);
+	child_add(st.big, timerfd_create(CLOCK_MONOTONIC, 0), 1000);
+	if (pipe(p) || socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		_exit(4);
+	st.dup_a = p[0];
+	st.dup_b = dup(p[0]);
+	child_add(st.big, st.dup_a, 1001);
+	child_add(st.big, st.dup_b, 1002);
+	child_add(st.big, p[1], 1003);
+	child_add(st.big, sp[0], 1004);
+	child_add(st.nested, eventfd(0, 0), 2000);
+	child_add(st.big, st.nested, 1005);
+	st.moved_tfd = eventfd(0, 0);
+	child_add(st.big, st.moved_tfd, 1006);
+	st.moved_to = dup(st.moved_tfd);
+	reuse_fd(st.moved_tfd);
+	st.reused_tfd = alive1;
+	child_add(st.big, alive1, 1007);
+	reuse_fd(alive1);
+	st.lone_tfd = alive2;
+	child_add(st.lone, alive2, 3000);
+	reuse_fd(alive2);
+	if (write(ready, &st, sizeof(st)) != sizeof(st))
+		_exit(5);
+	if (read(hold, &c, 1) < 0)
+		_exit(6);
+	_exit(0);
+}
+
+/* The index of the watch of set epfd with this data tag. */
+static uint32_t watch_index(const struct image *img, int epfd, uint64_t data)
+{
+	return (uint32_t)(watch_by_data(img, epfd, data) - img->watches);
+}
+
+/*
+ * In a child whose pidfd_getfd fails (seccomp): KVIEW_F_ORDER falls back
+ * to the kcmp path for every watch, the same view as without the flag.
+ */
+static int order_no_getfd_child(pid_t pid)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_getfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	struct kview_stats st0, st1;
+	struct image a, b;
+
+	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+			    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+				  &prog) == 0,
+		    30);
+	image_init(&a);
+	image_init(&b);
+	CHILD_CHECK(kview_snapshot(pid, &a, 0, NULL) == 0, 31);
+	kview_last_stats(&st0);
+	CHILD_CHECK(kview_snapshot(pid, &b, KVIEW_F_ORDER, NULL) == 0, 32);
+	kview_last_stats(&st1);
+	CHILD_CHECK(st1.ordered == 0, 33);
+	CHILD_CHECK(st1.kcmp_calls == st0.kcmp_calls, 34);
+	CHILD_CHECK(a.ntargets == b.ntargets && a.nwatches == b.nwatches, 35);
+	CHILD_CHECK(kview_compare(&a, &b, 2) == 0, 36);
+	image_free(&a);
+	image_free(&b);
+	return 0;
+}
+
+/*
+ * KVIEW_F_ORDER against the default (kcmp) view of the same process,
+ * field by field: identical but for a stale watch whose new file sorts
+ * into the old one's place, which it takes for live (always so in a set of
+ * one watch: the limit kview.h states); far fewer kcmp calls; dup'd
+ * targets tied by order too; and without pidfd_getfd, the default path.
+ */
+static void test_order_matches_kcmp(void **state)
+{
+	(void)state;
+	int ready[2], hold[2], status;
+	int alive1 = track(eventfd(0, 0)), alive2 = track(eventfd(0, 0));
+	struct kview_stats st0, st1;
+	struct order_state os;
+	struct image v0, v1;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(hold), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		order_child(ready[1], hold[0], alive1, alive2);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	assert_int_equal(read(ready[0], &os, sizeof(os)), sizeof(os));
+	image_init(&v0);
+	image_init(&v1);
+	assert_int_equal(kview_snapshot(child, &v0, 0, NULL), 0);
+	kview_last_stats(&st0);
+	check_kernel(child, &v0);
+	assert_int_equal(kview_snapshot(child, &v1, KVIEW_F_ORDER, NULL), 0);
+	kview_last_stats(&st1);
+
+	/* The kcmp view: the three stale watches as the kernel has them. */
+	const struct image_watch *w;
+
+	w = &v0.watches[watch_index(&v0, os.big, 1006)];
+	assert_true(w->flags & IMAGE_W_STALE);
+	assert_int_equal(w->open_fd, os.moved_to);
+	w = &v0.watches[watch_index(&v0, os.big, 1007)];
+	assert_true((w->flags & IMAGE_W_STALE) && w->open_fd == -1);
+	w = &v0.watches[watch_index(&v0, os.lone, 3000)];
+	assert_true((w->flags & IMAGE_W_STALE) && w->open_fd == -1);
+
+	/*
+	 * Every eventfd of big and nested, the timerfd, the pipe's three
+	 * watches (its read end under two tfds) and lone's watch tied by
+	 * order; the moved and the reused one when their new file happens to
+	 * sort into the old one's place.
+	 */
+	assert_true(st1.ordered >= ORDER_N + 6);
+	assert_true(st1.ordered <= ORDER_N + 8);
+	assert_int_equal(st0.ordered, 0);
+	/* One KCMP_EPOLL_TFD (a walk of the set) saved per watch ordered. */
+	assert_true(st0.kcmp_calls >= st1.kcmp_calls + ORDER_N);
+
+	/* Field by field. */
+	assert_int_equal(v0.nwatches, v1.nwatches);
+	assert_int_equal(v0.nfds, v1.nfds);
+	for (uint32_t i = 0; i < v0.nfds; i++) {
+		assert_int_equal(v0.fds[i].fd, v1.fds[i].fd);
+		assert_int_equal(v0.fds[i].target, v1.fds[i].target);
+		assert_int_equal(v0.fds[i].fd_flags, v1.fds[i].fd_flags);
+	}
+	uint32_t lone_i = watch_index(&v0, os.lone, 3000);
+	uint32_t reused_i = watch_index(&v0, os.big, 1007);
+	uint32_t moved_i = watch_index(&v0, os.big, 1006);
+
+	for (uint32_t i = 0; i < v0.nwatches; i++) {
+		const struct image_watch *a = &v0.watches[i], *b = &v1.watches[i];
+		bool missed = (b->flags & IMAGE_W_STALE) == 0 &&
+			      (a->flags & IMAGE_W_STALE) != 0;
+
+		assert_int_equal(a->set, b->set);
+		assert_int_equal(a->tfd, b->tfd);
+		assert_int_equal(a->events, b->events);
+		assert_true(a->data == b->data);
+		/* The limit: taken for the file at its tfd, no longer stale. */
+		if (i == lone_i)
+			assert_true(missed);
+		else if (i != reused_i && i != moved_i)
+			assert_false(missed);
+		if (missed) {
+			assert_int_equal(b->flags, a->flags & ~IMAGE_W_STALE);
+			assert_int_equal(b->open_fd, b->tfd);
+			assert_int_equal(b->target, target_at(&v1, b->tfd));
+			continue;
+		}
+		assert_int_equal(a->flags, b->flags);
+		assert_int_equal(a->open_fd, b->open_fd);
+		const struct image_target *ta = target_of_watch(&v0, a);
+		const struct image_target *tb = target_of_watch(&v1, b);
+
+		assert_int_equal(ta->kind, tb->kind);
+		assert_int_equal(ta->file_flags, tb->file_flags);
+		assert_string_equal(ta->path ? ta->path : "",
+				    tb->path ? tb->path : "");
+		if (a->open_fd >= 0)
+			assert_int_equal(a->target, b->target);
+	}
+	/* The targets fds hold come first, the same in both. */
+	for (uint32_t i = 0; i < v0.nfds; i++) {
+		const struct image_target *ta =
+			image_target_by_id(&v0, v0.fds[i].target);
+		const struct image_target *tb =
+			image_target_by_id(&v1, v1.fds[i].target);
+
+		assert_int_equal(ta->kind, tb->kind);
+		assert_int_equal(ta->file_flags, tb->file_flags);
+		assert_string_equal(ta->path ? ta->path : "",
+				    tb->path ? tb->path : "");
+	}
+	image_free(&v0);
+	image_free(&v1);
+
+	/* Without pidfd_getfd: the kcmp path for every watch. */
+	pid_t verifier = fork();
+	assert_true(verifier >= 0);
+	if (verifier == 0)
+		exit(order_no_getfd_child(child)); /* exit: LeakSanitizer */
+	assert_int_equal(waitpid(verifier, &status, 0), verifier);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	close(hold[1]);
+	close(ready[0]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2135,6 +2387,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_socketpair_no_sock_diag,
 					  teardown),
 		cmocka_unit_test_teardown(test_socketpair_restore, teardown),
+		cmocka_unit_test_teardown(test_order_matches_kcmp, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
