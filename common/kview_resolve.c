@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * Kernel view, pass 4: tie each watch to the description it watches: the
- * shim's hints, a socket inode at its tfd, or kcmp(KCMP_EPOLL_TFD) over the
- * descriptions with the watched inode, the tfd's own first; a watched file
- * no fd holds gets a target guessed from (sdev, ino).  A set whose fdinfo
- * changed while it was read is read again.
+ * shim's hints, a socket inode at its tfd, with KVIEW_F_ORDER the order of
+ * a set of copies of the tfds' files (a guess, see kview.h), or
+ * kcmp(KCMP_EPOLL_TFD) over the descriptions with the watched inode, the
+ * tfd's own first; a watched file no fd holds gets a target guessed from
+ * (sdev, ino).  A set whose fdinfo changed while it was read is read again.
  */
 #include "kview_internal.h"
 #include "ownfd.h"
