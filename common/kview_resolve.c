@@ -420,11 +420,11 @@ static int order_agree(const struct kv_set *s, const struct kv_set *mine,
  * candidate's tfd (order_add); the kernel lists both sets' items by
  * (file pointer, fd), so where the two fdinfo texts list the candidates
  * in the same relative order (order_agree), res[i].ordered is set: the
- * watch is taken to watch the file at its tfd.  This is a guess,
- * not a proof: nothing here tells the set's file from the copy's, only
- * their ranks (see KVIEW_F_ORDER in kview.h).  A watch whose position
- * differs keeps the kcmp path.  Any failure leaves every res[i].ordered
- * false; pidfd_getfd refused turns the path off for the snapshot.
+ * watch is taken to watch the file at its tfd.  This is a guess, not a
+ * proof: nothing here tells the set's file from the copy's, only their
+ * ranks (see KVIEW_F_ORDER in kview.h).  A watch left out of that order
+ * keeps the kcmp path.  Any failure leaves every res[i].ordered false;
+ * pidfd_getfd refused turns the path off for the snapshot.
  * Returns 0 or -ENOMEM.
  */
 static int order_match(struct kv *kv, const struct kv_set *s,
