@@ -8,9 +8,7 @@
  * kernel view of the child, kview_snapshot(), then kview_compare() with an
  * image of it taken before) against reading the child's sets'
  * /proc/PID/fdinfo, alternating round by round.  No preload: the child is
- * any process, the view has no shadow to lean on.  The same rounds also
- * time the view with KVIEW_F_ORDER (watches tied by the order of a set of
- * copies, kview.h: near linear, not sound), reported as verify.order.
+ * any process, the view has no shadow to lean on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,13 +93,13 @@ static long read_sets(pid_t pid, const int *epfds, unsigned long nsets)
 }
 
 /* What `epollcr verify` does: a kernel view of pid compared with img. */
-static int verify_once(pid_t pid, const struct image *img, unsigned flags)
+static int verify_once(pid_t pid, const struct image *img)
 {
 	struct image live;
 	int ret;
 
 	image_init(&live);
-	ret = kview_snapshot(pid, &live, flags, NULL);
+	ret = kview_snapshot(pid, &live, 0, NULL);
 	if (ret == 0)
 		ret = kview_compare(img, &live, -1);
 	image_free(&live);
@@ -124,7 +122,7 @@ static void run_size(unsigned long n, double predicted, double exponent,
 	char size[16], name[64], why[200], note[200];
 	struct bench_shape shape;
 	int ready[2], hold[2], *epfds;
-	struct bench_series s, so;
+	struct bench_series s;
 	struct image img;
 	unsigned rounds = rounds_for(n), budget = bench_quick() ? 20 : 240;
 	pid_t pid;
@@ -137,13 +135,11 @@ static void run_size(unsigned long n, double predicted, double exponent,
 		return;
 	}
 	snprintf(name, sizeof(name), "verify.other %s", shape.label);
-	/* Past the budget, the KVIEW_F_ORDER view is still timed alone. */
-	bool order_only = predicted * 2 > budget;
-
-	if (order_only) {
+	if (predicted * 2 > budget) {
 		snprintf(note, sizeof(note), "one verify predicted to take %.0f s (time grows as N^%.1f over the smaller sizes), over this size's %u s budget",
 			 predicted, exponent, budget);
 		bench_report_skip(name, note);
+		return;
 	}
 	epfds = calloc(shape.nsets, sizeof(*epfds));
 	if (!epfds || pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) {
@@ -168,7 +164,7 @@ static void run_size(unsigned long n, double predicted, double exponent,
 		 name, 2 * budget);
 	bench_watchdog(2 * budget, stop_line, NULL);
 	uint64_t start = bench_now_ns(), t0 = start;
-	ret = kview_snapshot(pid, &img, order_only ? KVIEW_F_ORDER : 0, NULL);
+	ret = kview_snapshot(pid, &img, 0, NULL);
 	double first_s = (double)(bench_now_ns() - t0) / 1e9;
 
 	if (first_s * 2 * (rounds + 1) > budget)
@@ -176,57 +172,36 @@ static void run_size(unsigned long n, double predicted, double exponent,
 			(unsigned)(budget / (first_s * 2)) - 1;
 	if (ret == 0 && bench_series_init(&s, rounds, (double)n) < 0)
 		ret = -ENOMEM;
-	if (ret == 0 && bench_series_init(&so, rounds, (double)n) < 0) {
-		bench_series_free(&s);
-		ret = -ENOMEM;
-	}
 	if (ret == 0) {
-		s.raw_label = so.raw_label = "fdinfo";
+		s.raw_label = "fdinfo";
 		s.shim_label = "verify";
-		so.shim_label = "order";
 		for (unsigned r = 0; r < rounds && ret == 0; r++) {
-			uint64_t ns[3] = { 0, 0, 0 };
+			uint64_t fdinfo_ns = 0, verify_ns = 0;
 
-			/* fdinfo, verify, order, rotated round by round. */
-			for (unsigned k = 0; k < 3 && ret == 0; k++) {
-				unsigned what = (k + r) % 3;
+			for (int k = 0; k < 2 && ret == 0; k++) {
 				long got;
 
-				if (what == 1 && order_only)
-					continue;
 				t0 = bench_now_ns();
-				if (what == 0) {
+				if ((k == 0) == (r % 2 == 0)) {
 					got = read_sets(pid, epfds, shape.nsets);
 					ret = got < 0 ? (int)got : 0;
+					fdinfo_ns = bench_now_ns() - t0;
 				} else {
-					ret = verify_once(pid, &img,
-							  what == 2 ? KVIEW_F_ORDER
-								    : 0);
+					ret = verify_once(pid, &img);
+					verify_ns = bench_now_ns() - t0;
 				}
-				ns[what] = bench_now_ns() - t0;
 			}
-			bench_series_add(&s, ns[0], ns[1]);
-			bench_series_add(&so, ns[0], ns[2]);
+			bench_series_add(&s, fdinfo_ns, verify_ns);
 		}
 		bench_watchdog(0, NULL, NULL);
 		if (ret == 0) {
+			for (unsigned r = 0; r < s.nrounds; r++)
+				*op_s += s.shim_ns[r] / 1e9 / s.nrounds;
 			snprintf(note, sizeof(note), "per watch; %.1f s in all",
 				 (double)(bench_now_ns() - start) / 1e9);
-			if (!order_only) {
-				for (unsigned r = 0; r < s.nrounds; r++)
-					*op_s += s.shim_ns[r] / 1e9 /
-						 s.nrounds;
-				bench_report_ratio(name, &s, VERIFY_TARGET,
-						   note);
-				snprintf(note, sizeof(note),
-					 "per watch; KVIEW_F_ORDER");
-			}
-			snprintf(name, sizeof(name), "verify.order %s",
-				 shape.label);
-			bench_report_ratio(name, &so, VERIFY_TARGET, note);
+			bench_report_ratio(name, &s, VERIFY_TARGET, note);
 		}
 		bench_series_free(&s);
-		bench_series_free(&so);
 	}
 	bench_watchdog(0, NULL, NULL);
 	if (ret < 0)

@@ -69,23 +69,6 @@ struct kview_hints {
 #define KVIEW_F_PER_TARGET 0x4
 #define KVIEW_F_BULK 0x8
 #define KVIEW_BULK_MIN 32768
-/*
- * KVIEW_F_ORDER (another pid only, opt-in): tie a watch to the file at its
- * tfd without kcmp(KCMP_EPOLL_TFD) where a set of our own, built from
- * pidfd_getfd copies of the files at the set's tfds, lists them in the
- * same relative order as the set's fdinfo (the kernel's order of file
- * pointers).  Near linear where the default costs one walk of the set per
- * watch, but NOT sound: order is all the two sets share, so a stale watch
- * (its file closed at tfd and alive elsewhere, tfd reused by another file
- * of the same inode) whose new file sorts into the old one's place is
- * taken for a live one: always in a set of one watch, about one time in
- * three for a dup-close-reopen in a set of 300 (docs/performance.md,
- * "10").  Only eventfd, timerfd, signalfd and pipe watches whose tfd is
- * watched once in the set are copied; the others, those out of order,
- * and everything when pidfd_getfd is refused take the default path.
- * KVIEW_F_FULL_KCMP wins over it.
- */
-#define KVIEW_F_ORDER 0x10
 
 /*
  * Fill img (initialised by the caller; targets are appended after any it
@@ -124,7 +107,6 @@ struct kview_stats {
 	uint32_t hinted;	/* watches the hints confirmed */
 	uint32_t diag_dumps;	/* sock_diag dumps asked for (inet_diag) */
 	uint32_t bulk_sockets;	/* sockets described from those dumps */
-	uint32_t ordered;	/* watches tied by order (KVIEW_F_ORDER) */
 };
 
 /* Copy the calling thread's last kview_snapshot() costs into *out. */

@@ -110,7 +110,6 @@ struct kv_res {
 	uint32_t toff;		/* rank among the set's watches of its tfd */
 	uint32_t run;		/* stamp of its (set, tfd) */
 	bool pending;		/* stale: the other descriptions to scan */
-	bool ordered;		/* tied to its tfd's file by order */
 };
 
 struct kv {
@@ -150,8 +149,6 @@ struct kv {
 	struct inet_diag_sock *inet; /* its TCP/UDP sockets, by inode */
 	uint32_t ninet, cap_inet;
 	uint32_t stamp;
-	int own_fdinfo_dir;	/* /proc/self/fdinfo, KVIEW_F_ORDER, or -1 */
-	bool order_off;		/* KVIEW_F_ORDER found unusable here */
 	struct kview_stats st;
 };
 
@@ -210,11 +207,8 @@ void pair_sockets(struct kv *kv);
 /*
  * Resolving (kview_resolve.c).  In: kv->sets, kv->groups and the targets
  * already in the image.  Out: the image's sets and watches, each watch tied
- * to its target (orphan targets added for files no fd holds).  With
- * KVIEW_F_ORDER, for another pid, the watches whose set lists them in the
- * order of a set of our own built from copies of their tfds' files are
- * tied without kcmp (order_match).  Called by kview_snapshot last.
- * Returns 0 or -errno.
+ * to its target (orphan targets added for files no fd holds).  Called by
+ * kview_snapshot last.  Returns 0 or -errno.
  */
 int emit_watches(struct kv *kv);
 

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * Kernel view, pass 4: tie each watch to the description it watches: the
- * shim's hints, a socket inode at its tfd, with KVIEW_F_ORDER the order of
- * a set of copies of the tfds' files (a guess, see kview.h), or
- * kcmp(KCMP_EPOLL_TFD) over the descriptions with the watched inode, the
- * tfd's own first; a watched file no fd holds gets a target guessed from
- * (sdev, ino).  A set whose fdinfo changed while it was read is read again.
+ * shim's hints, a socket inode at its tfd, or kcmp(KCMP_EPOLL_TFD) over the
+ * descriptions with the watched inode, the tfd's own first; a watched file
+ * no fd holds gets a target guessed from (sdev, ino).  A set whose fdinfo
+ * changed while it was read is read again.
  */
 #include "kview_internal.h"
-#include "ownfd.h"
 
 /* ---- pass 4: watches ----------------------------------------------------- */
 
@@ -197,11 +195,6 @@ static int resolve_quick(struct kv *kv, int epfd,
 		res->group = tg;
 		return 0;
 	}
-	if (res->ordered && tg) {
-		kv->st.ordered++;
-		res->group = tg;
-		return 0;
-	}
 	if (kv->kcmp_broken) {
 		res->group = tg;
 		return 0;
@@ -269,241 +262,6 @@ static int resolve_scan(struct kv *kv, int epfd, const struct fdinfo_watch *w,
 	return 0;
 }
 
-/* ---- KVIEW_F_ORDER: watches tied by the order of a set of our own ------ */
-
-#define KVIEW_ORDER_DUPS 16 /* copies of one file held at once (dup'd tfds) */
-
-/*
- * Add a copy of the file at tfd of the other process to our set `own`,
- * with data = the watch's index k in its set and no events (EPOLLERR and
- * EPOLLHUP only, which the kernel adds to every watch), and close it
- * again: the item stays while the other process holds the file.  A file
- * already in `own` (a dup'd tfd: its key, (file, our fd number), is taken
- * when the copy gets the same number) is copied again, the earlier copies
- * held open, so that each tfd of one file gets an item of its own, at
- * higher numbers in the order the set lists them.  Returns 1 when added,
- * 0 when not (tfd closed since it was read, too many dups, a file epoll
- * refuses), -1 when pidfd_getfd itself is refused (no copies here).
- */
-static int order_add(struct kv *kv, int own, int tfd, uint32_t k)
-{
-	int held[KVIEW_ORDER_DUPS], nheld = 0, ret = 0;
-	struct epoll_event ev = { .events = 0, .data.u64 = k };
-
-	for (;;) {
-		int c = (int)syscall(SYS_pidfd_getfd, kv->pidfd, tfd, 0);
-
-		if (c < 0) {
-			ret = errno == EBADF ? 0 : -1;
-			break;
-		}
-		if (epoll_ctl(own, EPOLL_CTL_ADD, c, &ev) == 0) {
-			ret = 1;
-			close(c);
-			break;
-		}
-		if (errno != EEXIST || nheld == KVIEW_ORDER_DUPS) {
-			close(c);
-			break;
-		}
-		held[nheld++] = c;
-	}
-	while (nheld > 0)
-		close(held[--nheld]);
-	return ret;
-}
-
-/*
- * Is watch w worth a copy: a group at its tfd with its inode, of a kind
- * whose poll is known to do nothing but look (eventfd, timerfd, signalfd,
- * pipe: EPOLL_CTL_ADD polls the copy once)?  Not a socket (its inode is
- * enough), nor an epoll set (adding it to ours would nest it under our
- * set while we look), nor a device.  The caller also requires its tfd to
- * be watched once in the set (several watches of one tfd need kcmp's
- * rank).
- */
-static bool order_candidate(const struct kv *kv, const struct fdinfo_watch *w)
-{
-	uint32_t tg = tfd_group(kv, w);
-
-	if (!tg)
-		return false;
-	switch (kv->groups[tg - 1].kind) {
-	case IMAGE_KIND_EVENTFD:
-	case IMAGE_KIND_TIMERFD:
-	case IMAGE_KIND_SIGNALFD:
-	case IMAGE_KIND_PIPE:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
- * The longest increasing subsequence of seq[0..n) (distinct values):
- * keep[j] set for its members.  Patience sorting with back links (tail
- * and prev have room for n): n log n.
- */
-static void longest_increasing(const uint32_t *seq, uint32_t n, uint32_t *tail,
-			       uint32_t *prev, bool *keep)
-{
-	uint32_t len = 0;
-
-	for (uint32_t j = 0; j < n; j++) {
-		uint32_t lo = 0, hi = len;
-
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-
-			if (seq[tail[mid]] < seq[j])
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		prev[j] = lo ? tail[lo - 1] : UINT32_MAX;
-		tail[lo] = j;
-		if (lo == len)
-			len++;
-	}
-	for (uint32_t j = len ? tail[len - 1] : UINT32_MAX; j != UINT32_MAX;
-	     j = prev[j])
-		keep[j] = true;
-}
-
-/*
- * Compare the set's order of the copied watches (added[0..n), fdinfo
- * order) with our set's (mine, the copies in file order, data = the
- * watch's index): the longest run of copies listed in the same relative
- * order in both, with the same inode and device, is taken as tied to the
- * file at their tfd (res[].ordered).  One stale watch thus costs a kcmp
- * for itself (and the few it changes places with), not for every watch
- * between its old file's rank and its new one's.  Returns 0 or -ENOMEM.
- */
-static int order_agree(const struct kv_set *s, const struct kv_set *mine,
-		       const uint32_t *added, uint32_t n, struct kv_res *res)
-{
-	uint32_t *at = calloc(s->nw + 3 * (size_t)n, sizeof(*at));
-	bool *keep = calloc(n ? n : 1, sizeof(*keep));
-	uint32_t m = 0;
-
-	if (!at || !keep) {
-		free(at);
-		free(keep);
-		return -ENOMEM;
-	}
-	uint32_t *seq = at + s->nw, *tail = seq + n, *prev = tail + n;
-
-	for (uint32_t j = 0; j < n; j++)
-		at[added[j]] = j + 1;
-	for (uint32_t j = 0; j < mine->nw; j++) {
-		const struct fdinfo_watch *o = &mine->w[j];
-
-		if (o->data >= s->nw || !at[o->data])
-			continue;
-		const struct fdinfo_watch *w = &s->w[o->data];
-
-		if (o->ino == w->ino && o->sdev == w->sdev)
-			seq[m++] = at[o->data] - 1;
-	}
-	longest_increasing(seq, m, tail, prev, keep);
-	for (uint32_t j = 0; j < m; j++)
-		if (keep[j])
-			res[added[seq[j]]].ordered = true;
-	free(at);
-	free(keep);
-	return 0;
-}
-
-/*
- * KVIEW_F_ORDER for set s of another process (order[] holds its watches
- * sorted by tfd): a set of our own gets a copy of the file at each
- * candidate's tfd (order_add); the kernel lists both sets' items by
- * (file pointer, fd), so where the two fdinfo texts list the candidates
- * in the same relative order (order_agree), res[i].ordered is set: the
- * watch is taken to watch the file at its tfd.  This is a guess, not a
- * proof: nothing here tells the set's file from the copy's, only their
- * ranks (see KVIEW_F_ORDER in kview.h).  A watch left out of that order
- * keeps the kcmp path.  Any failure leaves every res[i].ordered false;
- * pidfd_getfd refused turns the path off for the snapshot.
- * Returns 0 or -ENOMEM.
- */
-static int order_match(struct kv *kv, const struct kv_set *s,
-		       struct kv_res *res, const uint32_t *order)
-{
-	struct kv_set mine = { 0 };
-	uint32_t *added = NULL, nadded = 0;
-	bool *once = NULL;
-	int own, ret = 0;
-
-	for (uint32_t i = 0; i < s->nw; i++)
-		res[i].ordered = false;
-	if (!(kv->flags & KVIEW_F_ORDER) || (kv->flags & KVIEW_F_FULL_KCMP) ||
-	    kv->self || kv->pidfd < 0 || kv->order_off || kv->kcmp_broken ||
-	    kv->own_fdinfo_dir < 0 || s->nw == 0)
-		return 0;
-	added = malloc(s->nw * sizeof(*added));
-	once = malloc(s->nw * sizeof(*once));
-	if (!added || !once) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* once[i]: watch i's tfd is watched once in the set. */
-	for (uint32_t j = 0; j < s->nw; j++) {
-		int32_t tfd = s->w[order[j]].tfd;
-
-		once[order[j]] = (j == 0 || s->w[order[j - 1]].tfd != tfd) &&
-				 (j + 1 == s->nw ||
-				  s->w[order[j + 1]].tfd != tfd);
-	}
-	own = OWN_FD(epoll_create1(EPOLL_CLOEXEC));
-	if (own < 0)
-		goto out;
-	own_fd_hold(); /* the copies are closed at once (ownfd.h) */
-	for (uint32_t k = 0; k < s->nw; k++) {
-		if (!once[k] || !order_candidate(kv, &s->w[k]))
-			continue;
-		int r = order_add(kv, own, s->w[k].tfd, k);
-
-		if (r < 0) {
-			kv->order_off = true;
-			break;
-		}
-		if (r > 0)
-			added[nadded++] = k;
-	}
-	own_fd_release();
-	if (kv->order_off || nadded == 0)
-		goto out_close;
-	/* Our set's text, read as the other's are (kv->buf). */
-	int dir = kv->fdinfo_dir;
-
-	kv->fdinfo_dir = kv->own_fdinfo_dir;
-	ssize_t len = read_fdinfo(kv, own);
-
-	kv->fdinfo_dir = dir;
-	if (len < 0) {
-		ret = len == -ENOMEM ? -ENOMEM : 0;
-		goto out_close;
-	}
-	ret = fdinfo_parse_epoll(kv->buf, (size_t)len, NULL, set_add_watch,
-				 &mine);
-	if (ret < 0) {
-		ret = ret == -ENOMEM ? -ENOMEM : 0;
-		goto out_close;
-	}
-	/* A copy's file closed since by the other process: its item went. */
-	if (mine.nw != nadded)
-		goto out_close;
-	ret = order_agree(s, &mine, added, nadded, res);
-out_close:
-	close(own);
-out:
-	free(mine.w);
-	free(added);
-	free(once);
-	return ret;
-}
-
 static int cmp_by_tfd(const void *a, const void *b, void *ctx)
 {
 	const struct fdinfo_watch *w = ctx;
@@ -539,9 +297,6 @@ static int resolve_set(struct kv *kv, const struct kv_set *s,
 	for (uint32_t i = 0; i < s->nw; i++)
 		order[i] = i;
 	qsort_r(order, s->nw, sizeof(*order), cmp_by_tfd, s->w);
-	ret = order_match(kv, s, res, order);
-	if (ret < 0)
-		return ret;
 	for (uint32_t k = 0; k < s->nw; k++) {
 		uint32_t i = order[k];
 		bool same_tfd = k > 0 && s->w[order[k - 1]].tfd == s->w[i].tfd;
@@ -731,11 +486,6 @@ int emit_watches(struct kv *kv)
 		ret = -ENOMEM;
 		goto out;
 	}
-	kv->own_fdinfo_dir = -1;
-	if ((kv->flags & KVIEW_F_ORDER) && !kv->self && kv->pidfd >= 0)
-		kv->own_fdinfo_dir = OWN_FD(open("/proc/self/fdinfo",
-						 O_RDONLY | O_DIRECTORY |
-							 O_CLOEXEC));
 	for (uint32_t g = 0; g < kv->ngroups && ret == 0; g++) {
 		const struct kv_group *sg = &kv->groups[g];
 		const struct kv_fd *rep = &kv->fds[sg->rep];
@@ -749,9 +499,6 @@ int emit_watches(struct kv *kv)
 			ret = emit_set_watches(kv, sg, s, res, first_orphan);
 	}
 out:
-	if (kv->own_fdinfo_dir >= 0)
-		close(kv->own_fdinfo_dir);
-	kv->own_fdinfo_dir = -1;
 	free(res);
 	free(order);
 	return ret;
