@@ -2,8 +2,9 @@
 # `epollcr verify` through the shim: a process running the shim is
 # compared with the image its recorder gives (as `epollcr dump` asks for
 # it), and the final line says so; --kernel forces the kernel's view; a
-# process without the shim, or whose recorder does not answer, falls back
-# to the kernel's view with one note on stderr.  Soundness: a stale watch
+# process without the shim, whose recorder does not answer, or whose
+# image is marked incomplete or lacks the kernel's view, falls back to the
+# kernel's view with one note on stderr.  Soundness: a stale watch
 # (its file kept alive at a dup, its number closed and reused by another
 # eventfd, through libc) and a watch changed by the raw syscall behind the
 # shim are differences on the shim path too.  Hostile: a "program" that
@@ -113,6 +114,23 @@ verify plain "$WORK/p.img"
 	has plain.err "verify: note: pid $Q: it does not have libepollcr.so loaded (it was not started with epollcr run); comparing with the kernel's view alone" &&
 	pass "no shim: one note, the kernel's view" || fail "no shim"
 stop "$Q"
+
+# A shim image not to be taken: its registry lost an allocation
+# (EPOLLCR_FAULT_ALLOC: marked incomplete), or it could not read /proc
+# (EPOLLCR_FAULT_NOPROC: the shadow alone): the kernel's view, one note.
+for fault in EPOLLCR_FAULT_ALLOC=0:1 EPOLLCR_FAULT_NOPROC=1; do
+	env "$fault" LD_PRELOAD="$PRELOAD" "$PROG" >"$WORK/fault.out" 2>&1 &
+	F=$!
+	PIDS+=("$F")
+	wait_for "$WORK/fault.out" ready 10 >/dev/null || { fail "$fault: verify_prog did not start"; continue; }
+	"$CLI" dump --kernel -o "$WORK/f.img" "$F" >/dev/null 2>&1 || fail "$fault: dump --kernel"
+	verify fault "$WORK/f.img"
+	[ "$RC" = 0 ] && has fault.out "identical to pid $F (1 sets, 3 watches; kernel view)" &&
+		[ "$(lines fault.err)" = 1 ] && has fault.err "verify: note: pid $F: its shim's image is" &&
+		pass "$fault: the shim's image is not taken: $(cat "$WORK/fault.err")" ||
+		fail "$fault: the shim's image"
+	stop "$F"
+done
 
 # Hostile answers: refused as dump refuses them, one line, exit 1.
 SIG=40
