@@ -36,6 +36,28 @@ int cli_recorder_signal(pid_t pid);
  * -errno when the maps cannot be read.
  */
 int cli_has_shim(pid_t pid);
+
+/*
+ * Can pid's shim answer a dump request (libepollcr.so in its maps and a
+ * recorder thread naming its signal, or sig_opt given)?  Returns the
+ * signal (> 0), or 0 with the reason it cannot in note (one line).
+ */
+int cli_shim_answers(pid_t pid, int sig_opt, char *note, size_t note_len);
+
+struct image;
+/*
+ * Ask pid's recorder for its image as `epollcr dump` does: the signal sig
+ * to its recorder thread with a random nonce, the answer taken only from a
+ * connection whose SO_PEERCRED pid is pid, validated record by record as
+ * it streams (the first invalid byte, more than IMAGE_MAX_BYTES or the
+ * deadline, timeout seconds, stops it).  Every byte is copied to out_fd
+ * when it is not -1; the parsed image goes to *out when out is not NULL
+ * (the caller frees it).  Returns 0, or -errno with the reason in why:
+ * -ETIMEDOUT when pid did not answer, -EPROTO when what it sent is not a
+ * valid image, another -errno when it could not be asked.
+ */
+int cli_request_image(pid_t pid, int sig, double timeout, int out_fd,
+		      struct image *out, char *why, size_t why_len);
 /* The command name of pid (/proc/PID/comm), "?" when unknown. */
 void cli_comm_of(pid_t pid, char *comm, size_t len);
 

@@ -194,14 +194,9 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/*
- * Wait for pid's recorder on a fresh abstract socket and stream its image
- * into out_fd, validating it as it arrives: the first invalid byte, more
- * than IMAGE_MAX_BYTES, or the deadline stops the transfer.  Returns 0 or
- * -errno with the reason in why.
- */
-static int request_image(pid_t pid, int sig, double timeout, int out_fd,
-			 char *why, size_t why_len)
+/* Declared in cli.h: the image of pid's shim, as dump writes it. */
+int cli_request_image(pid_t pid, int sig, double timeout, int out_fd,
+		      struct image *out, char *why, size_t why_len)
 {
 	uint32_t nonce = 0;
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
@@ -263,7 +258,10 @@ static int request_image(pid_t pid, int sig, double timeout, int out_fd,
 		snprintf(why, why_len, "pid %d sent an invalid image: %s",
 			 (int)pid, err);
 	} else {
-		image_free(&img);
+		if (out)
+			*out = img;
+		else
+			image_free(&img);
 		ret = 0;
 	}
 	close(cfd);
@@ -315,11 +313,8 @@ struct dump_opts {
 	unsigned reads;		/* --reads, 0: the default */
 };
 
-/*
- * Can pid's shim answer a dump request?  Returns its signal (> 0), or 0
- * with the reason it cannot in note.
- */
-static int shim_answers(pid_t pid, int sig_opt, char *note, size_t note_len)
+/* Declared in cli.h: can pid's shim answer a dump request? */
+int cli_shim_answers(pid_t pid, int sig_opt, char *note, size_t note_len)
 {
 	int r = cli_has_shim(pid), st;
 
@@ -434,7 +429,7 @@ static int dump_one(pid_t pid, const struct dump_opts *o, int dirfd,
 	if (o->kernel)
 		snprintf(note, sizeof(note), "--kernel was given");
 	else
-		sig = shim_answers(pid, o->sig, note, sizeof(note));
+		sig = cli_shim_answers(pid, o->sig, note, sizeof(note));
 	if (!sig) {
 		int r = cli_epoll_count(pid, &sets, &watches);
 		if (r < 0) {
@@ -452,7 +447,8 @@ static int dump_one(pid_t pid, const struct dump_opts *o, int dirfd,
 			 path, strerror(-fd));
 		goto fail;
 	}
-	int ret = sig ? request_image(pid, sig, o->timeout, fd, why, why_len)
+	int ret = sig ? cli_request_image(pid, sig, o->timeout, fd, NULL, why,
+					    why_len)
 		      : outside_image(pid, o, note, fd, why, why_len);
 	if (ret == 0 && fsync(fd) < 0) {
 		ret = -errno;

@@ -129,7 +129,7 @@ _epollcr()
 	fi
 
 	case $cmd:$prev in
-	run:--signal | run:-s | dump:--signal | dump:-s)
+	run:--signal | run:-s | dump:--signal | dump:-s | verify:--signal | verify:-s)
 		_epollcr_reply -W 'RTMAX-3 RTMAX-1 RTMAX-2 RTMIN+1 RTMIN+2 USR1 USR2 PWR WINCH URG SYS' -- "$cur"
 		return 0 ;;
 	run:--dir | run:-d)
@@ -144,7 +144,7 @@ _epollcr()
 	dump:--output | dump:-o)
 		_epollcr_files -f -- "$cur"
 		return 0 ;;
-	dump:--timeout | dump:-t)
+	dump:--timeout | dump:-t | verify:--timeout | verify:-t)
 		_epollcr_reply -W '1 5 10 30 60' -- "$cur"
 		return 0 ;;
 	dump:--reads | dump:-r)
@@ -162,7 +162,7 @@ _epollcr()
 		dump) opts='--output --timeout --signal --kernel --freeze --reads --tree --help --version' ;;
 		ps) opts='--json --help --version' ;;
 		show) opts='--json --no-addr2line --help --version' ;;
-		verify) opts='--pid --help --version' ;;
+		verify) opts='--pid --kernel --timeout --signal --help --version' ;;
 		restore) opts='--targets= --missing= --force-bind --hold --exec --trust-image --help --version' ;;
 		*) return 0 ;;
 		esac

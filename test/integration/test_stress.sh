@@ -27,7 +27,8 @@
 # between operations (SIGUSR1; no child alive then) and both an `epollcr
 # dump` image and an in-process image are compared exactly with
 # /proc/PID/fdinfo read by this test (check_image.py) and by `epollcr
-# verify`.  Prints the number of dumps of each path and the CLI dumps'
+# verify --kernel` (the kernel's view and kcmp, not the shim's own word).
+# Prints the number of dumps of each path and the CLI dumps'
 # median and maximum duration in each half.  STRESS_CHILDREN=0 runs without
 # the forked and exec'd children (to tell apart what only they cause).
 . "$(dirname "$0")/lib.sh"
@@ -109,7 +110,7 @@ quiet_check() {
 	if "$CLI" dump --timeout $DUMP_TIMEOUT -o "$WORK/quiet$n.img" "$SPID" >/dev/null 2>"$WORK/dump.err" &&
 		"$CLI" show --json "$WORK/quiet$n.img" >"$WORK/quiet$n.json" &&
 		"$PY" "$TOP/test/integration/check_image.py" "$SPID" "$WORK/quiet$n.json" &&
-		"$CLI" verify "$WORK/quiet$n.img" >"$WORK/verify.out" 2>&1; then
+		"$CLI" verify --kernel "$WORK/quiet$n.img" >"$WORK/verify.out" 2>&1; then
 		echo "$WORK/quiet$n.json" >&7
 	else
 		ok=0; fail "pause $n: the CLI image differs from the kernel's view"
@@ -125,7 +126,7 @@ quiet_check() {
 	if [ "$(inproc_count)" -ge $((before + 2)) ] && cp "$INPROC" "$WORK/quiet$n-p.img" &&
 		"$CLI" show --json "$WORK/quiet$n-p.img" >"$WORK/quiet$n-p.json" &&
 		"$PY" "$TOP/test/integration/check_image.py" "$SPID" "$WORK/quiet$n-p.json" &&
-		"$CLI" verify "$WORK/quiet$n-p.img" >"$WORK/verify.out" 2>&1; then
+		"$CLI" verify --kernel "$WORK/quiet$n-p.img" >"$WORK/verify.out" 2>&1; then
 		echo "$WORK/quiet$n-p.json" >&7
 	else
 		ok=0; fail "pause $n: no in-process image within 6 s, or it differs from the kernel's view"
