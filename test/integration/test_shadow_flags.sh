@@ -10,8 +10,9 @@
 # and the rest of the line.  Then the program changes two watched
 # sockets' flags with raw fcntl syscalls, behind the shim: the dump
 # through the shim keeps the shadow's flags for exactly those two (a
-# documented limit, docs/limitations.md), and `epollcr verify` reports
-# exactly those two differences.  Last, children started with posix_spawn
+# documented limit, docs/limitations.md), `epollcr verify --kernel`
+# reports exactly those two differences, and a plain verify (through the
+# process's shim, whose image holds the same shadow flags) reports none.  Last, children started with posix_spawn
 # and vfork change the flags of a socket each they inherited: the image
 # has the kernel's flags (the shim forgets every file's flags at a spawn).
 . "$(dirname "$0")/lib.sh"
@@ -44,7 +45,11 @@ touch "$WORK/go"
 wait_for "$WORK/flags.out" '^raw ' || { fail "no raw change"; finish; }
 read -r _ raw_fl raw_fd < <(grep '^raw ' "$WORK/flags.out")
 "$CLI" dump -o "$WORK/shim2.img" "$PID" >/dev/null || fail "second dump through the shim"
-"$CLI" verify "$WORK/shim2.img" >"$WORK/verify2.out" 2>&1
+"$CLI" verify "$WORK/shim2.img" >"$WORK/verify2s.out" 2>&1 &&
+	grep -q 'identical to pid .* via its shim' "$WORK/verify2s.out" &&
+	pass "verify through the shim: the shadow's flags on both sides, no difference" ||
+	{ fail "verify through the shim after raw changes:"; cat "$WORK/verify2s.out"; }
+"$CLI" verify --kernel "$WORK/shim2.img" >"$WORK/verify2.out" 2>&1
 rc=$?
 cat "$WORK/verify2.out"
 [ "$rc" -eq 1 ] && pass "verify: the raw changes differ" || fail "verify exit $rc after raw changes, not 1"
