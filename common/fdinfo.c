@@ -68,9 +68,12 @@ bool fdinfo_parse_number(const char *s, size_t len, unsigned base,
 
 		if (d >= (int)base)
 			break;
-		if (i >= max_digits || v > (UINT64_MAX - (uint64_t)d) / base)
+		/* Overflow by the flags of one multiply and one add, not a
+		 * division per digit (restore's verify parses every watch). */
+		if (i >= max_digits ||
+		    __builtin_mul_overflow(v, (uint64_t)base, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)d, &v))
 			return false;
-		v = v * base + (uint64_t)d;
 	}
 	if (i == 0)
 		return false;

@@ -216,12 +216,5 @@ int rs_place_all(struct restore *r);
  */
 int rs_verify(struct restore *r);
 
-/*
- * fdinfo_parse_epoll() (kview.h) of a set's fdinfo, same grammar, same
- * results, without a division per digit: what rs_verify parses with.
- */
-int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
-		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
-		    void *ctx);
 
 #endif /* EPOLLCR_RESTORE_INTERNAL_H */

@@ -60,140 +60,8 @@ static int rs_on_line(void *ctx, const struct fdinfo_watch *fw)
 	return 0;
 }
 
-/* ---- parsing a set's fdinfo ---- */
-
-static bool rs_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /*
- * A number of base 10 or 16 at p: at most max_digits digits (more fail;
- * 19 decimal or 16 hex digits cannot overflow 64 bits, so no division is
- * needed).  Returns the end of its digits, NULL when none or too many.
- */
-static const char *rs_number(const char *p, const char *end, unsigned base,
-			     unsigned max_digits, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned i = 0;
-
-	for (; p < end; p++, i++) {
-		unsigned c = (unsigned char)*p, d;
-
-		if (c - '0' < 10)
-			d = c - '0';
-		else if (base == 16 && (c | 0x20) - 'a' < 6)
-			d = (c | 0x20) - 'a' + 10;
-		else
-			break;
-		if (i >= max_digits)
-			return NULL;
-		v = v * base + d;
-	}
-	if (i == 0)
-		return NULL;
-	*out = v;
-	return p;
-}
-
-/* Blanks (at least one when lead), key, blanks, a number at most max. */
-static const char *rs_field(const char *p, const char *end, bool lead,
-			    const char *key, size_t klen, unsigned base,
-			    unsigned max_digits, uint64_t max, uint64_t *out)
-{
-	const char *q = p;
-
-	while (q < end && rs_blank(*q))
-		q++;
-	if ((lead && q == p) || (size_t)(end - q) < klen ||
-	    memcmp(q, key, klen) != 0)
-		return NULL;
-	for (q += klen; q < end && rs_blank(*q); q++)
-		;
-	q = rs_number(q, end, base, max_digits, out);
-	return q && *out <= max ? q : NULL;
-}
-
-#define RS_FIELD(p, end, lead, key, base, digits, max, out)                   \
-	rs_field(p, end, lead, key, sizeof(key) - 1, base, digits, max, out)
-
-/*
- * One `tfd:` line [p, end) in the kernel's format "tfd: %8d events: %8x
- * data: %16llx  pos:%lli ino:%lx sdev:%x", further blank-separated
- * fields allowed: the grammar of fdinfo_parse_epoll (common/fdinfo.c),
- * which stays the reference (test_restore compares the two).
- */
-static bool rs_tfd_line(const char *p, const char *end,
-			struct fdinfo_watch *w)
-{
-	uint64_t tfd, events, data, pos, ino, sdev;
-	const char *q;
-
-	p = RS_FIELD(p, end, false, "tfd:", 10, 10, INT32_MAX, &tfd);
-	if (p)
-		p = RS_FIELD(p, end, true, "events:", 16, 8, UINT32_MAX,
-			     &events);
-	if (p)
-		p = RS_FIELD(p, end, true, "data:", 16, 16, UINT64_MAX, &data);
-	if (!p)
-		return false;
-	for (q = p; q < end && rs_blank(*q); q++)
-		;
-	if (q == p || (size_t)(end - q) < 4 || memcmp(q, "pos:", 4) != 0)
-		return false;
-	for (q += 4; q < end && rs_blank(*q); q++)
-		;
-	if (q < end && *q == '-')
-		q++;
-	p = rs_number(q, end, 10, 19, &pos);
-	if (p)
-		p = RS_FIELD(p, end, true, "ino:", 16, 16, UINT64_MAX, &ino);
-	if (p)
-		p = RS_FIELD(p, end, true, "sdev:", 16, 8, UINT32_MAX, &sdev);
-	if (!p || (p < end && !rs_blank(*p)) ||
-	    memchr(p, '\0', (size_t)(end - p)))
-		return false;
-	*w = (struct fdinfo_watch){
-		.tfd = (int32_t)tfd, .events = (uint32_t)events, .data = data,
-		.ino = ino, .sdev = (uint32_t)sdev,
-	};
-	return true;
-}
-
-int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
-		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
-		    void *ctx)
-{
-	const char *p = text, *stop = text + len;
-
-	while (p < stop) {
-		const char *nl = memchr(p, '\n', (size_t)(stop - p));
-		const char *end = nl ? nl : stop;
-		size_t n = (size_t)(end - p);
-		int ret;
-
-		if (n >= 4 && memcmp(p, "tfd:", 4) == 0) {
-			struct fdinfo_watch w;
-
-			if (!nl || !rs_tfd_line(p, end, &w))
-				return -EINVAL;
-			if (on_watch && (ret = on_watch(ctx, &w)) != 0)
-				return ret;
-		} else if (n >= 6 && memcmp(p, "flags:", 6) == 0) {
-			/* Once per set: the reference parser, on this line. */
-			ret = fdinfo_parse_epoll(p, nl ? n + 1 : n, file_flags,
-						 NULL, NULL);
-			if (ret < 0)
-				return ret;
-		}
-		p = nl ? nl + 1 : stop;
-	}
-	return 0;
-}
-
-/*
- * Read /proc/thread-self/fdinfo/<fd> and parse it (rs_parse_fdinfo, each
+ * Read /proc/thread-self/fdinfo/<fd> and parse it (fdinfo_parse_epoll, each
  * tfd line to v->lines, the file's flags to *flags) as it comes, through
  * v->text, a buffer of RS_FDINFO_CHUNK bytes used again and again: no
  * buffer the size of the whole text to fault in.  A set's text is made
@@ -236,7 +104,7 @@ static int rs_read_fdinfo(struct restore *r, struct rs_verify *v, int fd,
 		}
 		have += (size_t)n;
 		if (n == 0) {	/* the end: what is left, newline or not */
-			ret = rs_parse_fdinfo(v->text, have, flags, rs_on_line,
+			ret = fdinfo_parse_epoll(v->text, have, flags, rs_on_line,
 					      v);
 			break;
 		}
@@ -249,7 +117,7 @@ static int rs_read_fdinfo(struct restore *r, struct rs_verify *v, int fd,
 			continue;
 		}
 		upto = (size_t)(last - v->text) + 1;
-		ret = rs_parse_fdinfo(v->text, upto, flags, rs_on_line, v);
+		ret = fdinfo_parse_epoll(v->text, upto, flags, rs_on_line, v);
 		if (ret)
 			break;
 		memmove(v->text, v->text + upto, have - upto);

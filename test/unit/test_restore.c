@@ -49,11 +49,6 @@
 #include "kview.h"
 #include "restore.h"
 
-/* verify.c's parser (restore_internal.h), checked against kview.h's. */
-int rs_parse_fdinfo(const char *text, size_t len, unsigned *file_flags,
-		    int (*on_watch)(void *ctx, const struct fdinfo_watch *w),
-		    void *ctx);
-
 /* ---- checks inside the child: print and exit non-zero ---- */
 
 #define CHECK(cond, ...)                                                      \
@@ -1339,9 +1334,10 @@ static void child_dense_numbers(void)
 }
 
 /*
- * fdinfo of restored sets parsed by rs_parse_fdinfo (verify.c) and by
- * fdinfo_parse_epoll (the reference, common/fdinfo.c), on the kernel's
- * text and on mutations of it: same return, same flags, same lines.
+ * The sets' fdinfo as the restore's verify parses it (fdinfo_parse_epoll,
+ * common/fdinfo.c): the text comes in 64 KiB pieces cut after a newline,
+ * so parsing it in two pieces cut after any newline must give what the
+ * whole gives: the same return, flags and lines.
  */
 struct parsed {
 	struct fdinfo_watch w[64];
@@ -1358,17 +1354,30 @@ static int on_parsed(void *ctx, const struct fdinfo_watch *w)
 	return 0;
 }
 
-static void parse_both(const char *text, size_t len, const char *what)
+/* Parse text whole and cut after its cut-th newline; returns the whole's. */
+static int parse_both(const char *text, size_t len, unsigned cut,
+		      const char *what, struct parsed *whole)
 {
-	struct parsed a = { .n = 0 }, b = { .n = 0 };
+	struct parsed b = { .n = 0 };
 	unsigned fa = 0xdead, fb = 0xdead;
-	int ra = rs_parse_fdinfo(text, len, &fa, on_parsed, &a);
-	int rb = fdinfo_parse_epoll(text, len, &fb, on_parsed, &b);
+	const char *at = text, *nl;
 
-	if (ra != rb || fa != fb || a.n != b.n ||
-	    memcmp(a.w, b.w, sizeof(a.w[0]) * (size_t)a.n))
-		fail_msg("%s: rs_parse_fdinfo %d (flags %o, %d lines), fdinfo_parse_epoll %d (flags %o, %d lines) on:\n%.*s",
-			 what, ra, fa, a.n, rb, fb, b.n, (int)len, text);
+	whole->n = 0;
+	int ra = fdinfo_parse_epoll(text, len, &fa, on_parsed, whole);
+	for (unsigned i = 0; i <= cut && at < text + len &&
+			     (nl = memchr(at, '\n', (size_t)(text + len - at)));
+	     i++)
+		at = nl + 1;
+	size_t first = (size_t)(at - text);
+	int rb = fdinfo_parse_epoll(text, first, &fb, on_parsed, &b);
+	if (rb == 0)
+		rb = fdinfo_parse_epoll(at, len - first, &fb, on_parsed, &b);
+	if (ra != rb || fa != fb || whole->n != b.n ||
+	    memcmp(whole->w, b.w, sizeof(b.w[0]) * (size_t)b.n))
+		fail_msg("%s: whole %d (flags %o, %d lines), in two at %zu: %d (flags %o, %d lines) on:\n%.*s",
+			 what, ra, fa, whole->n, first, rb, fb, b.n, (int)len,
+			 text);
+	return ra;
 }
 
 static void test_fdinfo_parser(void **state)
@@ -1405,10 +1414,29 @@ static void test_fdinfo_parser(void **state)
 		"tfd: 5 events: 19 data: 1  pos:0 ino:1 sdev:1 \0\n";
 	unsigned seed = 14;
 
+	/* Accepted (1) or refused (0), each case above in turn. */
+	static const bool accepted[] = {
+		1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0,
+		0, 1, 0, 1,
+	};
+	struct parsed got;
+
 	(void)state;
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		parse_both(lines[i], strlen(lines[i]), "case");
-	parse_both(nul_line, sizeof(nul_line) - 1, "NUL after the fields");
+	assert_int_equal(sizeof(lines) / sizeof(lines[0]),
+			 sizeof(accepted) / sizeof(accepted[0]));
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		int ret = parse_both(lines[i], strlen(lines[i]), 0, "case", &got);
+
+		if ((ret == 0) != accepted[i])
+			fail_msg("case %zu: %d on %s", i, ret, lines[i]);
+	}
+	assert_int_equal(parse_both(lines[1], strlen(lines[1]), 0, "max", &got), 0);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.w[0].tfd, INT32_MAX);
+	assert_true(got.w[0].events == UINT32_MAX && got.w[0].data == UINT64_MAX &&
+		    got.w[0].ino == UINT64_MAX && got.w[0].sdev == UINT32_MAX);
+	assert_int_equal(parse_both(nul_line, sizeof(nul_line) - 1, 0,
+				    "NUL after the fields", &got), -EINVAL);
 	/* A real set's fdinfo, then 20,000 mutations of it. */
 	int ep = epoll_create1(EPOLL_CLOEXEC), efd[6];
 
@@ -1422,7 +1450,8 @@ static void test_fdinfo_parser(void **state)
 	}
 	snprintf(mut, sizeof(mut), "/proc/self/fdinfo/%d", ep);
 	len = read_proc(mut, text, sizeof(text));
-	parse_both(text, len, "kernel");
+	assert_int_equal(parse_both(text, len, 3, "kernel", &got), 0);
+	assert_int_equal(got.n, 6);
 	for (int round = 0; round < 20000; round++) {
 		size_t n = len;
 
@@ -1435,7 +1464,7 @@ static void test_fdinfo_parser(void **state)
 		}
 		if (round % 7 == 0)
 			n = (size_t)rand_r(&seed) % (len + 1);
-		parse_both(mut, n, "mutation");
+		parse_both(mut, n, (unsigned)rand_r(&seed) % 9, "mutation", &got);
 	}
 	for (int i = 0; i < 6; i++)
 		close(efd[i]);
