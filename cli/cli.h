@@ -74,6 +74,13 @@ const char *cli_esc(const char *s);
 pid_t cli_parse_pid(const char *s);
 
 /*
+ * Parse --timeout (seconds, more than 0, at most an hour) and --signal
+ * (signame_parse) arguments; on a bad one print why and return false.
+ */
+bool cli_parse_timeout(const char *s, double *out);
+bool cli_parse_signal(const char *s, int *out);
+
+/*
  * The image files named by path: path itself when it is a file, or every
  * regular "*.img" file in it (sorted) when it is a directory.  Returns the
  * count and a malloc'ed array of malloc'ed paths in *out, or -1 with a

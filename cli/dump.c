@@ -688,20 +688,13 @@ int cmd_dump(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
-		case 't': {
-			char *end;
-			o.timeout = strtod(optarg, &end);
-			if (*end || !(o.timeout > 0 && o.timeout <= 3600)) {
-				cli_error("--timeout %s: give seconds, more than 0 and at most 3600", optarg);
+		case 't':
+			if (!cli_parse_timeout(optarg, &o.timeout))
 				return CLI_USAGE;
-			}
 			break;
-		}
 		case 's':
-			if (!(o.sig = signame_parse(optarg))) {
-				cli_error("--signal %s: not a usable signal", optarg);
+			if (!cli_parse_signal(optarg, &o.sig))
 				return CLI_USAGE;
-			}
 			break;
 		case 'T':
 			tree = true;

@@ -13,6 +13,7 @@
 #include "epollcr.h"
 #include "epollcr_image.h"
 #include "escape.h"
+#include "signame.h"
 
 static const char usage[] =
 	"usage: epollcr COMMAND [OPTION...] [ARG...]\n"
@@ -58,6 +59,31 @@ pid_t cli_parse_pid(const char *s)
 	if (errno || end == s || *end || n <= 0 || n > 0x3fffffff)
 		return -1;
 	return (pid_t)n;
+}
+
+bool cli_parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || !(v > 0 && v <= 3600)) {
+		cli_error("--timeout %s: give seconds, more than 0 and at most 3600", s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool cli_parse_signal(const char *s, int *out)
+{
+	int sig = signame_parse(s);
+
+	if (!sig) {
+		cli_error("--signal %s: not a usable signal", s);
+		return false;
+	}
+	*out = sig;
+	return true;
 }
 
 const char *cli_esc(const char *s)
