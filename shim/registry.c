@@ -461,24 +461,40 @@ void registry_fd_dup_cloexec(int oldfd, int newfd, bool cloexec)
 	fd_dup(oldfd, newfd, cloexec);
 }
 
-void registry_fd_cloexec_range(unsigned int first, unsigned int last)
+/*
+ * Clip [first, *last] to the numbers the fd table may hold; false when
+ * none of them is there.
+ */
+static bool fd_range_clip(unsigned first, unsigned *last)
 {
 	int max = registry_max_fd();
 	if (max < 0 || first > (unsigned)max)
+		return false;
+	if (*last > (unsigned)max)
+		*last = (unsigned)max;
+	return true;
+}
+
+/* fd is the first number of a leaf the fd table never created. */
+static bool fdt_leaf_absent(unsigned fd)
+{
+	return (fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+	       !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
+				__ATOMIC_ACQUIRE);
+}
+
+void registry_fd_cloexec_range(unsigned int first, unsigned int last)
+{
+	if (!fd_range_clip(first, &last))
 		return;
-	if (last > (unsigned)max)
-		last = (unsigned)max;
 	for (unsigned fd = first; fd <= last; fd++)
 		registry_fd_cloexec((int)fd, true);
 }
 
 void registry_fd_flags_lost(unsigned int first, unsigned int last)
 {
-	int max = registry_max_fd();
-	if (max < 0 || first > (unsigned)max)
+	if (!fd_range_clip(first, &last))
 		return;
-	if (last > (unsigned)max)
-		last = (unsigned)max;
 	for (unsigned fd = first; fd <= last; fd++) {
 		struct reg_file *f = fdt_get((int)fd);
 		if (!f)
@@ -493,9 +509,7 @@ void registry_files_flags_shared(void)
 {
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max; fd++) {
-		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				     __ATOMIC_ACQUIRE)) {
+		if (fdt_leaf_absent((unsigned)fd)) {
 			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
 			continue;
 		}
@@ -545,15 +559,10 @@ void registry_fd_closed(int fd, struct reg_seen seen)
 
 void registry_fd_closed_range(unsigned int first, unsigned int last)
 {
-	int max = registry_max_fd();
-	if (max < 0 || first > (unsigned)max)
+	if (!fd_range_clip(first, &last))
 		return;
-	if (last > (unsigned)max)
-		last = (unsigned)max;
 	for (unsigned fd = first; fd <= last; fd++) {
-		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				     __ATOMIC_ACQUIRE)) {
+		if (fdt_leaf_absent((unsigned)fd)) {
 			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
 			continue;
 		}
@@ -589,10 +598,8 @@ unsigned registry_fds_of(const struct reg_file *file,
 	unsigned calls = 0;
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max && calls < max_calls; fd++) {
-		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				     __ATOMIC_ACQUIRE)) {
-			fd += REG_FDT_LEAF_SIZE - 1;
+		if (fdt_leaf_absent((unsigned)fd)) {
+			fd += REG_FDT_LEAF_SIZE - 1; /* a whole empty leaf */
 			continue;
 		}
 		if (fdt_get(fd) == file) {
