@@ -21,6 +21,7 @@
  * registry_walk.c the walks for the recorder and the shim's report (shared
  * state in registry_internal.h).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <time.h>
 
@@ -1163,16 +1164,33 @@ static unsigned stripe_of(int fd)
 
 /*
  * A cut is being taken: wait until it ends.  Only reached from a wrapper's
- * outermost call (shim_enter()), holding no registry lock.  Yielding, not
- * sleeping: a waiter that sleeps wakes, when the cut ends, with an earlier
- * deadline than the recorder's, which then waits slices to finish its dump
- * (measured: a dump under churn 9 ms median instead of 1.2), while yielding
- * waiters leave the CPU to the thread holding the cut.
+ * outermost call (shim_enter()), holding no registry lock.  A few yields,
+ * then naps of 20 us (timer slack makes them 70 or so) until the cut ends.
+ * Yielding alone kept the waiters runnable: with 4 of them and the
+ * recorder on 2 CPUs, the scheduler gave the recorder its fair share and
+ * a dump under churn took a slice more whenever it was preempted
+ * (bench_churn p99 under churn 5.3-10 ms against 1.2-1.3 at rest on the
+ * machine of 2026-12-03).  Napping waiters leave the CPUs to it: p99
+ * 1.7-1.9 ms in the same session, the median under churn unchanged
+ * (docs/performance.md, figure 9).  Not one long sleep
+ * with a wake-up at the end of the cut: all the waiters then woke with
+ * earlier deadlines than the recorder's, which had its dump still to
+ * write (median under churn 9 ms instead of 1.2, measured).  errno is
+ * kept: a nap that a signal interrupts sets it.
  */
 static void __attribute__((noinline, cold)) cut_wait(void)
 {
-	while (__atomic_load_n(&cut_pending, __ATOMIC_ACQUIRE))
-		sched_yield();
+	struct timespec nap = { 0, 20000 };
+	int saved_errno = errno;
+
+	for (unsigned i = 0; __atomic_load_n(&cut_pending, __ATOMIC_ACQUIRE);
+	     i++) {
+		if (i < 4)
+			sched_yield();
+		else
+			nanosleep(&nap, NULL);
+	}
+	errno = saved_errno;
 }
 
 /*
