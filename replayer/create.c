@@ -92,7 +92,10 @@ static int rs_settle(struct restore *r, uint32_t id, int fd, bool fd_cloexec,
 			       rs_home_cloexec(r, rt) ? O_CLOEXEC : 0);
 		int err = errno;
 
-		if (ret < 0 || !keep_filler)
+		/* Only below the home: a number above it may be the home of
+		 * a target created later (a pipe's second end lands there),
+		 * which rs_close_fillers would then close. */
+		if (ret < 0 || !keep_filler || fd > rt->home)
 			close(fd);
 		else
 			r->fillers[r->nfillers++] = fd;

@@ -605,6 +605,47 @@ static void child_stale_taken(void)
 	image_free(&img);
 }
 
+/*
+ * Two lone pipe ends at the lowest free numbers, each of another pipe:
+ * the write end of one at L+1, the read end of the other at L+2, both
+ * watched (the set at L).  Creating the first gives pipe2 L+1 and L+2:
+ * the fd at L+2, above its home, was kept open as a filler, the second
+ * target then placed at L+2 over it, and closing the fillers closed it
+ * (EPOLL_CTL_ADD: EBADF; found by trying python asyncio with two
+ * posix_spawn children).
+ */
+static void child_lone_ends_dense(void)
+{
+	struct image img;
+	struct kline k[4];
+	uint32_t s, w, rd;
+	int low = dup(0), n;
+
+	CHECK(low >= 0 && close(low) == 0, "lowest free number");
+	image_init(&img);
+	s = set_tgt(&img);
+	w = tgt(&img, IMAGE_KIND_PIPE);
+	T(&img, w)->u.pipe.write_end = 1;
+	T(&img, w)->file_flags = O_WRONLY;
+	rd = tgt(&img, IMAGE_KIND_PIPE);
+	T(&img, rd)->file_flags = O_RDONLY;
+	put_fd(&img, low, s, true);
+	put_fd(&img, low + 1, w, true);
+	put_fd(&img, low + 2, rd, true);
+	put_watch(&img, s, low + 1, EPOLLOUT, 1, w);
+	put_watch(&img, s, low + 2, EPOLLIN, 2, rd);
+	restore_ok(&img);
+	n = KLINES(low, k);
+	CHECK(n == 2, "two watches in the set's fdinfo, not %d", n);
+	CHECK(!strncmp(fd_link(low + 1), "pipe:", 5) &&
+	      !strncmp(fd_link(low + 2), "pipe:", 5), "both numbers hold pipes");
+	CHECK(fcntl(low + 1, F_GETFL) >= 0 &&
+	      (fcntl(low + 1, F_GETFL) & O_ACCMODE) == O_WRONLY &&
+	      (fcntl(low + 2, F_GETFL) & O_ACCMODE) == O_RDONLY,
+	      "the write end at %d, the read end at %d", low + 1, low + 2);
+	image_free(&img);
+}
+
 /* 250 eventfds, each added as fd 999 (one after the other). */
 static void child_250_same_tfd(void)
 {
@@ -2300,6 +2341,7 @@ CASE(nested5)
 CASE(nested6)
 CASE(stale_free)
 CASE(stale_taken)
+CASE(lone_ends_dense)
 CASE(250_same_tfd)
 CASE(oneshot)
 CASE(oneshot_budget)
@@ -2341,6 +2383,7 @@ int main(void)
 		cmocka_unit_test(test_nested6),
 		cmocka_unit_test(test_stale_free),
 		cmocka_unit_test(test_stale_taken),
+		cmocka_unit_test(test_lone_ends_dense),
 		cmocka_unit_test(test_250_same_tfd),
 		cmocka_unit_test(test_oneshot),
 		cmocka_unit_test(test_oneshot_budget),
