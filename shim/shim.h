@@ -335,7 +335,14 @@ void shim_init(void);
  */
 uint32_t shim_backtrace(uintptr_t caller, unsigned depth);
 
-/* Recorder hooks (recorder/): start the thread when the first set exists. */
+/*
+ * Recorder hooks (recorder/): start the thread when the first set exists,
+ * or at the first epoll_ctl of a process that created none (a forked
+ * child using its parent's sets, a program using only inherited ones):
+ * shim_recorder_live is 1 while this process's thread runs (0 again in a
+ * forked child), one load on epoll_ctl's path.
+ */
+extern int shim_recorder_live;
 void shim_recorder_need(void);
 void shim_recorder_fork_child(void);
 

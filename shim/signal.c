@@ -44,6 +44,7 @@ static uint64_t pending[PENDING_SLOTS];
 static int plain_pending;		/* kill(2) requests */
 static int thread_state;		/* 0 none, 1 starting/running */
 static pid_t thread_pid;		/* process that owns the thread */
+int shim_recorder_live SHIM_LOAD_DATA; /* shim.h */
 
 /* Run what the program wanted for a signal that is not a dump request. */
 static void forward(int sig, siginfo_t *info, void *uctx)
@@ -230,6 +231,8 @@ void shim_recorder_need(void)
 				 ckpt_signal);
 			pthread_setname_np(tid, name);
 			__atomic_store_n(&thread_pid, me, __ATOMIC_RELEASE);
+			__atomic_store_n(&shim_recorder_live, 1,
+					 __ATOMIC_RELEASE);
 		} else {
 			log_error("cannot start the recorder thread: dumps of pid %d will time out", (int)me);
 		}
@@ -241,7 +244,11 @@ void shim_recorder_need(void)
 
 void shim_recorder_fork_child(void)
 {
-	/* The thread did not survive fork; the next epoll call restarts it. */
+	/*
+	 * The thread did not survive fork; the child's next epoll_create or
+	 * epoll_ctl through libc starts it again.
+	 */
+	__atomic_store_n(&shim_recorder_live, 0, __ATOMIC_RELAXED);
 	sem_init(&dump_sem, 0, 0);
 	memset(pending, 0, sizeof(pending));
 	plain_pending = 0;

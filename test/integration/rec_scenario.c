@@ -146,6 +146,21 @@ static void raw(void)
 		fail("raw epoll_create1");
 }
 
+/*
+ * A set the shim never saw created (as one inherited across exec, or a
+ * parent's used by a forked child), used only through libc's epoll_ctl:
+ * no epoll_create started the recorder thread, the first epoll_ctl must,
+ * or every dump is read from outside, without the shadow's backtraces.
+ */
+static void rawset(void)
+{
+	int ep = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	if (ep < 0)
+		fail("raw epoll_create1");
+	add(ep, efd(), EPOLLIN, 0xa1);
+	add(ep, efd(), EPOLLOUT, 0xa2);
+}
+
 /* Watches, then a fork: the parent must stay dumpable afterwards. */
 static void forked(void)
 {
@@ -299,6 +314,8 @@ int main(int argc, char **argv)
 		mixed();
 	else if (!strcmp(s, "forked"))
 		forked();
+	else if (!strcmp(s, "rawset"))
+		rawset();
 	else if (!strcmp(s, "many"))
 		many(n > 0 ? n : 1000);
 	else if (!strcmp(s, "hammer"))

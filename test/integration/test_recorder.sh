@@ -29,7 +29,7 @@ diag_has() { # NAME SUBSTRING
 	fi
 }
 
-for s in nested dupclose dup2over oneshot et exclusive raw mixed forked; do
+for s in nested dupclose dup2over oneshot et exclusive raw mixed forked rawset; do
 	scenario "$s" "$s"
 	case $s in
 	nested)
@@ -43,6 +43,10 @@ for s in nested dupclose dup2over oneshot et exclusive raw mixed forked; do
 			pass "oneshot: disarmed watch shows 0x40000000" || fail "oneshot: no disarmed watch" ;;
 	raw)
 		diag_has "$s" "never saw it registered" ;;
+	rawset)
+		[ "$(json_query "$WORK/$s.json" "j['shadow_view'] and not j['kernel_only']")" = True ] &&
+			pass "rawset: dumped through the shim (its first epoll_ctl started the recorder)" ||
+			fail "rawset: dumped from outside, kernel-only: no epoll_ctl started the recorder" ;;
 	exclusive)
 		json_query "$WORK/$s.json" "[w['events'] for e in j['epoll'] for w in e['watches']]" | grep -q "0x10000019" &&
 			pass "exclusive: EPOLLEXCLUSIVE kept" || fail "exclusive: EPOLLEXCLUSIVE lost" ;;
