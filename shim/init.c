@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backtrace.h"
@@ -164,31 +165,66 @@ static void own_close(int fd)
  * Adopt the inherited epoll fd epfd.  The fdinfo file is
  * read under own_fd_hold() (ownfd.h: open, read, close, the number never
  * moves); the registry is told after the release, since a program dup2
- * held back may hold the fd-operation lock.  Not inlined: its 64 KiB
- * buffer in the constructor's frame would fault a stack page in every
- * program, with or without inherited sets.
+ * held back may hold the fd-operation lock.  A text longer than the 64 KiB
+ * buffer (about 850 watches) goes on into an mmap()ed one, doubled as it
+ * fills, so that a large set is adopted whole (mmap rather than malloc:
+ * adoption may run from a dump).  Not inlined: its 64 KiB buffer in the
+ * constructor's frame would fault a stack page in every program, with or
+ * without inherited sets.
  */
 __attribute__((noinline)) static void adopt_set(int epfd)
 {
-	char path[40], buf[65536];
-	ssize_t n = -1;
+	char path[40], stack_buf[65536], *buf = stack_buf;
+	size_t cap = sizeof(stack_buf), len = 0;
+	bool failed = false;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
 	own_fd_hold();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
+	while (fd >= 0) {
+		if (len == cap - 1) {
+			/* Bounded: the kernel's text of one set, at most
+			 * max_user_watches lines. */
+			size_t ncap = cap * 2;
+			char *nb = mmap(NULL, ncap, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (nb == MAP_FAILED) {
+				failed = true;
+				break;
+			}
+			memcpy(nb, buf, len);
+			if (buf != stack_buf)
+				munmap(buf, cap);
+			buf = nb;
+			cap = ncap;
+		}
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			failed = n < 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (fd >= 0)
 		own_close(fd);
-	}
 	own_fd_release();
-	if (fd < 0)
-		return;
-	registry_adopt_set(epfd);
-	/* A set too large for one buffer is adopted partly: still shared. */
-	if (n > 0) {
-		struct adopt_ctx a = { .epfd = epfd };
-		buf[n] = '\0';
-		fdinfo_parse_epoll(buf, (size_t)n, NULL, adopt_one, &a);
+	if (fd >= 0) {
+		registry_adopt_set(epfd);
+		/* Unread (no memory, a read error): adopted partly, shared. */
+		if (len > 0) {
+			struct adopt_ctx a = { .epfd = epfd };
+			size_t upto = len;
+			/* Only whole lines: the text may end inside one. */
+			if (failed)
+				while (upto > 0 && buf[upto - 1] != '\n')
+					upto--;
+			buf[upto] = '\0';
+			fdinfo_parse_epoll(buf, upto, NULL, adopt_one, &a);
+		}
 	}
+	if (buf != stack_buf)
+		munmap(buf, cap);
 }
 
 /* A directory entry's name as a descriptor number, or -1. */

@@ -152,6 +152,8 @@ same "the same, EPOLLCR_BACKTRACE=0" EPOLLCR_BACKTRACE=0 -- \
 same "exec with inherited epoll fds" -- "$probe" exec
 same "exec with 150 inherited epoll sets (the shim adopts them in batches of 64)" -- \
 	"$probe" execmany 150
+same "exec with one inherited set of 3000 watches (fdinfo over 64 KiB)" -- \
+	"$probe" execbig 3000
 same "clearenv() before any epoll call" -- "$probe" clearenv
 
 echo "== under env -i (nothing but LD_PRELOAD in the environment)"

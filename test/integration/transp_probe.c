@@ -23,6 +23,9 @@
  *   execmany N       N epoll sets inherited across exec all work, and the
  *                    shim adopted every one (its load-time scan notes them
  *                    in batches of 64: N > 64 crosses a batch)
+ *   execbig N        one set of N watches inherited across exec: the
+ *                    shim adopts every watch (its fdinfo is longer than
+ *                    the 64 KiB read of a small set from about 850 on)
  *   basic            epoll, fork, wait: for `env -i` and clearenv runs
  *   clearenv         clearenv() first (as nginx workers), then basic
  *   loaded           prints whether the shim is loaded (maps, dlsym)
@@ -34,6 +37,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -502,6 +506,67 @@ static int mode_execmany(const char *self, int n)
 	return 1;
 }
 
+static int mode_execbig_child(int ep, int n)
+{
+	static char buf[1 << 22];
+	char want[64];
+	int (*print)(int) = (int (*)(int))dlsym(RTLD_DEFAULT,
+						"epollcr_shadow_print");
+	if (!print) { /* the run without the shim */
+		printf("exec child: one inherited set of %d watches\n", n);
+		return failures != 0;
+	}
+	int mfd = memfd_create("shadow", MFD_CLOEXEC);
+	ssize_t len = -1;
+	if (mfd < 0 || print(mfd) ||
+	    (len = pread(mfd, buf, sizeof(buf) - 1, 0)) < 0) {
+		fail("epollcr_shadow_print failed");
+		return 1;
+	}
+	buf[len] = '\0';
+	close(mfd);
+	int adopted = 0;
+	snprintf(want, sizeof(want), "watch %d ", ep);
+	for (const char *p = buf; (p = strstr(p, want)); p++)
+		adopted++;
+	if (adopted != n)
+		fail("execbig: the shim adopted %d of the %d inherited watches",
+		     adopted, n);
+	printf("exec child: one inherited set of %d watches\n", n);
+	return failures != 0;
+}
+
+static int mode_execbig(const char *self, int n)
+{
+	char eparg[16], narg[16];
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max; /* n eventfds */
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int ep = epoll_create1(0);
+	if (n < 1 || n > 5000 || ep < 0) {
+		fail("execbig: 1 to 5000 watches");
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.u64 = 0x2000u + (unsigned)i };
+		int efd = eventfd(0, EFD_NONBLOCK);
+		if (efd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev)) {
+			fail("execbig: watch %d: %s", i, strerror(errno));
+			return 1;
+		}
+	}
+	snprintf(eparg, sizeof(eparg), "%d", ep);
+	snprintf(narg, sizeof(narg), "%d", n);
+	char *argv[] = { (char *)self, "execbig-child", eparg, narg, NULL };
+	fflush(stdout);
+	execv(self, argv);
+	fail("exec %s: %s", self, strerror(errno));
+	return 1;
+}
+
 static int mode_basic(void)
 {
 	int efd, ep = make_set(&efd, 42);
@@ -570,6 +635,12 @@ int main(int argc, char **argv)
 		return mode_execmany(argv[0][0] == '/' ? argv[0]
 						       : "/proc/self/exe",
 				     int_arg(argv[2]));
+	if (strcmp(mode, "execbig") == 0 && argc == 3)
+		return mode_execbig(argv[0][0] == '/' ? argv[0]
+						      : "/proc/self/exe",
+				    int_arg(argv[2]));
+	if (strcmp(mode, "execbig-child") == 0 && argc == 4)
+		return mode_execbig_child(int_arg(argv[2]), int_arg(argv[3]));
 	if (strcmp(mode, "execmany-child") == 0 && argc > 2)
 		return mode_execmany_child(argc - 2, argv + 2);
 	if (strcmp(mode, "basic") == 0)
