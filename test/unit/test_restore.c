@@ -1413,8 +1413,15 @@ static int parse_both(const char *text, size_t len, unsigned cut,
 	int rb = fdinfo_parse_epoll(text, first, &fb, on_parsed, &b);
 	if (rb == 0)
 		rb = fdinfo_parse_epoll(at, len - first, &fb, on_parsed, &b);
-	if (ra != rb || fa != fb || whole->n != b.n ||
-	    memcmp(whole->w, b.w, sizeof(b.w[0]) * (size_t)b.n))
+	bool same = ra == rb && fa == fb && whole->n == b.n;
+	/* Field by field: memcmp would compare the structs' padding. */
+	for (int i = 0; same && i < b.n; i++)
+		same = whole->w[i].tfd == b.w[i].tfd &&
+		       whole->w[i].events == b.w[i].events &&
+		       whole->w[i].data == b.w[i].data &&
+		       whole->w[i].ino == b.w[i].ino &&
+		       whole->w[i].sdev == b.w[i].sdev;
+	if (!same)
 		fail_msg("%s: whole %d (flags %o, %d lines), in two at %zu: %d (flags %o, %d lines) on:\n%.*s",
 			 what, ra, fa, whole->n, first, rb, fb, b.n, (int)len,
 			 text);
