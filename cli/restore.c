@@ -64,16 +64,10 @@ static const char restore_usage[] =
  */
 static int raise_nofile(const struct image *img)
 {
-	int32_t max_fd = -1;
+	int32_t max_fd = image_max_fd(img);
 	struct rlimit rl;
 	rlim_t need, want;
 
-	for (uint32_t i = 0; i < img->nfds; i++)
-		if (img->fds[i].fd > max_fd)
-			max_fd = img->fds[i].fd;
-	for (uint32_t i = 0; i < img->nwatches; i++)
-		if (img->watches[i].tfd > max_fd)
-			max_fd = img->watches[i].tfd;
 	if (max_fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return 0;
 	need = (rlim_t)max_fd + 1;

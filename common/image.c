@@ -60,6 +60,19 @@ const char *image_standard_path(uint32_t kind)
 	return kind < IMAGE_KIND_COUNT ? standard_paths[kind] : NULL;
 }
 
+int32_t image_max_fd(const struct image *img)
+{
+	int32_t max_fd = -1;
+
+	for (uint32_t i = 0; i < img->nfds; i++)
+		if (img->fds[i].fd > max_fd)
+			max_fd = img->fds[i].fd;
+	for (uint32_t i = 0; i < img->nwatches; i++)
+		if (img->watches[i].tfd > max_fd)
+			max_fd = img->watches[i].tfd;
+	return max_fd;
+}
+
 static bool is_standard_path(const char *path)
 {
 	for (uint32_t k = 0; k < IMAGE_KIND_COUNT; k++)

@@ -410,6 +410,9 @@ void image_target_release(struct image_target *t);
  */
 const char *image_standard_path(uint32_t kind);
 
+/* The highest descriptor number an image names (as an fd or a tfd); -1. */
+int32_t image_max_fd(const struct image *img);
+
 /* The target with this id, or NULL when the id names none. */
 struct image_target *image_target_by_id(const struct image *img, uint32_t id);
 

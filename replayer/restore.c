@@ -408,18 +408,9 @@ static int rs_index_numbers(struct restore *r)
  */
 int rs_index(struct restore *r)
 {
-	struct image *img = r->img;
-	int max_fd = -1;
-
 	if (rs_alloc(r) < 0 || rs_validate(r) < 0)
 		return -1;
-	for (uint32_t i = 0; i < img->nfds; i++)
-		if (img->fds[i].fd > max_fd)
-			max_fd = img->fds[i].fd;
-	for (uint32_t i = 0; i < img->nwatches; i++)
-		if (img->watches[i].tfd > max_fd)
-			max_fd = img->watches[i].tfd;
-	r->base = max_fd + 1;
+	r->base = image_max_fd(r->img) + 1;
 	if (rs_index_numbers(r) < 0)
 		return -1;
 	return rs_index_groups(r);
