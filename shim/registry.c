@@ -348,29 +348,9 @@ static __thread unsigned fdop_held; /* fdop_lock taken shared, nesting */
  * below (the cut would see the kernel without the watches and the shadow
  * with them: a phantom watch).  Nested: dup2() over a watched file holds
  * it already.
- */
-/* The leaf of fd (no creation), for its FD_CLOEXEC bits; NULL when none. */
-static struct reg_fdt_leaf *fdt_leaf(int fd)
-{
-	if (fd < 0)
-		return NULL;
-	return __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
-			       __ATOMIC_ACQUIRE);
-}
-
-/* Set fd's FD_CLOEXEC byte: cloexec 0 or 1, or -1 for unknown. */
-static void fdt_set_cloexec(struct reg_fdt_leaf *leaf, int fd, int cloexec)
-{
-	unsigned i = (unsigned)fd & (REG_FDT_LEAF_SIZE - 1);
-	uint8_t v = cloexec < 0 ? 0
-				: (uint8_t)(REG_FDFL_KNOWN |
-					    (cloexec ? REG_FDFL_CLOEXEC : 0));
-	__atomic_store_n(&leaf->fdfl[i], v, __ATOMIC_RELAXED);
-}
-
-/*
- * Install f at fd with the fd's FD_CLOEXEC (0, 1; -1: unknown), set
- * before the slot so that a reader who finds f finds them.
+ *
+ * The fd's FD_CLOEXEC (cloexec 0, 1; -1: unknown) is set before the slot,
+ * so that a reader who finds f finds it.
  */
 static void fdt_install_fd(int fd, struct reg_file *f, int cloexec)
 {
@@ -380,7 +360,7 @@ static void fdt_install_fd(int fd, struct reg_file *f, int cloexec)
 			file_put(f);
 		return;
 	}
-	fdt_set_cloexec(fdt_leaf(fd), fd, cloexec);
+	registry_fdt_set_cloexec(registry_fdt_leaf(fd), fd, cloexec);
 	struct reg_file *cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	bool locked = !fdop_held && registry_fdop_needed(cur) &&
 		      registry_fdop_begin_many();
@@ -476,14 +456,6 @@ static bool fd_range_clip(unsigned first, unsigned *last)
 	return true;
 }
 
-/* fd is the first number of a leaf the fd table never created. */
-static bool fdt_leaf_absent(unsigned fd)
-{
-	return (fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-	       !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				__ATOMIC_ACQUIRE);
-}
-
 void registry_fd_cloexec_range(unsigned int first, unsigned int last)
 {
 	if (!fd_range_clip(first, &last))
@@ -502,11 +474,11 @@ void registry_fd_flags_lost(unsigned int first, unsigned int last)
 			continue;
 		__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
 				   __ATOMIC_RELAXED);
-		fdt_set_cloexec(fdt_leaf((int)fd), (int)fd, -1);
+		registry_fdt_set_cloexec(registry_fdt_leaf((int)fd), (int)fd, -1);
 	}
 }
 
-void registry_files_flags_shared(void)
+void fdt_each_file(void (*fn)(struct reg_file *f))
 {
 	int max = registry_max_fd();
 	for (int fd = 0; fd <= max; fd++) {
@@ -515,17 +487,27 @@ void registry_files_flags_shared(void)
 			continue;
 		}
 		struct reg_file *f = fdt_get(fd);
-		if (f && (__atomic_load_n(&f->fl, __ATOMIC_RELAXED) &
-			  REG_FL_KNOWN))
-			__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
-					   __ATOMIC_RELAXED);
+		if (f)
+			fn(f);
 	}
+}
+
+static void file_flags_unknown(struct reg_file *f)
+{
+	if (__atomic_load_n(&f->fl, __ATOMIC_RELAXED) & REG_FL_KNOWN)
+		__atomic_and_fetch(&f->fl, (uint16_t)~REG_FL_KNOWN,
+				   __ATOMIC_RELAXED);
+}
+
+void registry_files_flags_shared(void)
+{
+	fdt_each_file(file_flags_unknown);
 }
 
 bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
 {
 	struct reg_file *f = fdt_get(fd);
-	struct reg_fdt_leaf *leaf = fdt_leaf(fd);
+	struct reg_fdt_leaf *leaf = registry_fdt_leaf(fd);
 	if (!f || !leaf)
 		return false;
 	uint16_t fl = __atomic_load_n(&f->fl, __ATOMIC_RELAXED);

@@ -183,19 +183,35 @@ struct reg_fdt_leaf {
 
 extern struct reg_fdt_leaf *registry_fdt[REG_FDT_TOP_SIZE];
 
+/* The leaf holding fd's slot (none created), or NULL; any fd number. */
+static inline struct reg_fdt_leaf *registry_fdt_leaf(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	return __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
+			       __ATOMIC_ACQUIRE);
+}
+
 /* The file at fd (no reference taken), or NULL; any fd number. */
 static inline struct reg_file *registry_fd_lookup(int fd)
 {
-	struct reg_fdt_leaf *leaf;
+	struct reg_fdt_leaf *leaf = registry_fdt_leaf(fd);
 
-	if (fd < 0)
-		return NULL;
-	leaf = __atomic_load_n(&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
-			       __ATOMIC_ACQUIRE);
 	if (!leaf)
 		return NULL;
 	return __atomic_load_n(&leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)],
 			       __ATOMIC_ACQUIRE);
+}
+
+/* Set fd's FD_CLOEXEC byte in its leaf: cloexec 0 or 1, or -1 for unknown. */
+static inline void registry_fdt_set_cloexec(struct reg_fdt_leaf *leaf, int fd,
+					    int cloexec)
+{
+	uint8_t v = cloexec < 0 ? 0
+				: (uint8_t)(REG_FDFL_KNOWN |
+					    (cloexec ? REG_FDFL_CLOEXEC : 0));
+	__atomic_store_n(&leaf->fdfl[(unsigned)fd & (REG_FDT_LEAF_SIZE - 1)], v,
+			 __ATOMIC_RELAXED);
 }
 
 /*
@@ -256,16 +272,12 @@ static inline void registry_file_flag(int fd, uint32_t flag, bool on)
 /* F_SETFD, FIOCLEX, FIONCLEX succeeded on fd (nothing when untracked). */
 static inline void registry_fd_cloexec(int fd, bool cloexec)
 {
-	if (!registry_fd_lookup(fd))
-		return;
-	/* The file's slot is in this leaf, which is never freed. */
-	struct reg_fdt_leaf *leaf = __atomic_load_n(
-		&registry_fdt[(unsigned)fd >> REG_FDT_LEAF_BITS],
-		__ATOMIC_ACQUIRE);
-	__atomic_store_n(&leaf->fdfl[fd & (REG_FDT_LEAF_SIZE - 1)],
-			 (uint8_t)(REG_FDFL_KNOWN |
-				   (cloexec ? REG_FDFL_CLOEXEC : 0)),
-			 __ATOMIC_RELAXED);
+	/* A leaf is never freed. */
+	struct reg_fdt_leaf *leaf = registry_fdt_leaf(fd);
+
+	if (leaf && __atomic_load_n(&leaf->slot[fd & (REG_FDT_LEAF_SIZE - 1)],
+				    __ATOMIC_ACQUIRE))
+		registry_fdt_set_cloexec(leaf, fd, cloexec);
 }
 
 /*

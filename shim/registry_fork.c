@@ -17,22 +17,15 @@ void registry_fork_prepare(void)
 	pthread_mutex_lock(&free_lock);
 }
 
+static void file_shared(struct reg_file *f)
+{
+	__atomic_or_fetch(&f->flags, REG_FILE_SHARED, __ATOMIC_RELAXED);
+}
+
 /* After fork every file and set is shared by two processes. */
 static void mark_all_shared(void)
 {
-	int max = registry_max_fd();
-	for (int fd = 0; fd <= max; fd++) {
-		if ((fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
-		    !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
-				     __ATOMIC_ACQUIRE)) {
-			fd += REG_FDT_LEAF_SIZE - 1;
-			continue;
-		}
-		struct reg_file *f = fdt_get(fd);
-		if (f)
-			__atomic_or_fetch(&f->flags, REG_FILE_SHARED,
-					  __ATOMIC_RELAXED);
-	}
+	fdt_each_file(file_shared);
 	for (struct reg_set *s = sets_head; s; s = s->next)
 		s->shared = true;
 }

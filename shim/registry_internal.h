@@ -73,6 +73,17 @@ extern pthread_mutex_t free_lock;
 extern struct reg_set *free_sets;
 extern uint32_t forks_begun, forks_done;
 struct reg_file *fdt_get(int fd);
+
+/* fd is the first number of a leaf the fd table never created. */
+static inline bool fdt_leaf_absent(unsigned fd)
+{
+	return (fd & (REG_FDT_LEAF_SIZE - 1)) == 0 &&
+	       !__atomic_load_n(&registry_fdt[fd >> REG_FDT_LEAF_BITS],
+				__ATOMIC_ACQUIRE);
+}
+
+/* Call fn on the file of every fd the table holds (once per fd). */
+void fdt_each_file(void (*fn)(struct reg_file *f));
 void set_stripes_init(struct reg_set *s);
 void set_lock_init(struct reg_set *s);
 
