@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "epollcr_image.h"
+#include "image_io.h"
 
 void image_init(struct image *img)
 {
@@ -126,13 +127,8 @@ int image_socket_set_peer(struct image_socket *s, const void *addr,
 	return set_bytes(&s->peerp, &s->peer_len, addr, len);
 }
 
-/*
- * Make room for one more element of elem_size bytes in *array, which holds
- * *count elements in room for *cap.  Returns a pointer to the new, zeroed
- * element, or NULL when max_count is reached or memory runs out.
- */
-static void *grow(void **array, uint32_t *count, uint32_t *cap,
-		  size_t elem_size, uint32_t max_count)
+void *image_array_grow(void **array, uint32_t *count, uint32_t *cap,
+		       size_t elem_size, uint32_t max_count)
 {
 	if (*count >= max_count)
 		return NULL;
@@ -153,8 +149,8 @@ static void *grow(void **array, uint32_t *count, uint32_t *cap,
 }
 
 #define GROW(img, name, max)                                                  \
-	grow((void **)&(img)->name, &(img)->n##name, &(img)->cap_##name,     \
-	     sizeof(*(img)->name), (max))
+	image_array_grow((void **)&(img)->name, &(img)->n##name,             \
+			 &(img)->cap_##name, sizeof(*(img)->name), (max))
 
 struct image_target *image_add_target(struct image *img, uint32_t kind)
 {

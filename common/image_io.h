@@ -79,6 +79,16 @@ int image_read_stream(int fd, int copy_fd, double deadline,
 int image_read_mem(const void *buf, size_t len, struct image *img, char *err,
 		   size_t err_len);
 
+/*
+ * Make room for one more element of elem_size bytes in *array, which holds
+ * *count elements in room for *cap (doubled as it fills, at most
+ * max_count).  Returns a pointer to the new, zeroed element, counted in
+ * *count, or NULL when max_count is reached or memory runs out.  The
+ * image model's arrays, and the kernel view's lists of sockets.
+ */
+void *image_array_grow(void **array, uint32_t *count, uint32_t *cap,
+		       size_t elem_size, uint32_t max_count);
+
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (start with 0). */
 uint32_t image_crc32c(uint32_t crc, const void *buf, size_t len);
 

@@ -79,18 +79,15 @@ static int keep_inet(void *ctx, const struct inet_diag_sock *s)
 {
 	struct kv *kv = ctx;
 
+	struct inet_diag_sock *slot;
+
 	if (!s->ino || !has_sock_ino(kv, s->ino))
 		return 0;
-	if (kv->ninet == kv->cap_inet) {
-		uint32_t cap = kv->cap_inet ? kv->cap_inet * 2 : 64;
-		struct inet_diag_sock *n = realloc(kv->inet, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		kv->inet = n;
-		kv->cap_inet = cap;
-	}
-	kv->inet[kv->ninet++] = *s;
+	slot = image_array_grow((void **)&kv->inet, &kv->ninet, &kv->cap_inet,
+				sizeof(*kv->inet), UINT32_MAX);
+	if (!slot)
+		return -ENOMEM;
+	*slot = *s;
 	return 0;
 }
 
@@ -347,18 +344,16 @@ static int keep_usock(void *ctx, const struct unix_diag_sock *s)
 {
 	struct kv *kv = ctx;
 
+	struct kv_usock *slot;
+
 	if (!has_sock_ino(kv, s->ino))
 		return 0;
-	if (kv->nusocks == kv->cap_usocks) {
-		uint32_t cap = kv->cap_usocks ? kv->cap_usocks * 2 : 16;
-		struct kv_usock *n = realloc(kv->usocks, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		kv->usocks = n;
-		kv->cap_usocks = cap;
-	}
-	kv->usocks[kv->nusocks++] = (struct kv_usock){ .d = *s };
+	slot = image_array_grow((void **)&kv->usocks, &kv->nusocks,
+				&kv->cap_usocks, sizeof(*kv->usocks),
+				UINT32_MAX);
+	if (!slot)
+		return -ENOMEM;
+	slot->d = *s;
 	return 0;
 }
 

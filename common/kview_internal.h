@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "escape.h"
+#include "image_io.h"
 #include "kind_internal.h"
 #include "kview.h"
 #include "inet_diag.h"
