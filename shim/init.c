@@ -103,6 +103,8 @@ static __thread bool fork_wrapped;
 
 static void fork_prepare(void)
 {
+	/* First, holding nothing: the recorder may be taking a cut. */
+	shim_recorder_fork_prepare();
 	fork_wrapped = shim_wrap_enter();
 	registry_fork_prepare();
 	backtrace_fork_prepare();
@@ -116,6 +118,7 @@ static void fork_parent(void)
 		fork_wrapped = false;
 		shim_wrap_leave();
 	}
+	shim_recorder_fork_parent();
 }
 
 static void fork_child(void)

@@ -344,6 +344,8 @@ uint32_t shim_backtrace(uintptr_t caller, unsigned depth);
  */
 extern int shim_recorder_live;
 void shim_recorder_need(void);
+void shim_recorder_fork_prepare(void);
+void shim_recorder_fork_parent(void);
 void shim_recorder_fork_child(void);
 
 /* Signal handling of the checkpoint signal (shim/signal.c). */

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "shim"
@@ -43,6 +44,29 @@ static sem_t dump_sem SHIM_LOAD_DATA;
 static uint64_t pending[PENDING_SLOTS];
 static int plain_pending;		/* kill(2) requests */
 static int thread_state;		/* 0 none, 1 starting/running */
+
+/*
+ * AddressSanitizer's allocator (GCC 12's libasan) takes no lock across
+ * fork: a child forked while the recorder thread is inside it (starting,
+ * or writing an image) finds the allocator's lock held for ever and hangs
+ * at its first malloc (an nginx worker, in initgroups).  glibc's malloc,
+ * stdio and loader locks are made safe by fork itself, so only such
+ * builds need fork to wait: the creator waits until the thread has
+ * started, and a fork waits (5 s at most) until the image being written
+ * is done, while the thread waits for the fork before it begins one.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_WAITS_FOR_RECORDER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORK_WAITS_FOR_RECORDER 1
+#endif
+#endif
+#ifdef FORK_WAITS_FOR_RECORDER
+static pthread_mutex_t serve_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t started_sem;
+static __thread bool fork_holds_serve;
+#endif
 static pid_t thread_pid;		/* process that owns the thread */
 int shim_recorder_live SHIM_LOAD_DATA; /* shim.h */
 
@@ -191,8 +215,18 @@ static void *recorder_thread(void *arg)
 {
 	(void)arg;
 	shim_busy = 1; /* the thread's own libc calls are not the program's */
+#ifdef FORK_WAITS_FOR_RECORDER
+	pthread_mutex_lock(&serve_lock);
+	sem_post(&started_sem);
+#endif
 	for (;;) {
+#ifdef FORK_WAITS_FOR_RECORDER
+		pthread_mutex_unlock(&serve_lock);
 		recorder_wait();
+		pthread_mutex_lock(&serve_lock);
+#else
+		recorder_wait();
+#endif
 		/* Our descriptors out of the program's way (ownfd.h). */
 		shim_own_section_begin();
 		for (int i = 0; i < PENDING_SLOTS; i++) {
@@ -224,7 +258,14 @@ void shim_recorder_need(void)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
+#ifdef FORK_WAITS_FOR_RECORDER
+		sem_init(&started_sem, 0, 0);
+#endif
 		if (pthread_create(&tid, &attr, recorder_thread, NULL) == 0) {
+#ifdef FORK_WAITS_FOR_RECORDER
+			while (sem_wait(&started_sem) < 0 && errno == EINTR)
+				;
+#endif
 			/* `epollcr dump` reads the signal from the name. */
 			char name[16];
 			snprintf(name, sizeof(name), "epollcr-sig%d",
@@ -242,8 +283,34 @@ void shim_recorder_need(void)
 	pthread_mutex_unlock(&start_lock);
 }
 
+void shim_recorder_fork_prepare(void)
+{
+#ifdef FORK_WAITS_FOR_RECORDER
+	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) != getpid())
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	fork_holds_serve = pthread_mutex_timedlock(&serve_lock, &until) == 0;
+#endif
+}
+
+void shim_recorder_fork_parent(void)
+{
+#ifdef FORK_WAITS_FOR_RECORDER
+	if (fork_holds_serve) {
+		fork_holds_serve = false;
+		pthread_mutex_unlock(&serve_lock);
+	}
+#endif
+}
+
 void shim_recorder_fork_child(void)
 {
+#ifdef FORK_WAITS_FOR_RECORDER
+	fork_holds_serve = false;
+	pthread_mutex_init(&serve_lock, NULL);
+#endif
 	/*
 	 * The thread did not survive fork; the child's next epoll_create or
 	 * epoll_ctl through libc starts it again.

@@ -74,7 +74,7 @@ if ! real_dump start "$NPID" --tree; then
 	finish
 fi
 [ "$(tree_pids start)" = "$want_pids" ] && pass "start: dump --tree wrote one image per process ($want_pids)" ||
-	fail "start: dump --tree wrote images of pids '$(tree_pids start)', expected '$want_pids'"
+	{ fail "start: dump --tree wrote images of pids '$(tree_pids start)', expected '$want_pids'"; cat "$WORK/start.dump"; }
 for p in "${ALL[@]}"; do
 	real_json_of start "$p" &&
 		real_exact_check "start-$p" "$p" "$WORK/start-$p.json" "$WORK/start.img/epollcr-$p.img"
@@ -99,7 +99,7 @@ for ((i = 1; i <= 5; i++)); do
 	real_alive "$LPID" || { echo "load$i: the load ended during the dump"; break; }
 	loaded=$((loaded + 1))
 	[ "$(tree_pids "load$i")" = "$want_pids" ] ||
-		fail "load$i: images of pids '$(tree_pids "load$i")', expected '$want_pids'"
+		{ fail "load$i: images of pids '$(tree_pids "load$i")', expected '$want_pids'"; cat "$WORK/load$i.dump"; }
 	for p in "${ALL[@]}"; do
 		real_loaded_check "load$i-$p" "$p" "$WORK/load$i.json"
 	done

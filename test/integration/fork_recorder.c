@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Forks made while the shim's recorder thread is busy must leave a child
+ * that can allocate.  Under AddressSanitizer (whose allocator fork does
+ * not lock) a child forked while that thread was inside the allocator hung
+ * at its first malloc: nginx's master forked its workers right after its
+ * first epoll_create started the thread, and 1 run in 30 lost a worker.
+ *
+ *   fork_recorder start N   N times: a child creates a set (starting its
+ *                           recorder) and forks at once; the grandchild
+ *                           allocates and exits.  Prints "hung K" when K
+ *                           grandchildren did not exit within 5 s.
+ *   fork_recorder dump N F  one set of 300 watches (the recorder runs),
+ *                           prints "ready"; waits (30 s at most) until
+ *                           the file F exists, then forks N allocating
+ *                           children, one at a time, while the test
+ *                           requests dumps.
+ *
+ * Exit status 0 when every child exited by itself, 1 otherwise.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Allocate in sizes of several classes, as a starting program does. */
+static void allocate(void)
+{
+	void *p[64];
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 64; i++)
+			p[i] = malloc(16 + (size_t)i * 24);
+		for (int i = 0; i < 64; i++)
+			free(p[i]);
+	}
+	char *s;
+	if (asprintf(&s, "child %d", (int)getpid()) >= 0)
+		free(s);
+}
+
+/* Wait for pid at most 5 s; kill it and return 1 when it hung. */
+static int reap(pid_t pid)
+{
+	int st;
+	for (int i = 0; i < 500; i++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		if (r < 0)
+			return 1;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return 1;
+}
+
+/* Fork one child that allocates and exits; 1 when it hung or failed. */
+static int fork_allocating(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (pid == 0) {
+		allocate();
+		_exit(0);
+	}
+	return reap(pid);
+}
+
+static int mode_start(int n)
+{
+	int hung = 0;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			/* The recorder starts in this process at its first set. */
+			int ep = epoll_create1(EPOLL_CLOEXEC);
+			if (ep < 0)
+				_exit(2);
+			/* Fork at a different moment of the thread's start-up
+			 * each time: 0 to 300 us later. */
+			struct timespec t0, t;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			long wait_ns = (long)(i % 31) * 10000;
+			do
+				clock_gettime(CLOCK_MONOTONIC, &t);
+			while ((t.tv_sec - t0.tv_sec) * 1000000000L +
+				       (t.tv_nsec - t0.tv_nsec) < wait_ns);
+			_exit(fork_allocating());
+		}
+		hung += reap(pid);
+	}
+	printf("hung %d of %d\n", hung, n);
+	return hung != 0;
+}
+
+static int mode_dump(int n, const char *go)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) {
+		perror("epoll_create1");
+		return 1;
+	}
+	for (int i = 0; i < 300; i++) {
+		int fd = eventfd(0, EFD_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)i };
+		if (fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			perror("eventfd/epoll_ctl");
+			return 1;
+		}
+	}
+	printf("ready\n");
+	fflush(stdout);
+	for (int i = 0; access(go, F_OK) < 0; i++) {
+		if (i == 3000) {
+			fprintf(stderr, "fork_recorder: no %s after 30 s\n", go);
+			return 1;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	int hung = 0;
+	for (int i = 0; i < n; i++)
+		hung += fork_allocating();
+	printf("hung %d of %d\n", hung, n);
+	fflush(stdout);
+	return hung != 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3 || atoi(argv[2]) <= 0) {
+		fprintf(stderr, "usage: fork_recorder start N | dump N FILE\n");
+		return 2;
+	}
+	int n = atoi(argv[2]);
+	if (!strcmp(argv[1], "start") && argc == 3)
+		return mode_start(n);
+	if (!strcmp(argv[1], "dump") && argc == 4)
+		return mode_dump(n, argv[3]);
+	fprintf(stderr, "fork_recorder: unknown mode %s\n", argv[1]);
+	return 2;
+}
