@@ -12,7 +12,9 @@
  * round and side: the commands the shadow follows on a socket created
  * under the shim (F_SETFL toggling O_NONBLOCK, F_SETFD, FIONBIO), and
  * the ones it passes through (F_GETFL on the untracked fd, FIONREAD on
- * the socket).
+ * the socket).  Last, sendmsg and recvmsg of one-byte datagrams without
+ * descriptors, wrapped for the SCM_RIGHTS ones (BATCH of each per round
+ * and side, on a unix datagram socketpair).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +158,89 @@ static void bench_flags(int src, unsigned rounds)
 	close(sock);
 }
 
+enum { MSG_SEND, MSG_RECV, NR_MSG };
+
+static const char *const msg_names[NR_MSG] = {
+	"sendmsg without fds", "recvmsg without fds",
+};
+
+struct msg_funcs {
+	ssize_t (*send_fn)(int fd, const struct msghdr *msg, int flags);
+	ssize_t (*recv_fn)(int fd, struct msghdr *msg, int flags);
+};
+
+/* One side's round: BATCH one-byte datagrams sent, then received. */
+static unsigned run_msgs(const struct msg_funcs *f, const int sp[2],
+			 uint64_t ns[NR_MSG])
+{
+	unsigned errors = 0;
+	char byte = 'x';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	uint64_t t0 = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->send_fn(sp[0], &m, 0) != 1;
+	uint64_t t1 = bench_now_ns();
+	for (int i = 0; i < BATCH; i++)
+		errors += f->recv_fn(sp[1], &m, 0) != 1;
+	uint64_t t2 = bench_now_ns();
+	ns[MSG_SEND] = t1 - t0;
+	ns[MSG_RECV] = t2 - t1;
+	return errors;
+}
+
+/* sendmsg and recvmsg are wrapped for the descriptors they pass. */
+static void bench_msgs(unsigned rounds)
+{
+	struct bench_series s[NR_MSG];
+	unsigned errors = 0;
+	char name[64];
+	int sp[2], buf = BATCH * 2048;
+	void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+	struct msg_funcs raw = { NULL, NULL }, shim = { sendmsg, recvmsg };
+
+	if (h) {
+		*(void **)&raw.send_fn = dlsym(h, "sendmsg");
+		*(void **)&raw.recv_fn = dlsym(h, "recvmsg");
+	}
+	if (!raw.send_fn || !raw.recv_fn ||
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		bench_report_skip("fdops msgs", "no libc sendmsg or socketpair");
+		return;
+	}
+	/* Room for a whole batch: no send blocks. */
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	for (int op = 0; op < NR_MSG; op++)
+		if (bench_series_init(&s[op], rounds, BATCH) < 0) {
+			bench_report_skip("fdops msgs", "out of memory");
+			return;
+		}
+	for (unsigned r = 0; r < rounds + WARMUP_ROUNDS; r++) {
+		uint64_t raw_ns[NR_MSG], shim_ns[NR_MSG];
+		if (r % 2) {
+			errors += run_msgs(&raw, sp, raw_ns);
+			errors += run_msgs(&shim, sp, shim_ns);
+		} else {
+			errors += run_msgs(&shim, sp, shim_ns);
+			errors += run_msgs(&raw, sp, raw_ns);
+		}
+		if (r < WARMUP_ROUNDS)
+			continue;
+		for (int op = 0; op < NR_MSG; op++)
+			bench_series_add(&s[op], raw_ns[op], shim_ns[op]);
+	}
+	for (int op = 0; op < NR_MSG; op++) {
+		snprintf(name, sizeof(name), "fd.%s", msg_names[op]);
+		bench_report_ratio(name, &s[op], 1.05,
+				   errors ? "some calls failed" : NULL);
+		bench_series_free(&s[op]);
+	}
+	close(sp[0]);
+	close(sp[1]);
+}
+
 int main(void)
 {
 	static int fds[BATCH];
@@ -207,6 +292,7 @@ int main(void)
 		bench_series_free(&s[op]);
 	}
 	bench_flags(src, rounds);
+	bench_msgs(rounds);
 	close(src);
 	return 0;
 }

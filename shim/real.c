@@ -51,6 +51,9 @@ static const struct {
 	REAL_ENTRY(bind, "bind"),
 	REAL_ENTRY(listen, "listen"),
 	REAL_ENTRY(recvmsg, "recvmsg"),
+	REAL_ENTRY(recvmmsg, "recvmmsg"),
+	REAL_ENTRY(sendmsg, "sendmsg"),
+	REAL_ENTRY(sendmmsg, "sendmmsg"),
 	REAL_ENTRY(close, "close"),
 	REAL_ENTRY(close_range, "close_range"),
 	REAL_ENTRY(dup, "dup"),
@@ -70,6 +73,8 @@ static const struct {
 	REAL_ENTRY(clone, "clone"),
 	REAL_ENTRY(posix_spawn, "posix_spawn"),
 	REAL_ENTRY(posix_spawnp, "posix_spawnp"),
+	REAL_ENTRY(system, "system"),
+	REAL_ENTRY(popen, "popen"),
 	REAL_ENTRY(sigaction, "sigaction"),
 	REAL_ENTRY(signal, "signal"),
 };

@@ -504,6 +504,19 @@ void registry_files_flags_shared(void)
 	fdt_each_file(file_flags_unknown);
 }
 
+void registry_fd_sent(int fd)
+{
+	struct reg_file *f = fdt_get(fd);
+	if (!f)
+		return;
+	/* f may be reused meanwhile: marking another file costs reads. */
+	__atomic_or_fetch(&f->flags, REG_FILE_SHARED, __ATOMIC_RELAXED);
+	file_flags_unknown(f);
+	struct reg_set *s = __atomic_load_n(&f->set, __ATOMIC_ACQUIRE);
+	if (s)
+		__atomic_store_n(&s->shared, true, __ATOMIC_RELAXED);
+}
+
 bool registry_fd_fdinfo_flags(int fd, uint32_t *kind, uint32_t *flags)
 {
 	struct reg_file *f = fdt_get(fd);

@@ -321,6 +321,12 @@ void registry_fd_flags_lost(unsigned int first, unsigned int last);
  * exec with it): no file's flags are known any more.
  */
 void registry_files_flags_shared(void);
+/*
+ * fd was sent to another process (SCM_RIGHTS): its file may be changed
+ * there, and outlive this process's last descriptor (with its watches);
+ * an epoll set may be changed there too.
+ */
+void registry_fd_sent(int fd);
 /* registry_fd_cloexec, registry_file_setfl, registry_file_flag: inline,
  * after the fd table below. */
 

@@ -10,9 +10,11 @@
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "registry.h"
 
@@ -43,6 +45,10 @@ struct shim_real {
 	int (*bind)(int, const struct sockaddr *, socklen_t);
 	int (*listen)(int, int);
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int,
+			struct timespec *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*close)(int);
 	int (*close_range)(unsigned int, unsigned int, int);
 	int (*dup)(int);
@@ -68,6 +74,8 @@ struct shim_real {
 			    const posix_spawn_file_actions_t *,
 			    const posix_spawnattr_t *, char *const[],
 			    char *const[]);
+	int (*system)(const char *);
+	FILE *(*popen)(const char *, const char *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 };

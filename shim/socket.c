@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * socket, socketpair, accept, accept4, bind, listen, recvmsg.  What a
+ * socket, socketpair, accept, accept4, bind, listen; recvmsg, recvmmsg,
+ * sendmsg and sendmmsg for the descriptors they pass.  What a
  * restore needs that the kernel does not keep (the listen backlog) is
  * recorded here; the rest (addresses, options) is read from the kernel at
  * dump time.
@@ -108,25 +109,74 @@ SHIM_API int listen(int fd, int backlog)
 	return ret;
 }
 
-/* Descriptors received with SCM_RIGHTS take numbers the shim must forget. */
-SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+/* Call fn on every descriptor of msg's SCM_RIGHTS messages. */
+static void each_passed_fd(const struct msghdr *msg, void (*fn)(int fd))
 {
-	ssize_t ret = REAL(recvmsg)(fd, msg, flags);
-	if (ret < 0 || !msg || !msg->msg_control || !msg->msg_controllen ||
-	    shim_busy)
-		return ret;
-	int saved_errno = errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c;
-	     c = CMSG_NXTHDR(msg, c)) {
+	if (!msg->msg_control || !msg->msg_controllen)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+	     c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (size_t i = 0; i < n; i++) {
-			int rfd;
-			memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(rfd));
-			shim_record_fd_unknown(rfd);
+			int pfd;
+			memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(pfd));
+			fn(pfd);
 		}
 	}
+}
+
+/*
+ * Descriptors received with SCM_RIGHTS take numbers the shim must forget;
+ * those sent are held by another process from now on (registry_fd_sent).
+ * Read after the call only: the kernel has checked msg then (a program's
+ * bad pointer gets its EFAULT, not a fault in the shim).
+ */
+SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t ret = REAL(recvmsg)(fd, msg, flags);
+	if (ret < 0 || !msg || shim_busy)
+		return ret;
+	int saved_errno = errno;
+	each_passed_fd(msg, shim_record_fd_unknown);
+	errno = saved_errno;
+	return ret;
+}
+
+SHIM_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+		      int flags, struct timespec *timeout)
+{
+	int ret = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+	if (ret <= 0 || shim_busy)
+		return ret;
+	int saved_errno = errno;
+	for (int i = 0; i < ret; i++)
+		each_passed_fd(&vec[i].msg_hdr, shim_record_fd_unknown);
+	errno = saved_errno;
+	return ret;
+}
+
+SHIM_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t ret = REAL(sendmsg)(fd, msg, flags);
+	if (ret < 0 || !msg || shim_busy)
+		return ret;
+	int saved_errno = errno;
+	each_passed_fd(msg, registry_fd_sent);
+	errno = saved_errno;
+	return ret;
+}
+
+SHIM_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+		      int flags)
+{
+	int ret = REAL(sendmmsg)(fd, vec, vlen, flags);
+	if (ret <= 0 || shim_busy)
+		return ret;
+	int saved_errno = errno;
+	for (int i = 0; i < ret; i++)
+		each_passed_fd(&vec[i].msg_hdr, registry_fd_sent);
 	errno = saved_errno;
 	return ret;
 }

@@ -21,6 +21,8 @@
 #include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -128,6 +130,24 @@ SHIM_API int posix_spawnp(pid_t *pid, const char *file,
 	if (!shim_busy)
 		registry_files_flags_shared();
 	return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+}
+
+/*
+ * system, popen: glibc spawns their child internally (no wrapper sees it),
+ * and it holds every file without FD_CLOEXEC: as posix_spawn.
+ */
+SHIM_API int system(const char *command)
+{
+	if (!shim_busy && command)
+		registry_files_flags_shared();
+	return REAL(system)(command);
+}
+
+SHIM_API FILE *popen(const char *command, const char *type)
+{
+	if (!shim_busy)
+		registry_files_flags_shared();
+	return REAL(popen)(command, type);
 }
 
 typedef int (*clone_fn)(void *); /* the function a clone child runs */
