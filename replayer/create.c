@@ -209,21 +209,25 @@ static int rs_give_flags(struct restore *r, uint32_t id, int fd)
 						     KIND_STATUS_FLAGS);
 	uint32_t refused = 0;
 	int refused_errno[32] = { 0 };
-	char what[256], buf[96];
+	char what[64], buf[96];
 	int ret;
 
 	ret = recreate_set_flags(fd, t, recreate_flags_given(t), &refused,
 				 refused_errno);
 	if (ret < 0) {
+		char full[256];
+
 		close(fd);
 		return rs_fail(r, "%s: fcntl F_SETFL 0%o: %s",
-			       rs_what(r, id, what, sizeof(what)),
+			       rs_what(r, id, full, sizeof(full)),
 			       t->file_flags & KIND_STATUS_FLAGS,
 			       strerror(-ret));
 	}
 	if (!(refused | other) && !(t->file_flags & O_ASYNC))
 		return 0;
-	rs_what(r, id, what, sizeof(what));
+	/* The report line names the path already. */
+	snprintf(what, sizeof(what), "%s target %u", image_kind_name(t->kind),
+		 id);
 	for (int bit = 0; bit < 32; bit++) {
 		uint32_t f = 1u << bit;
 
