@@ -244,7 +244,8 @@ static bool same_fds(const struct cmp *c, uint32_t te, uint32_t ta,
 /*
  * A socketpair end: the other end the image names must be this end's other
  * end in actual too, at the same numbers with the same fd flags and
- * status flags (KIND_STATUS_FLAGS).  Queued bytes are not compared: the program moves them.
+ * status flags (KIND_STATUS_FLAGS).  Queued bytes are not compared: the
+ * program moves them.
  */
 static void compare_pair(struct cmp *c, int epfd, int tfd,
 			 const struct image_target *te,
