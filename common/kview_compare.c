@@ -243,14 +243,15 @@ static bool same_fds(const struct cmp *c, uint32_t te, uint32_t ta,
 
 /*
  * A socketpair end: the other end the image names must be this end's other
- * end in actual too, at the same numbers with the same fd flags and
- * status flags (KIND_STATUS_FLAGS).  Queued bytes are not compared: the
+ * end in actual too, at the same numbers with the same fd flags, access
+ * mode and status flags (KIND_STATUS_FLAGS).  Queued bytes are not compared: the
  * program moves them.
  */
 static void compare_pair(struct cmp *c, int epfd, int tfd,
 			 const struct image_target *te,
 			 const struct image_target *ta)
 {
+	const uint32_t fl_mask = O_ACCMODE | KIND_STATUS_FLAGS;
 	const struct image_target *pe, *pa;
 	char exp[160], act[160];
 	uint32_t first, end;
@@ -269,16 +270,14 @@ static void compare_pair(struct cmp *c, int epfd, int tfd,
 	if (!same_fds(c, pe->id, pa->id, exp, act, sizeof(exp)))
 		diff_line(c, "epfd %d tfd %d: socketpair other end's fds expected %s, actual %s",
 			  epfd, tfd, exp, act);
-	if ((pe->file_flags ^ pa->file_flags) & KIND_STATUS_FLAGS)
+	if ((pe->file_flags ^ pa->file_flags) & fl_mask)
 		diff_line(c, "epfd %d tfd %d: socketpair other end's file flags expected 0%o (%s), actual 0%o (%s)",
-			  epfd, tfd, pe->file_flags & KIND_STATUS_FLAGS,
-			  kind_file_flags_text(pe->file_flags &
-						       KIND_STATUS_FLAGS,
-					       exp, sizeof(exp)),
-			  pa->file_flags & KIND_STATUS_FLAGS,
-			  kind_file_flags_text(pa->file_flags &
-						       KIND_STATUS_FLAGS,
-					       act, sizeof(act)));
+			  epfd, tfd, pe->file_flags & fl_mask,
+			  kind_file_flags_text(pe->file_flags & fl_mask, exp,
+					       sizeof(exp)),
+			  pa->file_flags & fl_mask,
+			  kind_file_flags_text(pa->file_flags & fl_mask, act,
+					       sizeof(act)));
 }
 
 /* Compare a watched target once: description, fds, file flags. */
