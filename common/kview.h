@@ -146,9 +146,10 @@ void kview_last_stats(struct kview_stats *out);
  * mode and status flags (KIND_STATUS_FLAGS: O_APPEND, O_NONBLOCK,
  * O_ASYNC, O_DIRECT, O_NOATIME), a socketpair end's other end: its fd
  * numbers, access mode and status flags), sets and watches that only
- * actual has.  Writes one line per difference, naming epfd and tfd and both values, to out_fd
- * (when >= 0) and returns the number of differences (0 = identical), or
- * -errno when writing to out_fd failed or memory ran out.
+ * actual has.  Writes one line per difference, naming epfd and tfd and
+ * both values, to out_fd (when >= 0) and returns the number of
+ * differences (0 = identical), or -errno when writing to out_fd failed or
+ * memory ran out.
  */
 int kview_compare(const struct image *expected, const struct image *actual,
 		  int out_fd);
