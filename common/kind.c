@@ -135,6 +135,49 @@ int kind_describe_file_flags(struct image_target *t, int fd,
 	return 0;
 }
 
+static const struct {
+	uint32_t flag;
+	const char *name;
+} kind_flag_names[] = {
+	{ O_APPEND, "O_APPEND" },   { O_NONBLOCK, "O_NONBLOCK" },
+	{ O_ASYNC, "O_ASYNC" },	    { O_DIRECT, "O_DIRECT" },
+	{ O_NOATIME, "O_NOATIME" }, { O_CLOEXEC, "O_CLOEXEC" },
+};
+
+const char *kind_file_flag_name(uint32_t flag)
+{
+	for (size_t i = 0; i < sizeof(kind_flag_names) /
+				       sizeof(kind_flag_names[0]); i++)
+		if (kind_flag_names[i].flag == flag)
+			return kind_flag_names[i].name;
+	return NULL;
+}
+
+const char *kind_file_flags_text(uint32_t flags, char *buf, size_t len)
+{
+	static const char *const modes[] = { "O_RDONLY", "O_WRONLY", "O_RDWR",
+					     "O_ACCMODE" };
+	uint32_t rest = flags & ~(uint32_t)O_ACCMODE;
+	size_t used;
+
+	if (!len)
+		return buf;
+	snprintf(buf, len, "%s", modes[flags & O_ACCMODE]);
+	for (size_t i = 0; i < sizeof(kind_flag_names) /
+				       sizeof(kind_flag_names[0]); i++) {
+		if (!(rest & kind_flag_names[i].flag))
+			continue;
+		rest &= ~kind_flag_names[i].flag;
+		used = strlen(buf);
+		snprintf(buf + used, len - used, "|%s",
+			 kind_flag_names[i].name);
+	}
+	used = strlen(buf);
+	if (rest)
+		snprintf(buf + used, len - used, "|0%o", rest);
+	return buf;
+}
+
 void kind_diff(char *diff, size_t diff_len, const char *fmt, ...)
 {
 	va_list ap;

@@ -8,7 +8,9 @@
 #ifndef EPOLLCR_KIND_H
 #define EPOLLCR_KIND_H
 
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "epollcr_image.h"
@@ -51,6 +53,24 @@ struct kind_ops {
 
 /* The ops of a kind; the OTHER entry for unknown kinds.  Never NULL. */
 const struct kind_ops *kind_ops_of(uint32_t kind);
+
+/*
+ * The file status flags F_SETFL changes (the kernel's SETFL_MASK; O_NDELAY
+ * is O_NONBLOCK on Linux): what a restore gives a file it created, and,
+ * with the access mode (O_ACCMODE), what verify compares.
+ */
+#define KIND_STATUS_FLAGS \
+	(O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+/*
+ * File flags as text for messages: the access mode and each flag by name
+ * ("O_WRONLY|O_NONBLOCK|O_DIRECT"), any other bits in octal ("|0100000").
+ * Writes at most len bytes into buf (NUL-terminated) and returns buf.
+ */
+const char *kind_file_flags_text(uint32_t flags, char *buf, size_t len);
+
+/* The name of one file flag bit ("O_DIRECT"), NULL when it has none here. */
+const char *kind_file_flag_name(uint32_t flag);
 
 /* The kind whose match_link accepts link, IMAGE_KIND_OTHER otherwise. */
 uint32_t kind_from_link(const char *link);

@@ -142,12 +142,14 @@ void kview_last_stats(struct kview_stats *out);
  * its lowest fd number in expected; its other fds must name the same set),
  * every watch (matched by set, tfd and, among watches of one tfd, by target
  * then order: events, data, stale flag, open_fd, target kind, the target's
- * description through kind same(), its fd numbers, FD_CLOEXEC and access
- * mode / O_NONBLOCK, a socketpair end's other end: its fd numbers and
- * O_NONBLOCK), sets and watches that only actual has.  Writes one
- * line per difference, naming epfd and tfd and both values, to out_fd
- * (when >= 0) and returns the number of differences (0 = identical), or
- * -errno when writing to out_fd failed or memory ran out.
+ * description through kind same(), its fd numbers, FD_CLOEXEC, access
+ * mode and status flags (KIND_STATUS_FLAGS: O_APPEND, O_NONBLOCK,
+ * O_ASYNC, O_DIRECT, O_NOATIME), a socketpair end's other end: its fd
+ * numbers, access mode and status flags), sets and watches that only
+ * actual has.  Writes one line per difference, naming epfd and tfd and
+ * both values, to out_fd (when >= 0) and returns the number of
+ * differences (0 = identical), or -errno when writing to out_fd failed or
+ * memory ran out.
  */
 int kview_compare(const struct image *expected, const struct image *actual,
 		  int out_fd);

@@ -243,13 +243,15 @@ static bool same_fds(const struct cmp *c, uint32_t te, uint32_t ta,
 
 /*
  * A socketpair end: the other end the image names must be this end's other
- * end in actual too, at the same numbers with the same fd flags and
- * O_NONBLOCK.  Queued bytes are not compared: the program moves them.
+ * end in actual too, at the same numbers with the same fd flags, access
+ * mode and status flags (KIND_STATUS_FLAGS).  Queued bytes are not compared: the
+ * program moves them.
  */
 static void compare_pair(struct cmp *c, int epfd, int tfd,
 			 const struct image_target *te,
 			 const struct image_target *ta)
 {
+	const uint32_t fl_mask = O_ACCMODE | KIND_STATUS_FLAGS;
 	const struct image_target *pe, *pa;
 	char exp[160], act[160];
 	uint32_t first, end;
@@ -268,10 +270,14 @@ static void compare_pair(struct cmp *c, int epfd, int tfd,
 	if (!same_fds(c, pe->id, pa->id, exp, act, sizeof(exp)))
 		diff_line(c, "epfd %d tfd %d: socketpair other end's fds expected %s, actual %s",
 			  epfd, tfd, exp, act);
-	if ((pe->file_flags ^ pa->file_flags) & O_NONBLOCK)
-		diff_line(c, "epfd %d tfd %d: socketpair other end's O_NONBLOCK expected %s, actual %s",
-			  epfd, tfd, pe->file_flags & O_NONBLOCK ? "on" : "off",
-			  pa->file_flags & O_NONBLOCK ? "on" : "off");
+	if ((pe->file_flags ^ pa->file_flags) & fl_mask)
+		diff_line(c, "epfd %d tfd %d: socketpair other end's file flags expected 0%o (%s), actual 0%o (%s)",
+			  epfd, tfd, pe->file_flags & fl_mask,
+			  kind_file_flags_text(pe->file_flags & fl_mask, exp,
+					       sizeof(exp)),
+			  pa->file_flags & fl_mask,
+			  kind_file_flags_text(pa->file_flags & fl_mask, act,
+					       sizeof(act)));
 }
 
 /* Compare a watched target once: description, fds, file flags. */
@@ -279,7 +285,7 @@ static void compare_target(struct cmp *c, int epfd, int tfd,
 			   const struct image_target *te,
 			   const struct image_target *ta)
 {
-	const uint32_t fl_mask = O_ACCMODE | O_NONBLOCK;
+	const uint32_t fl_mask = O_ACCMODE | KIND_STATUS_FLAGS;
 	char diff[256], exp[160], act[160];
 	uint32_t first;
 
@@ -303,9 +309,13 @@ static void compare_target(struct cmp *c, int epfd, int tfd,
 	if (cmp_fds_of(&c->e, te->id, &first) != first &&
 	    cmp_fds_of(&c->a, ta->id, &first) != first &&
 	    (te->file_flags & fl_mask) != (ta->file_flags & fl_mask))
-		diff_line(c, "epfd %d tfd %d: target file flags expected 0%o, actual 0%o",
+		diff_line(c, "epfd %d tfd %d: target file flags expected 0%o (%s), actual 0%o (%s)",
 			  epfd, tfd, te->file_flags & fl_mask,
-			  ta->file_flags & fl_mask);
+			  kind_file_flags_text(te->file_flags & fl_mask, exp,
+					       sizeof(exp)),
+			  ta->file_flags & fl_mask,
+			  kind_file_flags_text(ta->file_flags & fl_mask, act,
+					       sizeof(act)));
 	if (te->kind == IMAGE_KIND_SOCKET)
 		compare_pair(c, epfd, tfd, te, ta);
 }

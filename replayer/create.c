@@ -177,6 +177,88 @@ err_remove:
 	return rs_fail(r, "out of memory");
 }
 
+/* Why the kernel refused status flag f (errno err, 0: taken, not kept). */
+static const char *rs_flag_refusal(uint32_t f, int err, char *buf,
+				   size_t len)
+{
+	if (f == O_NOATIME && err == EPERM)
+		return "only the owner of the file's inode or CAP_FOWNER may set it (the anonymous inode of an eventfd, timerfd, signalfd or epoll file belongs to root)";
+	if (f == O_DIRECT && err == EINVAL)
+		return "the kernel takes it only on pipes (packet mode) and files open for direct I/O";
+	if (err == 0)
+		return "F_SETFL took it but the file does not keep it (a kind without fasync keeps no O_ASYNC)";
+	snprintf(buf, len, "F_SETFL: %s", strerror(err));
+	return buf;
+}
+
+/*
+ * Give target id's new descriptor fd the status flags of the image its
+ * creation did not give it (recreate_set_flags: nothing to do, no
+ * syscall, for most targets).  A flag the kernel refuses is left out with
+ * a warning each, which is all a restore can do about it (as for
+ * EPOLLWAKEUP): the file exists and its watches are right, so the missing
+ * policy is not applied.  Bits of the image that are not status flags
+ * get a warning.  O_ASYNC set gets an info diagnostic: its owner
+ * (F_SETOWN) is not in fdinfo, so none is set and no SIGIO is sent
+ * until the program sets one.  fd is closed on failure.
+ */
+static int rs_give_flags(struct restore *r, uint32_t id, int fd)
+{
+	const struct image_target *t = rs_tgt(r, id);
+	uint32_t other = t->file_flags & ~(uint32_t)(O_ACCMODE |
+						     KIND_STATUS_FLAGS);
+	uint32_t refused = 0;
+	int refused_errno[32] = { 0 };
+	char what[64], buf[96];
+	int ret;
+
+	ret = recreate_set_flags(fd, t, recreate_flags_given(t), &refused,
+				 refused_errno);
+	if (ret < 0) {
+		char full[256];
+
+		close(fd);
+		return rs_fail(r, "%s: fcntl F_SETFL 0%o: %s",
+			       rs_what(r, id, full, sizeof(full)),
+			       t->file_flags & KIND_STATUS_FLAGS,
+			       strerror(-ret));
+	}
+	if (!(refused | other) && !(t->file_flags & O_ASYNC))
+		return 0;
+	/* The report line names the path already. */
+	snprintf(what, sizeof(what), "%s target %u", image_kind_name(t->kind),
+		 id);
+	for (int bit = 0; bit < 32; bit++) {
+		uint32_t f = 1u << bit;
+
+		if (!(refused & f))
+			continue;
+		if (rs_diag(r, IMAGE_SEV_WARNING, IMAGE_DIAG_UNRESTORABLE,
+			    IMAGE_NONE, -1, id,
+			    "%s: file status flag %s of the image not restored: %s",
+			    what, kind_file_flag_name(f),
+			    rs_flag_refusal(f, refused_errno[bit], buf,
+					    sizeof(buf))) < 0)
+			goto err_close_fd;
+	}
+	if (other &&
+	    rs_diag(r, IMAGE_SEV_WARNING, IMAGE_DIAG_UNRESTORABLE, IMAGE_NONE,
+		    -1, id,
+		    "%s: file flags 0%o of the image are not status flags F_SETFL sets: not restored",
+		    what, other) < 0)
+		goto err_close_fd;
+	if ((t->file_flags & O_ASYNC) && !(refused & O_ASYNC) &&
+	    rs_diag(r, IMAGE_SEV_INFO, IMAGE_DIAG_GENERIC, IMAGE_NONE, -1, id,
+		    "%s: O_ASYNC restored without an owner (F_SETOWN is not in fdinfo, so not in the image): no SIGIO is sent until the program sets one",
+		    what) < 0)
+		goto err_close_fd;
+	return 0;
+
+err_close_fd:
+	close(fd);
+	return -1;
+}
+
 static int rs_create_one(struct restore *r, uint32_t id)
 {
 	const struct image_target *t = rs_tgt(r, id);
@@ -200,6 +282,8 @@ static int rs_create_one(struct restore *r, uint32_t id)
 		close(fd);
 		return -1;
 	}
+	if (rs_give_flags(r, id, fd) < 0)
+		return -1;
 	if (rs_settle(r, id, fd, req.cloexec, true) < 0)
 		return -1;
 	return rs_note(r, id);
@@ -228,6 +312,14 @@ static int rs_create_pair(struct restore *r, uint32_t a, uint32_t b)
 		if (ret == -EOPNOTSUPP && rs_unrestorable(r, b, r->why) < 0)
 			return -1;
 		return rs_create_failed(r, a, ret);
+	}
+	if (rs_give_flags(r, a, fd[0]) < 0) {
+		close(fd[1]);
+		return -1;
+	}
+	if (rs_give_flags(r, b, fd[1]) < 0) {
+		close(fd[0]);
+		return -1;
 	}
 	for (int i = 0; i < 2; i++) {
 		if (fd[i] == r->t[id[i] - 1].home ||

@@ -434,10 +434,42 @@ static int rs_check_existing_pair(struct restore *r, uint32_t id)
 }
 
 /*
+ * targets=existing: the file found for target id (at fd) has the access
+ * mode and status flags (KIND_STATUS_FLAGS) the image records, or a
+ * warning says how it differs.  It is not changed: the restore never
+ * touches a file it did not create (O_NONBLOCK included), and the file
+ * is what the caller restored it as.  One F_GETFL.
+ */
+static int rs_check_existing_flags(struct restore *r, uint32_t id, int fd)
+{
+	const uint32_t mask = O_ACCMODE | KIND_STATUS_FLAGS;
+	uint32_t want = rs_tgt(r, id)->file_flags & mask;
+	char what[256], has_text[160], want_text[160];
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return rs_fail(r, "targets=existing: fd %d: fcntl F_GETFL: %s",
+			       fd, strerror(errno));
+	if (((uint32_t)fl & mask) == want)
+		return 0;
+	return rs_diag(r, IMAGE_SEV_WARNING, IMAGE_DIAG_GENERIC, IMAGE_NONE,
+		       -1, id,
+		       "targets=existing: fd %d has file flags 0%o (%s), the image says 0%o (%s) for %s: left as they are (the restore changes no file it did not create)",
+		       fd, (uint32_t)fl & mask,
+		       kind_file_flags_text((uint32_t)fl & mask, has_text,
+					    sizeof(has_text)),
+		       want,
+		       kind_file_flags_text(want, want_text,
+					    sizeof(want_text)),
+		       rs_what(r, id, what, sizeof(what)));
+}
+
+/*
  * targets=existing: every found target must be open at each of its
  * numbers, of the kind the image says (readlink of /proc/self/fd/N), and
  * its numbers must hold one file (kcmp KCMP_FILE); a socketpair end must
- * be connected to the other end the image names.
+ * be connected to the other end the image names.  Its file flags are
+ * compared with the image's (a warning when they differ).
  */
 static int rs_check_existing(struct restore *r)
 {
@@ -459,6 +491,9 @@ static int rs_check_existing(struct restore *r)
 						   rs_first_fd(r, i + 1));
 		if (ret == 0)
 			ret = rs_check_existing_pair(r, i + 1);
+		if (ret == 0 && rt->fd_count)
+			ret = rs_check_existing_flags(r, i + 1,
+						      rs_first_fd(r, i + 1));
 	}
 	close(dir);
 	return ret;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kind.h"
 #include "recreate.h"
 
 #ifndef TFD_IOC_SET_TICKS
@@ -80,6 +81,68 @@ int recreate_set_nonblock(int fd, const struct image_target *t)
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
+	return 0;
+}
+
+uint32_t recreate_flags_given(const struct image_target *t)
+{
+	uint32_t given = t->file_flags & O_NONBLOCK;
+
+	if (t->kind == IMAGE_KIND_PIPE && t->u.pipe.write_end)
+		given |= t->file_flags & O_DIRECT;
+	return given;
+}
+
+/*
+ * Checked on Linux 6.18, as root and as nobody: F_SETFL sets O_APPEND on
+ * every kind; O_DIRECT on either end of a pipe (packet mode is the write
+ * end's flag: pipe2(O_DIRECT) gives it to the write end only), EINVAL on
+ * sockets and anonymous-inode files; O_NOATIME on pipes and sockets
+ * (their inode belongs to their creator), EPERM on eventfd, timerfd,
+ * signalfd and epoll files for anyone without CAP_FOWNER (their shared
+ * anonymous inode belongs to root); O_ASYNC on pipes and sockets, while
+ * on eventfd, timerfd, signalfd and epoll files (no fasync) F_SETFL
+ * succeeds and the flag is not kept.  pipe2() refuses O_APPEND (EINVAL).
+ */
+int recreate_set_flags(int fd, const struct image_target *t, uint32_t given,
+		       uint32_t *refused, int refused_errno[32])
+{
+	uint32_t want = t->file_flags & KIND_STATUS_FLAGS, have = given;
+	int fl;
+
+	*refused = 0;
+	if (want == given)
+		return 0;
+	if (fcntl(fd, F_SETFL, want) < 0) {
+		if (errno != EPERM && errno != EINVAL)
+			return -errno;
+		/* Nothing changed: find the flags refused, one at a time. */
+		for (int bit = 0; bit < 32; bit++) {
+			uint32_t f = 1u << bit;
+
+			if (!(want & f) || (have & f))
+				continue;
+			if (fcntl(fd, F_SETFL, have | f) == 0) {
+				have |= f;
+				continue;
+			}
+			if (errno != EPERM && errno != EINVAL)
+				return -errno;
+			*refused |= f;
+			refused_errno[bit] = errno;
+		}
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	for (int bit = 0; bit < 32; bit++) {
+		uint32_t f = 1u << bit;
+
+		if ((want & f) && !(*refused & f) && !((uint32_t)fl & f)) {
+			*refused |= f;
+			refused_errno[bit] = 0;
+		}
+	}
 	return 0;
 }
 
@@ -414,12 +477,18 @@ static void pipe_note_pending(const struct image_target *a,
 			     pending);
 }
 
-/* pipe2() with O_NONBLOCK per end as the image says. */
+/*
+ * pipe2() with O_NONBLOCK per end as the image says, and O_DIRECT (packet
+ * mode, on the write end) when the image's write end has it.
+ */
 static int pipe_make(const struct image_target *rd,
 		     const struct image_target *wr,
 		     const struct recreate_req *req, int p[2])
 {
-	if (pipe2(p, req->cloexec ? O_CLOEXEC : 0) < 0)
+	int flags = (req->cloexec ? O_CLOEXEC : 0) |
+		    (wr && (wr->file_flags & O_DIRECT) ? O_DIRECT : 0);
+
+	if (pipe2(p, flags) < 0)
 		return fail_errno(req, "pipe2");
 	if ((rd && recreate_set_nonblock(p[0], rd) < 0) ||
 	    (wr && recreate_set_nonblock(p[1], wr) < 0)) {

@@ -128,6 +128,27 @@ int recreate_errno(char *why, size_t why_len, const char *what);
 int recreate_set_nonblock(int fd, const struct image_target *t);
 
 /*
+ * The status flags (KIND_STATUS_FLAGS) of t that its kind's recreate gives
+ * it at creation: O_NONBLOCK as the image says, and a pipe's write end
+ * O_DIRECT (pipe2 makes it a packet-mode pipe).
+ */
+uint32_t recreate_flags_given(const struct image_target *t);
+
+/*
+ * Give fd, just created for t with the status flags `given`
+ * (recreate_flags_given), every other status flag of t->file_flags that
+ * F_SETFL sets (KIND_STATUS_FLAGS): O_APPEND, O_ASYNC, O_DIRECT,
+ * O_NOATIME.  No syscall when there is none; else one F_SETFL and one
+ * F_GETFL to read back what the kernel kept.  The flags the kernel
+ * refuses (F_SETFL fails with EPERM or EINVAL: tried one by one then) or
+ * takes without keeping them are left out: *refused gets them, and
+ * refused_errno[i] the errno of bit i's refusal (0: taken, not kept).
+ * Returns 0, or -errno when fcntl fails otherwise.
+ */
+int recreate_set_flags(int fd, const struct image_target *t, uint32_t given,
+		       uint32_t *refused, int refused_errno[32]);
+
+/*
  * Remove the AF_UNIX socket file at path when it still is the file with
  * this device and inode (not followed through a symlink).  true when it
  * was removed.

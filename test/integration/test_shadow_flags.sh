@@ -53,7 +53,7 @@ read -r _ raw_fl raw_fd < <(grep '^raw ' "$WORK/flags.out")
 rc=$?
 cat "$WORK/verify2.out"
 [ "$rc" -eq 1 ] && pass "verify: the raw changes differ" || fail "verify exit $rc after raw changes, not 1"
-grep -q "tfd $raw_fl: target file flags expected 02, actual 04002" "$WORK/verify2.out" &&
+grep -q "tfd $raw_fl: target file flags expected 02 (O_RDWR), actual 04002 (O_RDWR|O_NONBLOCK)" "$WORK/verify2.out" &&
 	pass "raw F_SETFL O_NONBLOCK on fd $raw_fl: the image keeps the shadow's flags, verify says so" ||
 	fail "raw F_SETFL on fd $raw_fl not reported"
 grep -q "tfd $raw_fd: target fds expected $raw_fd, actual $raw_fd cloexec" "$WORK/verify2.out" &&

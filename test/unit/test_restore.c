@@ -8,6 +8,7 @@
  * it was before.
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/audit.h>
@@ -1208,6 +1209,193 @@ static void child_existing(void)
 	image_free(&img);
 }
 
+/*
+ * Every status flag the image records, given back (docs/restore.md): a
+ * packet-mode pipe (O_DIRECT on its write end, from pipe2) whose read end
+ * has O_APPEND and O_DIRECT (F_SETFL), a listening socket with O_ASYNC,
+ * O_APPEND and O_NOATIME, an eventfd with O_APPEND and O_NOATIME (only
+ * with CAP_FOWNER: its anonymous inode belongs to root) and an eventfd
+ * with O_ASYNC (the kernel keeps none on a file without fasync).  Each
+ * restored file's fdinfo `flags:` is compared with the image's, each flag
+ * refused has its warning, the pipe keeps message boundaries, and
+ * kview_compare (epollcr verify) finds exactly the refused flags, then a
+ * flag flipped by fcntl.  Run as root and, in a child, as nobody.
+ */
+static int flags_diag(const struct image *img, const char *what)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < img->ndiags; i++)
+		if (strstr(img->diags[i].message, what))
+			n++;
+	return n;
+}
+
+static int flags_compare(const struct image *img, char *out, size_t len)
+{
+	struct image live;
+	int p[2], diffs;
+	ssize_t n;
+
+	CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+	image_init(&live);
+	CHECK(kview_snapshot(getpid(), &live, 0, NULL) == 0, "snapshot");
+	diffs = kview_compare(img, &live, p[1]);
+	close(p[1]);
+	n = read(p[0], out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	image_free(&live);
+	return diffs;
+}
+
+static void flags_case(bool privileged)
+{
+	const unsigned noatime = privileged ? O_NOATIME : 0;
+	struct image img;
+	uint32_t s, rd, wr, ls, e, ea;
+	char out[4096], buf[8];
+	int diffs;
+
+	image_init(&img);
+	s = set_tgt(&img);
+	pipe_tgts(&img, &rd, &wr);
+	T(&img, rd)->file_flags = O_RDONLY | O_APPEND | O_DIRECT;
+	T(&img, wr)->file_flags = O_WRONLY | O_DIRECT | O_NONBLOCK;
+	ls = inet_listener(&img, free_port());
+	T(&img, ls)->file_flags = O_RDWR | O_ASYNC | O_APPEND | O_NOATIME;
+	e = efd_tgt(&img, 0);
+	T(&img, e)->file_flags = O_RDWR | O_APPEND | O_NOATIME;
+	ea = efd_tgt(&img, 0);
+	T(&img, ea)->file_flags = O_RDWR | O_ASYNC;
+	put_fd(&img, 100, s, true);
+	put_fd(&img, 101, rd, true);
+	put_fd(&img, 102, wr, true);
+	put_fd(&img, 103, ls, true);
+	put_fd(&img, 104, e, true);
+	put_fd(&img, 105, ea, true);
+	for (int fd = 101; fd <= 105; fd++) {
+		/* As a dump has them: for kview_compare below. */
+		put_watch(&img, s, fd, EPOLLIN | EPOLLERR | EPOLLHUP,
+			  (uint64_t)fd, img.fds[fd - 100].target);
+		img.watches[img.nwatches - 1].open_fd = fd;
+	}
+	restore_ok(&img);
+	CHECK(fdinfo_flags(101) == (O_CLOEXEC | O_RDONLY | O_APPEND | O_DIRECT),
+	      "read end flags 0%o", fdinfo_flags(101));
+	CHECK(fdinfo_flags(102) == (O_CLOEXEC | O_WRONLY | O_DIRECT | O_NONBLOCK),
+	      "write end flags 0%o", fdinfo_flags(102));
+	CHECK(fdinfo_flags(103) ==
+		      (O_CLOEXEC | O_RDWR | O_ASYNC | O_APPEND | O_NOATIME),
+	      "socket flags 0%o", fdinfo_flags(103));
+	CHECK(fcntl(103, F_GETOWN) == 0, "O_ASYNC with no owner");
+	CHECK(fdinfo_flags(104) == (O_CLOEXEC | O_RDWR | O_APPEND | noatime),
+	      "eventfd flags 0%o", fdinfo_flags(104));
+	CHECK(fdinfo_flags(105) == (O_CLOEXEC | O_RDWR), "eventfd flags 0%o",
+	      fdinfo_flags(105));
+	/* Packet mode: two writes are two reads. */
+	CHECK(write(102, "ab", 2) == 2 && write(102, "cd", 2) == 2, "write");
+	CHECK(read(101, buf, sizeof(buf)) == 2, "a packet-mode pipe");
+	CHECK(read(101, buf, sizeof(buf)) == 2, "the second packet");
+	CHECK(flags_diag(&img, "O_ASYNC restored without an owner") == 1,
+	      "one O_ASYNC owner note");
+	for (uint32_t i = 0; i < img.ndiags; i++)
+		CHECK(img.diags[i].severity ==
+			      (strstr(img.diags[i].message, "without an owner")
+				       ? IMAGE_SEV_INFO
+				       : IMAGE_SEV_WARNING),
+		      "severity of %s", img.diags[i].message);
+	CHECK(flags_diag(&img, "flag O_ASYNC of the image not restored: F_SETFL took it but the file does not keep it") == 1,
+	      "the eventfd's O_ASYNC refused");
+	CHECK(flags_diag(&img, "flag O_NOATIME of the image not restored: only the owner") ==
+		      (privileged ? 0 : 1),
+	      "the eventfd's O_NOATIME: %s", privileged ? "set" : "refused");
+	CHECK(img.ndiags == (privileged ? 2u : 3u), "%u diagnostics",
+	      img.ndiags);
+	for (uint32_t i = 0; i < img.ndiags; i++)
+		fprintf(stderr, "diagnostic: %s\n", img.diags[i].message);
+	/* verify: the refused flags are the differences, named. */
+	diffs = flags_compare(&img, out, sizeof(out));
+	fprintf(stderr, "%s", out);
+	CHECK(diffs == (privileged ? 1 : 2), "%d differences", diffs);
+	CHECK(strstr(out, "tfd 105: target file flags expected 020002 (O_RDWR|O_ASYNC), actual 02 (O_RDWR)"),
+	      "the eventfd's O_ASYNC named");
+	CHECK(privileged ||
+		      strstr(out, "tfd 104: target file flags expected 01002002 (O_RDWR|O_APPEND|O_NOATIME), actual 02002 (O_RDWR|O_APPEND)"),
+	      "the eventfd's O_NOATIME named");
+	/* A flag flipped after the restore is a difference too. */
+	CHECK(fcntl(101, F_SETFL, O_DIRECT) == 0, "clear O_APPEND");
+	diffs = flags_compare(&img, out, sizeof(out));
+	CHECK(diffs == (privileged ? 2 : 3), "%d differences", diffs);
+	CHECK(strstr(out, "tfd 101: target file flags expected 042000 (O_RDONLY|O_APPEND|O_DIRECT), actual 040000 (O_RDONLY|O_DIRECT)"),
+	      "the flipped O_APPEND named: %s", out);
+	image_free(&img);
+}
+
+static void child_flags(void)
+{
+	pid_t pid;
+	int status;
+
+	flags_case(geteuid() == 0);
+	if (geteuid() != 0)
+		return;
+	/* Again as nobody, in a child of this child. */
+	for (int fd = 3; fd < 200; fd++)
+		close(fd);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		CHECK(setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
+			      setresuid(65534, 65534, 65534) == 0,
+		      "become nobody");
+		flags_case(false);
+		exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		      WEXITSTATUS(status) == 0,
+	      "as nobody: status 0x%x", status);
+}
+
+/*
+ * targets=existing: a found file whose flags differ from the image's is
+ * left as it is, with a warning naming both; one that agrees gets none.
+ */
+static void child_existing_flags(void)
+{
+	struct image img;
+	uint32_t s, e, rd, wr;
+	int p[2];
+
+	CHECK(dup2(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), 101) == 101,
+	      "eventfd at 101");
+	CHECK(pipe2(p, O_CLOEXEC | O_DIRECT) == 0 && dup2(p[0], 102) == 102 &&
+		      dup2(p[1], 103) == 103,
+	      "pipe at 102/103");
+	close(p[0]);
+	close(p[1]);
+	new_image(&img, &s, &e);
+	pipe_tgts(&img, &rd, &wr);
+	T(&img, e)->file_flags = O_RDWR | O_APPEND;	/* has O_NONBLOCK */
+	T(&img, wr)->file_flags = O_WRONLY | O_DIRECT;	/* agrees */
+	put_fd(&img, 101, e, true);
+	put_fd(&img, 102, rd, true);
+	put_fd(&img, 103, wr, true);
+	put_watch(&img, s, 101, EPOLLIN, 1, e);
+	put_watch(&img, s, 102, EPOLLIN, 2, rd);
+	put_watch(&img, s, 103, EPOLLOUT, 3, wr);
+	CHECK(restore(&img, EPOLLCR_TARGETS_EXISTING, EPOLLCR_MISSING_FAIL,
+		      -1) == 0,
+	      "restore: %s", err);
+	CHECK(img.ndiags == 1 &&
+		      strstr(img.diags[0].message, "targets=existing: fd 101 has file flags 04002 (O_RDWR|O_NONBLOCK), the image says 02002 (O_RDWR|O_APPEND)") &&
+		      img.diags[0].severity == IMAGE_SEV_WARNING,
+	      "one warning: %s", img.ndiags ? img.diags[0].message : "none");
+	CHECK(fdinfo_flags(101) == (O_RDWR | O_NONBLOCK),
+	      "left as it was: 0%o", fdinfo_flags(101));
+	image_free(&img);
+}
+
 /* targets=existing cannot find a watched file that no fd holds. */
 static void child_existing_no_fd(void)
 {
@@ -2361,6 +2549,8 @@ CASE(kinds)
 CASE(timer_abs)
 CASE(existing)
 CASE(existing_no_fd)
+CASE(flags)
+CASE(existing_flags)
 CASE(wakeup_unrelated)
 CASE(rlimit)
 CASE(taken)
@@ -2403,6 +2593,8 @@ int main(void)
 		cmocka_unit_test(test_timer_abs),
 		cmocka_unit_test(test_existing),
 		cmocka_unit_test(test_existing_no_fd),
+		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_existing_flags),
 		cmocka_unit_test(test_wakeup_unrelated),
 		cmocka_unit_test(test_rlimit),
 		cmocka_unit_test(test_taken),
