@@ -5,6 +5,8 @@
 # thread writing an image.  Each child allocates and exits; none may hang,
 # and every dump meanwhile must succeed (under AddressSanitizer fork waits
 # for the image being written: a wrong lock order would hang both).
+# A third kind forks from a second thread while the main thread starts
+# the recorder: each grandchild starts its own.
 # Under AddressSanitizer, whose allocator fork does not lock, 1 fork in
 # 100 of the first kind hung (3 and 4 of 300) before the shim made fork
 # wait for the thread's start; the second kind hung none in 300.
@@ -19,6 +21,21 @@ if LD_PRELOAD=$PRELOAD timeout -k 2 120 "$PROG" start 300 >"$WORK/start.out" 2>&
 	pass "fork right after the recorder started: $(cat "$WORK/start.out")"
 else
 	fail "fork right after the recorder started: $(cat "$WORK/start.out")"
+fi
+
+# A thread forks while another starts the recorder: the child got the
+# start lock held and hung for ever in its first epoll_create1 (plain
+# build: 5 runs of 5 had a hung grandchild, at trials 7 to 261 of 300;
+# 0 in 3 runs of 400 after).  Under AddressSanitizer a grandchild forked
+# while the main thread's epoll_create1 allocates in the shim's registry
+# still hangs in GCC 12's allocator (as after any malloc of a program
+# thread): that part is not run there.
+if [[ ${SAN:-} == *address* ]]; then
+	echo "skipped under AddressSanitizer: fork while another thread allocates"
+elif LD_PRELOAD=$PRELOAD timeout -k 2 120 "$PROG" thread 300 >"$WORK/thread.out" 2>&1; then
+	pass "fork while another thread starts the recorder: $(cat "$WORK/thread.out")"
+else
+	fail "fork while another thread starts the recorder: $(cat "$WORK/thread.out")"
 fi
 
 start dump "$PROG" dump 300 "$WORK/go" || { fail "fork_recorder dump did not start"; finish; }
