@@ -18,6 +18,12 @@
  *                           held hung for ever in its epoll_create1.
  *                           Stops at the first trial with a grandchild
  *                           not gone within 2 s, and says which.
+ *   fork_recorder unwind N  the same, but the recorder runs before the
+ *                           forks, and the main thread registers 20
+ *                           watches meanwhile (its first: libunwind's
+ *                           first use), each grandchild one.  A grandchild
+ *                           forked while libunwind held a lock of its own
+ *                           hung for ever in its epoll_ctl.
  *   fork_recorder dump N F  one set of 300 watches (the recorder runs),
  *                           prints "ready"; waits (30 s at most) until
  *                           the file F exists, then forks N allocating
@@ -28,6 +34,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +136,15 @@ static void spin(long ns)
 
 #define THREAD_FORKS 12
 static int thread_go;
+static int thread_register; /* unwind mode: grandchildren register */
+
+/* A set with one eventfd watched (one registration, one backtrace). */
+static int register_one(int ep)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 7 };
+	return fd < 0 ? -1 : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
 
 /* Fork THREAD_FORKS children back to back from the time thread_go is set;
  * each starts a recorder of its own.  Returns how many hung. */
@@ -141,8 +157,11 @@ static void *forker(void *arg)
 		;
 	for (int i = 0; i < THREAD_FORKS; i++) {
 		pid_t pid = fork();
-		if (pid == 0)
-			_exit(epoll_create1(EPOLL_CLOEXEC) < 0);
+		if (pid == 0) {
+			int ep = epoll_create1(EPOLL_CLOEXEC);
+			_exit(ep < 0 ||
+			      (thread_register && register_one(ep) < 0));
+		}
 		if (pid > 0)
 			kids[n++] = pid;
 	}
@@ -170,7 +189,7 @@ static void *forker(void *arg)
 	return (void *)(intptr_t)hung;
 }
 
-static int mode_thread(int n)
+static int mode_thread(int n, bool unwind)
 {
 	int hung = 0, i;
 	for (i = 0; i < n && !hung; i++) {
@@ -182,13 +201,20 @@ static int mode_thread(int n)
 		if (pid == 0) {
 			pthread_t t;
 			void *ret;
+			int ep = -1;
+			thread_register = unwind;
+			if (unwind && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+				_exit(2);
 			if (pthread_create(&t, NULL, forker, NULL) != 0)
 				_exit(2);
 			__atomic_store_n(&thread_go, 1, __ATOMIC_RELEASE);
 			/* The start at a different moment of the forks. */
 			spin((long)(i % 25) * 20000);
-			if (epoll_create1(EPOLL_CLOEXEC) < 0)
+			if (!unwind && epoll_create1(EPOLL_CLOEXEC) < 0)
 				_exit(2);
+			for (int k = 0; unwind && k < 20; k++)
+				if (register_one(ep) < 0)
+					_exit(2);
 			pthread_join(t, &ret);
 			_exit(ret != NULL);
 		}
@@ -240,14 +266,16 @@ static int mode_dump(int n, const char *go)
 int main(int argc, char **argv)
 {
 	if (argc < 3 || atoi(argv[2]) <= 0) {
-		fprintf(stderr, "usage: fork_recorder start N | thread N | dump N FILE\n");
+		fprintf(stderr, "usage: fork_recorder start N | thread N | unwind N | dump N FILE\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
 	if (!strcmp(argv[1], "start") && argc == 3)
 		return mode_start(n);
 	if (!strcmp(argv[1], "thread") && argc == 3)
-		return mode_thread(n);
+		return mode_thread(n, false);
+	if (!strcmp(argv[1], "unwind") && argc == 3)
+		return mode_thread(n, true);
 	if (!strcmp(argv[1], "dump") && argc == 4)
 		return mode_dump(n, argv[3]);
 	fprintf(stderr, "fork_recorder: unknown mode %s\n", argv[1]);
