@@ -199,6 +199,8 @@ static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
 static pthread_rwlock_t unwind_lock =
 	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static __thread bool fork_holds_unwind;
+static int unwinder_loaded; /* load_unwinder has run: no lock needed */
+
 /*
  * Under ThreadSanitizer, the addresses of its runtime, whose interceptors
  * (epoll_ctl among them) stand between the program's call and the shim's
@@ -242,6 +244,17 @@ static void load_unwinder(void)
 		*(void **)&unwinder = dlsym(lib, "unw_backtrace");
 }
 
+/* Load the unwinder once, under the read lock (dlopen). */
+static void unwinder_load(void)
+{
+	if (__atomic_load_n(&unwinder_loaded, __ATOMIC_ACQUIRE))
+		return;
+	pthread_rwlock_rdlock(&unwind_lock);
+	pthread_once(&unwinder_once, load_unwinder);
+	pthread_rwlock_unlock(&unwind_lock);
+	__atomic_store_n(&unwinder_loaded, 1, __ATOMIC_RELEASE);
+}
+
 static bool in_runtime(uintptr_t pc)
 {
 	return pc - runtime_lo < runtime_hi - runtime_lo;
@@ -255,12 +268,12 @@ static bool in_runtime(uintptr_t pc)
  */
 static int unwind_from(uintptr_t from, void **pcs, int max, int *n)
 {
-	pthread_rwlock_rdlock(&unwind_lock);
-	pthread_once(&unwinder_once, load_unwinder);
-	*n = unwinder ? unwinder(pcs, max) : 0;
-	pthread_rwlock_unlock(&unwind_lock);
+	unwinder_load();
 	if (!unwinder)
 		return -1;
+	pthread_rwlock_rdlock(&unwind_lock);
+	*n = unwinder(pcs, max);
+	pthread_rwlock_unlock(&unwind_lock);
 	int start = 0;
 	while (start < *n && start < BACKTRACE_SEARCH &&
 	       (uintptr_t)pcs[start] != from)
@@ -299,9 +312,7 @@ uint32_t backtrace_call_site(uintptr_t caller)
 	void *pcs[BACKTRACE_SEARCH + RUNTIME_FRAMES + 1];
 	int n;
 
-	pthread_rwlock_rdlock(&unwind_lock);
-	pthread_once(&unwinder_once, load_unwinder);
-	pthread_rwlock_unlock(&unwind_lock);
+	unwinder_load(); /* a MOD's call site: no lock once loaded */
 	if (in_runtime(caller)) {
 		int max = (int)(sizeof(pcs) / sizeof(pcs[0]));
 		int start = unwind_from(caller, pcs, max, &n);
