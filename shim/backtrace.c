@@ -192,7 +192,9 @@ static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
  * Held for reading while a thread loads the unwinder or unwinds, and for
  * writing by fork from prepare to parent: libunwind's own locks (of its
  * first use, of its caches) are not made safe by fork, and a child forked
- * while another thread held one hung for ever at its first registration.
+ * while another thread held one hung for ever at its first registration
+ * (and for frames not cached yet, libunwind calls dl_iterate_phdr, whose
+ * lock glibc's fork does not reset either).
  * Writers first, so that a stream of registrations cannot hold a fork off.
  * Taken after the registry's locks (a MOD unwinds holding its set's).
  */
