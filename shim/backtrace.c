@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backtrace.h"
 
@@ -188,6 +189,21 @@ out:
 static int (*unwinder)(void **pcs, int max_frames);
 static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
 /*
+ * Held for reading while a thread loads the unwinder or unwinds, and for
+ * writing by fork from prepare to parent: libunwind's own locks (of its
+ * first use, of its caches) are not made safe by fork, and a child forked
+ * while another thread held one hung for ever at its first registration
+ * (and for frames not cached yet, libunwind calls dl_iterate_phdr, whose
+ * lock glibc's fork does not reset either).
+ * Writers first, so that a stream of registrations cannot hold a fork off.
+ * Taken after the registry's locks (a MOD unwinds holding its set's).
+ */
+static pthread_rwlock_t unwind_lock =
+	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static __thread bool fork_holds_unwind;
+static int unwinder_loaded; /* load_unwinder has run: no lock needed */
+
+/*
  * Under ThreadSanitizer, the addresses of its runtime, whose interceptors
  * (epoll_ctl among them) stand between the program's call and the shim's
  * wrapper; empty otherwise.
@@ -230,6 +246,17 @@ static void load_unwinder(void)
 		*(void **)&unwinder = dlsym(lib, "unw_backtrace");
 }
 
+/* Load the unwinder once, under the read lock (dlopen). */
+static void unwinder_load(void)
+{
+	if (__atomic_load_n(&unwinder_loaded, __ATOMIC_ACQUIRE))
+		return;
+	pthread_rwlock_rdlock(&unwind_lock);
+	pthread_once(&unwinder_once, load_unwinder);
+	pthread_rwlock_unlock(&unwind_lock);
+	__atomic_store_n(&unwinder_loaded, 1, __ATOMIC_RELEASE);
+}
+
 static bool in_runtime(uintptr_t pc)
 {
 	return pc - runtime_lo < runtime_hi - runtime_lo;
@@ -243,10 +270,12 @@ static bool in_runtime(uintptr_t pc)
  */
 static int unwind_from(uintptr_t from, void **pcs, int max, int *n)
 {
-	pthread_once(&unwinder_once, load_unwinder);
+	unwinder_load();
 	if (!unwinder)
 		return -1;
+	pthread_rwlock_rdlock(&unwind_lock);
 	*n = unwinder(pcs, max);
+	pthread_rwlock_unlock(&unwind_lock);
 	int start = 0;
 	while (start < *n && start < BACKTRACE_SEARCH &&
 	       (uintptr_t)pcs[start] != from)
@@ -285,7 +314,7 @@ uint32_t backtrace_call_site(uintptr_t caller)
 	void *pcs[BACKTRACE_SEARCH + RUNTIME_FRAMES + 1];
 	int n;
 
-	pthread_once(&unwinder_once, load_unwinder);
+	unwinder_load(); /* a MOD's call site: no lock once loaded */
 	if (in_runtime(caller)) {
 		int max = (int)(sizeof(pcs) / sizeof(pcs[0]));
 		int start = unwind_from(caller, pcs, max, &n);
@@ -318,6 +347,11 @@ uint32_t backtrace_count(void)
 
 void backtrace_fork_prepare(void)
 {
+	/* 5 s at most: a signal handler of an unwinding thread may fork. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	fork_holds_unwind = pthread_rwlock_timedwrlock(&unwind_lock, &until) == 0;
 	pthread_once(&stripes_once, stripes_init);
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_lock(&stripes[i].lock);
@@ -327,10 +361,17 @@ void backtrace_fork_parent(void)
 {
 	for (int i = STRIPES - 1; i >= 0; i--)
 		pthread_mutex_unlock(&stripes[i].lock);
+	if (fork_holds_unwind) {
+		fork_holds_unwind = false;
+		pthread_rwlock_unlock(&unwind_lock);
+	}
 }
 
 void backtrace_fork_child(void)
 {
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&stripes[i].lock, NULL);
+	fork_holds_unwind = false;
+	unwind_lock = (pthread_rwlock_t)
+		PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 }

@@ -67,6 +67,13 @@ static pthread_mutex_t serve_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t started_sem;
 static __thread bool fork_holds_serve;
 #endif
+/*
+ * Held while a thread starts the recorder thread, and by fork from prepare
+ * to parent: a child forked while another thread was starting it would
+ * find the lock held for ever, and hang at its first epoll call.
+ */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool fork_holds_start;
 static pid_t thread_pid;		/* process that owns the thread */
 int shim_recorder_live SHIM_LOAD_DATA; /* shim.h */
 
@@ -248,16 +255,17 @@ void shim_recorder_need(void)
 	pid_t me = getpid();
 	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) == me)
 		return;
-	static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+	/* No handler of this thread (one that forks) while it holds the lock;
+	 * the new thread inherits the mask: it unblocks its signal alone. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&start_lock);
 	if (thread_pid != me) {
-		sigset_t all, old;
 		pthread_t tid;
 		pthread_attr_t attr;
-		sigfillset(&all);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
 #ifdef FORK_WAITS_FOR_RECORDER
 		sem_init(&started_sem, 0, 0);
 #endif
@@ -277,20 +285,27 @@ void shim_recorder_need(void)
 		} else {
 			log_error("cannot start the recorder thread: dumps of pid %d will time out", (int)me);
 		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&attr);
 	}
 	pthread_mutex_unlock(&start_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/*
+ * A fork waits until a recorder thread being started by another thread
+ * has started (5 s at most: the start takes microseconds), so that the
+ * child gets the start lock free and no half-made thread; under
+ * AddressSanitizer it then waits for the image being written too.
+ */
 void shim_recorder_fork_prepare(void)
 {
-#ifdef FORK_WAITS_FOR_RECORDER
-	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) != getpid())
-		return;
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
+	fork_holds_start = pthread_mutex_timedlock(&start_lock, &until) == 0;
+#ifdef FORK_WAITS_FOR_RECORDER
+	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) != getpid())
+		return;
 	fork_holds_serve = pthread_mutex_timedlock(&serve_lock, &until) == 0;
 #endif
 }
@@ -303,6 +318,10 @@ void shim_recorder_fork_parent(void)
 		pthread_mutex_unlock(&serve_lock);
 	}
 #endif
+	if (fork_holds_start) {
+		fork_holds_start = false;
+		pthread_mutex_unlock(&start_lock);
+	}
 }
 
 void shim_recorder_fork_child(void)
@@ -311,6 +330,9 @@ void shim_recorder_fork_child(void)
 	fork_holds_serve = false;
 	pthread_mutex_init(&serve_lock, NULL);
 #endif
+	/* Held by fork itself, or (after a timeout) by another thread. */
+	fork_holds_start = false;
+	pthread_mutex_init(&start_lock, NULL);
 	/*
 	 * The thread did not survive fork; the child's next epoll_create or
 	 * epoll_ctl through libc starts it again.

@@ -10,6 +10,20 @@
  *                           recorder) and forks at once; the grandchild
  *                           allocates and exits.  Prints "hung K" when K
  *                           grandchildren did not exit within 5 s.
+ *   fork_recorder thread N  N times: a child has a second thread fork
+ *                           while its main thread creates its first set
+ *                           (starting the recorder); each grandchild
+ *                           creates a set (starting its own) and exits.
+ *                           A grandchild forked while the start lock was
+ *                           held hung for ever in its epoll_create1.
+ *                           Stops at the first trial with a grandchild
+ *                           not gone within 2 s, and says which.
+ *   fork_recorder unwind N  the same, but the recorder runs before the
+ *                           forks, and the main thread registers 20
+ *                           watches meanwhile (its first: libunwind's
+ *                           first use), each grandchild one.  A grandchild
+ *                           forked while libunwind held a lock of its own
+ *                           hung for ever in its epoll_ctl.
  *   fork_recorder dump N F  one set of 300 watches (the recorder runs),
  *                           prints "ready"; waits (30 s at most) until
  *                           the file F exists, then forks N allocating
@@ -18,7 +32,9 @@
  *
  * Exit status 0 when every child exited by itself, 1 otherwise.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +123,113 @@ static int mode_start(int n)
 	return hung != 0;
 }
 
+/* Spin for ns nanoseconds. */
+static void spin(long ns)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+	       ns);
+}
+
+#define THREAD_FORKS 12
+static int thread_go;
+static int thread_register; /* unwind mode: grandchildren register */
+
+/* A set with one eventfd watched (one registration, one backtrace). */
+static int register_one(int ep)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 7 };
+	return fd < 0 ? -1 : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Fork THREAD_FORKS children back to back from the time thread_go is set;
+ * each starts a recorder of its own.  Returns how many hung. */
+static void *forker(void *arg)
+{
+	pid_t kids[THREAD_FORKS];
+	int n = 0, hung = 0;
+	(void)arg;
+	while (!__atomic_load_n(&thread_go, __ATOMIC_ACQUIRE))
+		;
+	for (int i = 0; i < THREAD_FORKS; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			int ep = epoll_create1(EPOLL_CLOEXEC);
+			_exit(ep < 0 ||
+			      (thread_register && register_one(ep) < 0));
+		}
+		if (pid > 0)
+			kids[n++] = pid;
+	}
+	/* All of them within 2 s; the others hung. */
+	int left = n;
+	for (int round = 0; round < 200 && left; round++) {
+		for (int i = 0; i < n; i++) {
+			int st;
+			if (kids[i] && waitpid(kids[i], &st, WNOHANG) == kids[i]) {
+				hung += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+				kids[i] = 0;
+				left--;
+			}
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < n; i++) {
+		if (kids[i]) {
+			kill(kids[i], SIGKILL);
+			waitpid(kids[i], NULL, 0);
+			hung++;
+		}
+	}
+	return (void *)(intptr_t)hung;
+}
+
+static int mode_thread(int n, bool unwind)
+{
+	int hung = 0, i;
+	for (i = 0; i < n && !hung; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			pthread_t t;
+			void *ret;
+			int ep = -1;
+			thread_register = unwind;
+			if (unwind && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+				_exit(2);
+			if (pthread_create(&t, NULL, forker, NULL) != 0)
+				_exit(2);
+			__atomic_store_n(&thread_go, 1, __ATOMIC_RELEASE);
+			/* The start at a different moment of the forks. */
+			spin((long)(i % 25) * 20000);
+			if (!unwind && epoll_create1(EPOLL_CLOEXEC) < 0)
+				_exit(2);
+			for (int k = 0; unwind && k < 20; k++)
+				if (register_one(ep) < 0)
+					_exit(2);
+			pthread_join(t, &ret);
+			_exit(ret != NULL);
+		}
+		int st;
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			hung++;
+	}
+	if (hung)
+		printf("trial %d of %d: a grandchild hung\n", i, n);
+	else
+		printf("%d trials: no grandchild hung\n", n);
+	return hung != 0;
+}
+
 static int mode_dump(int n, const char *go)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -143,12 +266,16 @@ static int mode_dump(int n, const char *go)
 int main(int argc, char **argv)
 {
 	if (argc < 3 || atoi(argv[2]) <= 0) {
-		fprintf(stderr, "usage: fork_recorder start N | dump N FILE\n");
+		fprintf(stderr, "usage: fork_recorder start N | thread N | unwind N | dump N FILE\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
 	if (!strcmp(argv[1], "start") && argc == 3)
 		return mode_start(n);
+	if (!strcmp(argv[1], "thread") && argc == 3)
+		return mode_thread(n, false);
+	if (!strcmp(argv[1], "unwind") && argc == 3)
+		return mode_thread(n, true);
 	if (!strcmp(argv[1], "dump") && argc == 4)
 		return mode_dump(n, argv[3]);
 	fprintf(stderr, "fork_recorder: unknown mode %s\n", argv[1]);
