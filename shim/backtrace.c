@@ -209,11 +209,19 @@ static int unwinder_loaded; /* load_unwinder has run: no lock needed */
  * wrapper; empty otherwise.
  */
 static uintptr_t runtime_lo, runtime_hi;
+/* libunwind's addresses: its calls to wrappers are the shim's own. */
+static uintptr_t unwinder_lo, unwinder_hi;
 
-/* dl_iterate_phdr callback: the bounds of the object holding *ctx. */
-static int find_runtime(struct dl_phdr_info *info, size_t size, void *ctx)
+/* The object that holds sym, and the bounds found (dl_iterate_phdr). */
+struct object_bounds {
+	uintptr_t sym, lo, hi;
+};
+
+/* dl_iterate_phdr callback: the bounds of the object holding ctx->sym. */
+static int find_object(struct dl_phdr_info *info, size_t size, void *ctx)
 {
-	uintptr_t sym = (uintptr_t)ctx, lo = UINTPTR_MAX, hi = 0;
+	struct object_bounds *b = ctx;
+	uintptr_t sym = b->sym, lo = UINTPTR_MAX, hi = 0;
 	(void)size;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -227,16 +235,31 @@ static int find_runtime(struct dl_phdr_info *info, size_t size, void *ctx)
 	}
 	if (sym < lo || sym >= hi)
 		return 0;
-	runtime_lo = lo;
-	runtime_hi = hi;
+	b->lo = lo;
+	b->hi = hi;
 	return 1;
+}
+
+bool backtrace_loaded(void)
+{
+	return __atomic_load_n(&unwinder_loaded, __ATOMIC_ACQUIRE);
+}
+
+bool backtrace_from_unwinder(uintptr_t pc)
+{
+	return pc - unwinder_lo <
+	       __atomic_load_n(&unwinder_hi, __ATOMIC_ACQUIRE) - unwinder_lo;
 }
 
 static void load_unwinder(void)
 {
 	void *tsan = dlsym(RTLD_DEFAULT, TSAN_SYMBOL);
 	if (tsan) {
-		dl_iterate_phdr(find_runtime, tsan);
+		struct object_bounds b = { .sym = (uintptr_t)tsan };
+		if (dl_iterate_phdr(find_object, &b)) {
+			runtime_lo = b.lo;
+			runtime_hi = b.hi;
+		}
 		/* glibc's own backtrace(), not one the program may define. */
 		*(void **)&unwinder = dlsym(RTLD_NEXT, "backtrace");
 		return;
@@ -244,10 +267,15 @@ static void load_unwinder(void)
 	void *lib = dlopen(UNWIND_LIBRARY, RTLD_NOW | RTLD_LOCAL);
 	if (lib)
 		*(void **)&unwinder = dlsym(lib, "unw_backtrace");
+	struct object_bounds b = { .sym = (uintptr_t)unwinder };
+	if (unwinder && dl_iterate_phdr(find_object, &b)) {
+		unwinder_lo = b.lo;
+		__atomic_store_n(&unwinder_hi, b.hi, __ATOMIC_RELEASE);
+	}
 }
 
 /* Load the unwinder once, under the read lock (dlopen). */
-static void unwinder_load(void)
+void backtrace_load(void)
 {
 	if (__atomic_load_n(&unwinder_loaded, __ATOMIC_ACQUIRE))
 		return;
@@ -270,7 +298,7 @@ static bool in_runtime(uintptr_t pc)
  */
 static int unwind_from(uintptr_t from, void **pcs, int max, int *n)
 {
-	unwinder_load();
+	backtrace_load();
 	if (!unwinder)
 		return -1;
 	pthread_rwlock_rdlock(&unwind_lock);
@@ -314,7 +342,7 @@ uint32_t backtrace_call_site(uintptr_t caller)
 	void *pcs[BACKTRACE_SEARCH + RUNTIME_FRAMES + 1];
 	int n;
 
-	unwinder_load(); /* a MOD's call site: no lock once loaded */
+	backtrace_load(); /* a MOD's call site: no lock once loaded */
 	if (in_runtime(caller)) {
 		int max = (int)(sizeof(pcs) / sizeof(pcs[0]));
 		int start = unwind_from(caller, pcs, max, &n);

@@ -3,6 +3,7 @@
 #ifndef EPOLLCR_BACKTRACE_H
 #define EPOLLCR_BACKTRACE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BACKTRACE_MAX_DEPTH 32	   /* frames kept per stack */
@@ -28,6 +29,16 @@ uint32_t backtrace_capture(uintptr_t from, unsigned depth);
  * out of its runtime (an unwind).  0 when anything failed.
  */
 uint32_t backtrace_call_site(uintptr_t caller);
+
+/*
+ * Load the unwinder (libunwind, with dlopen) if not done; the first
+ * capture does it otherwise.  backtrace_loaded(): done.
+ * backtrace_from_unwinder(pc): pc is in libunwind's code (false before
+ * the load, and under ThreadSanitizer, whose glibc backtrace() is used).
+ */
+void backtrace_load(void);
+bool backtrace_loaded(void);
+bool backtrace_from_unwinder(uintptr_t pc);
 
 /* Intern nframes addresses; the same stack always gets the same id. */
 uint32_t backtrace_intern(const uintptr_t *frames, unsigned nframes);

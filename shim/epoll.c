@@ -93,9 +93,7 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 					       0;
 	uint32_t bt = 0;
 	if (depth && op == EPOLL_CTL_ADD) {
-		shim_busy = 1; /* unwinding calls libc: the shim's own calls */
 		bt = shim_backtrace(caller, depth);
-		shim_busy = 0;
 	}
 	struct reg_ctl ctl;
 	registry_ctl_begin(&ctl, epfd, fd);
@@ -106,9 +104,7 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 		/* A re-arm from the same call site keeps its stack. */
 		if (depth && op == EPOLL_CTL_MOD &&
 		    !(bt = registry_same_call_site(set, fd, caller))) {
-			shim_busy = 1;
 			bt = shim_backtrace(caller, depth);
-			shim_busy = 0;
 		}
 		registry_ctl_locked(set, epfd, op, fd, event, bt);
 		registry_set_unlock(set);

@@ -29,8 +29,8 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
  * the real call alone (shim_own_call()).
  */
 #define CREATE(call, kind, c)                                                 \
-	(!shim_busy	     ? created((call), (kind), (c)) :                 \
-	 shim_own_call() ? OWN_CREATE(call) :                             \
+	(shim_own_call() ? OWN_CREATE(call) :                                 \
+	 !shim_busy	 ? created((call), (kind), (c)) :                     \
 			   (call))
 
 /* libunwind keeps a pipe to validate addresses: the shim's own, high. */
@@ -61,16 +61,19 @@ static int pipe_created(int ret, int fds[2], int flags)
 
 SHIM_API int pipe(int fds[2])
 {
+	if (shim_own_call())
+		return own_pipe(fds, 0);
 	if (shim_busy)
-		return shim_own_call() ? own_pipe(fds, 0) : REAL(pipe)(fds);
+		return REAL(pipe)(fds);
 	return pipe_created(REAL(pipe)(fds), fds, 0);
 }
 
 SHIM_API int pipe2(int fds[2], int flags)
 {
+	if (shim_own_call())
+		return own_pipe(fds, flags);
 	if (shim_busy)
-		return shim_own_call() ? own_pipe(fds, flags)
-				       : REAL(pipe2)(fds, flags);
+		return REAL(pipe2)(fds, flags);
 	return pipe_created(REAL(pipe2)(fds, flags), fds, flags);
 }
 

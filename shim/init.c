@@ -41,9 +41,29 @@ struct shim_config shim_config = {
 
 uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 {
-	if (depth == 1)
-		return backtrace_call_site(caller);
-	return backtrace_capture(caller, depth);
+	if (!backtrace_loaded()) {
+		/*
+		 * dlopen, libunwind's constructors: the shim's own calls, with
+		 * no handler of the program among them (its calls would be
+		 * taken for the shim's): signals wait for this one load, which
+		 * takes a few milliseconds.
+		 */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		int saved_busy = shim_busy;
+		shim_busy = SHIM_BUSY_OWN;
+		backtrace_load();
+		shim_busy = saved_busy;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	/* Not shim_busy: a signal handler may interrupt the unwinder, and
+	 * its calls are the program's (shim_unwinding, shim.h). */
+	shim_unwinding = 1;
+	uint32_t id = depth == 1 ? backtrace_call_site(caller)
+				 : backtrace_capture(caller, depth);
+	shim_unwinding = 0;
+	return id;
 }
 
 /* A depth from the environment variable name, or *depth left alone. */

@@ -22,6 +22,7 @@
  */
 struct shim_real shim_real __attribute__((section(".data")));
 __thread int shim_busy __attribute__((tls_model("initial-exec")));
+__thread int shim_unwinding __attribute__((tls_model("initial-exec")));
 
 /*
  * 0: not resolved, 1: a thread is resolving, 2: done.  Not pthread_once:

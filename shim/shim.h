@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "backtrace.h"
 #include "registry.h"
 
 #define SHIM_API __attribute__((visibility("default")))
@@ -132,14 +133,29 @@ extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
 #define SHIM_BUSY_VM_CHILD 2 /* a vfork child runs in this thread's memory */
 
 /*
+ * Set while a wrapper captures a stack (shim/epoll.c).  Not shim_busy: a
+ * signal handler that interrupts the unwinder makes the program's calls,
+ * which must be recorded (they take the nested wrappers' deferred path)
+ * and get the lowest free numbers.  The unwinder's own descriptor (the
+ * pipe libunwind validates addresses with) is told apart by its caller's
+ * address (shim_from_unwinder, shim/backtrace.c).
+ */
+extern __thread int shim_unwinding __attribute__((tls_model("initial-exec")));
+
+/*
  * Is this call the shim's own (libunwind, the recorder), whose new fds are
  * moved out of the program's way?  Not in a vfork child, whose calls are
- * the child program's and must be left exactly as they are.
+ * the child program's and must be left exactly as they are.  caller: the
+ * wrapper's return address.
  */
-static inline bool shim_own_call(void)
+static inline bool shim_own_call_from(uintptr_t caller)
 {
-	return shim_busy == SHIM_BUSY_OWN;
+	return shim_busy == SHIM_BUSY_OWN ||
+	       (__builtin_expect(shim_unwinding, 0) &&
+		backtrace_from_unwinder(caller));
 }
+#define shim_own_call() \
+	shim_own_call_from((uintptr_t)__builtin_return_address(0))
 
 static inline bool shim_enter(void)
 {
