@@ -241,6 +241,17 @@ static bool same_fds(const struct cmp *c, uint32_t te, uint32_t ta,
 	return same;
 }
 
+/* One line for file flags that differ: both values, in octal and named. */
+static void flags_diff(struct cmp *c, int epfd, int tfd, const char *whose,
+		       uint32_t exp_fl, uint32_t act_fl)
+{
+	char exp[160], act[160];
+	diff_line(c, "epfd %d tfd %d: %s file flags expected 0%o (%s), actual 0%o (%s)",
+		  epfd, tfd, whose, exp_fl,
+		  kind_file_flags_text(exp_fl, exp, sizeof(exp)), act_fl,
+		  kind_file_flags_text(act_fl, act, sizeof(act)));
+}
+
 /*
  * A socketpair end: the other end the image names must be this end's other
  * end in actual too, at the same numbers with the same fd flags, access
@@ -271,13 +282,8 @@ static void compare_pair(struct cmp *c, int epfd, int tfd,
 		diff_line(c, "epfd %d tfd %d: socketpair other end's fds expected %s, actual %s",
 			  epfd, tfd, exp, act);
 	if ((pe->file_flags ^ pa->file_flags) & fl_mask)
-		diff_line(c, "epfd %d tfd %d: socketpair other end's file flags expected 0%o (%s), actual 0%o (%s)",
-			  epfd, tfd, pe->file_flags & fl_mask,
-			  kind_file_flags_text(pe->file_flags & fl_mask, exp,
-					       sizeof(exp)),
-			  pa->file_flags & fl_mask,
-			  kind_file_flags_text(pa->file_flags & fl_mask, act,
-					       sizeof(act)));
+		flags_diff(c, epfd, tfd, "socketpair other end's",
+			   pe->file_flags & fl_mask, pa->file_flags & fl_mask);
 }
 
 /* Compare a watched target once: description, fds, file flags. */
@@ -309,13 +315,8 @@ static void compare_target(struct cmp *c, int epfd, int tfd,
 	if (cmp_fds_of(&c->e, te->id, &first) != first &&
 	    cmp_fds_of(&c->a, ta->id, &first) != first &&
 	    (te->file_flags & fl_mask) != (ta->file_flags & fl_mask))
-		diff_line(c, "epfd %d tfd %d: target file flags expected 0%o (%s), actual 0%o (%s)",
-			  epfd, tfd, te->file_flags & fl_mask,
-			  kind_file_flags_text(te->file_flags & fl_mask, exp,
-					       sizeof(exp)),
-			  ta->file_flags & fl_mask,
-			  kind_file_flags_text(ta->file_flags & fl_mask, act,
-					       sizeof(act)));
+		flags_diff(c, epfd, tfd, "target", te->file_flags & fl_mask,
+			   ta->file_flags & fl_mask);
 	if (te->kind == IMAGE_KIND_SOCKET)
 		compare_pair(c, epfd, tfd, te, ta);
 }
