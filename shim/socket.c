@@ -109,22 +109,35 @@ SHIM_API int listen(int fd, int backlog)
 	return ret;
 }
 
-/* Call fn on every descriptor of msg's SCM_RIGHTS messages. */
-static void each_passed_fd(const struct msghdr *msg, void (*fn)(int fd))
+/*
+ * Call fn on every descriptor of the SCM_RIGHTS messages of n headers,
+ * the first at first and each stride bytes after the one before it (a
+ * vector's struct mmsghdr; 0 for one msghdr alone); errno kept.
+ */
+static void each_passed_fd(const struct msghdr *first, size_t stride, int n,
+			   void (*fn)(int fd))
 {
-	if (!msg->msg_control || !msg->msg_controllen)
-		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
-	     c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+	int saved_errno = errno;
+	for (int m = 0; m < n; m++) {
+		const struct msghdr *h = (const struct msghdr *)(const void *)
+			((const char *)first + (size_t)m * stride);
+		if (!h->msg_control || !h->msg_controllen)
 			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int pfd;
-			memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(pfd));
-			fn(pfd);
+		for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)h); c;
+		     c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int pfd;
+				memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int),
+				       sizeof(pfd));
+				fn(pfd);
+			}
 		}
 	}
+	errno = saved_errno;
 }
 
 /*
@@ -136,11 +149,8 @@ static void each_passed_fd(const struct msghdr *msg, void (*fn)(int fd))
 SHIM_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ssize_t ret = REAL(recvmsg)(fd, msg, flags);
-	if (ret < 0 || !msg || shim_busy)
-		return ret;
-	int saved_errno = errno;
-	each_passed_fd(msg, shim_record_fd_unknown);
-	errno = saved_errno;
+	if (ret >= 0 && msg && !shim_busy)
+		each_passed_fd(msg, 0, 1, shim_record_fd_unknown);
 	return ret;
 }
 
@@ -148,23 +158,17 @@ SHIM_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 		      int flags, struct timespec *timeout)
 {
 	int ret = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
-	if (ret <= 0 || shim_busy)
-		return ret;
-	int saved_errno = errno;
-	for (int i = 0; i < ret; i++)
-		each_passed_fd(&vec[i].msg_hdr, shim_record_fd_unknown);
-	errno = saved_errno;
+	if (ret > 0 && !shim_busy)
+		each_passed_fd(&vec->msg_hdr, sizeof(*vec), ret,
+			       shim_record_fd_unknown);
 	return ret;
 }
 
 SHIM_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t ret = REAL(sendmsg)(fd, msg, flags);
-	if (ret < 0 || !msg || shim_busy)
-		return ret;
-	int saved_errno = errno;
-	each_passed_fd(msg, registry_fd_sent);
-	errno = saved_errno;
+	if (ret >= 0 && msg && !shim_busy)
+		each_passed_fd(msg, 0, 1, registry_fd_sent);
 	return ret;
 }
 
@@ -172,11 +176,8 @@ SHIM_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 		      int flags)
 {
 	int ret = REAL(sendmmsg)(fd, vec, vlen, flags);
-	if (ret <= 0 || shim_busy)
-		return ret;
-	int saved_errno = errno;
-	for (int i = 0; i < ret; i++)
-		each_passed_fd(&vec[i].msg_hdr, registry_fd_sent);
-	errno = saved_errno;
+	if (ret > 0 && !shim_busy)
+		each_passed_fd(&vec->msg_hdr, sizeof(*vec), ret,
+			       registry_fd_sent);
 	return ret;
 }
