@@ -101,9 +101,7 @@ static void apply(const struct shim_deferred *d)
 		break;
 	case SHIM_DEFER_SET_CREATED:
 		registry_set_created(d->fd, d->flags);
-		shim_busy = 1; /* starting the recorder thread calls libc */
 		shim_recorder_need();
-		shim_busy = 0;
 		break;
 	case SHIM_DEFER_FD_CREATED:
 		registry_fd_created(d->fd, d->kind, &d->create);

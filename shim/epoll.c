@@ -26,9 +26,7 @@ static int created(int epfd, int flags)
 			.flags = flags });
 	} else {
 		registry_set_created(epfd, flags);
-		shim_busy = 1; /* starting the recorder thread calls libc */
 		shim_recorder_need();
-		shim_busy = 0;
 		shim_wrap_leave();
 	}
 	errno = saved_errno;
@@ -43,19 +41,6 @@ SHIM_API int epoll_create(int size)
 SHIM_API int epoll_create1(int flags)
 {
 	return created(REAL(epoll_create1)(flags), flags);
-}
-
-/*
- * An epoll_ctl in a process whose recorder thread is not running: one
- * that uses sets it did not create (its parent's, after fork; inherited
- * across exec).  Without the thread its dumps would be read from outside
- * (kernel-only).  Holding no registry lock, as created() does.
- */
-static void __attribute__((noinline, cold)) recorder_start_late(void)
-{
-	shim_busy = 1; /* starting the recorder thread calls libc */
-	shim_recorder_need();
-	shim_busy = 0;
 }
 
 /* A signal handler's epoll_ctl inside a wrapper of its thread. */
@@ -110,9 +95,15 @@ SHIM_API SHIM_HOT int epoll_ctl(int epfd, int op, int fd,
 		registry_set_unlock(set);
 	}
 	registry_ctl_end(&ctl);
+	/*
+	 * A process whose recorder thread is not running: one that uses sets
+	 * it did not create (its parent's, after fork; inherited across
+	 * exec).  Without the thread its dumps would be read from outside
+	 * (kernel-only).  Holding no registry lock, as created() does.
+	 */
 	if (__builtin_expect(!__atomic_load_n(&shim_recorder_live,
 					      __ATOMIC_RELAXED), 0) && ret == 0)
-		recorder_start_late();
+		shim_recorder_need();
 	shim_wrap_leave();
 	errno = saved_errno;
 	return ret;

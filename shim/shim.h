@@ -133,12 +133,12 @@ extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
 #define SHIM_BUSY_VM_CHILD 2 /* a vfork child runs in this thread's memory */
 
 /*
- * Set while a wrapper captures a stack (shim/epoll.c).  Not shim_busy: a
- * signal handler that interrupts the unwinder makes the program's calls,
- * which must be recorded (they take the nested wrappers' deferred path)
- * and get the lowest free numbers.  The unwinder's own descriptor (the
- * pipe libunwind validates addresses with) is told apart by its caller's
- * address (shim_from_unwinder, shim/backtrace.c).
+ * Set while a wrapper captures a stack (shim_backtrace(), shim/init.c).
+ * Not shim_busy: a signal handler that interrupts the unwinder makes the
+ * program's calls, which must be recorded (they take the nested wrappers'
+ * deferred path) and get the lowest free numbers.  The unwinder's own
+ * descriptor (the pipe libunwind validates addresses with) is told apart
+ * by its caller's address (backtrace_from_unwinder, shim/backtrace.c).
  */
 extern __thread int shim_unwinding __attribute__((tls_model("initial-exec")));
 

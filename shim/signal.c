@@ -255,11 +255,17 @@ void shim_recorder_need(void)
 	pid_t me = getpid();
 	if (__atomic_load_n(&thread_pid, __ATOMIC_ACQUIRE) == me)
 		return;
-	/* No handler of this thread (one that forks) while it holds the lock;
-	 * the new thread inherits the mask: it unblocks its signal alone. */
+	/*
+	 * No handler of this thread (one that forks, or whose calls would be
+	 * taken for the shim's own) while it holds the lock and starting the
+	 * thread calls libc as the shim; the new thread inherits the mask: it
+	 * unblocks its signal alone.
+	 */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int saved_busy = shim_busy;
+	shim_busy = SHIM_BUSY_OWN;
 	pthread_mutex_lock(&start_lock);
 	if (thread_pid != me) {
 		pthread_t tid;
@@ -288,6 +294,7 @@ void shim_recorder_need(void)
 		pthread_attr_destroy(&attr);
 	}
 	pthread_mutex_unlock(&start_lock);
+	shim_busy = saved_busy;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
