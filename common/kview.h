@@ -74,6 +74,13 @@ struct kview_hints {
 	bool (*fd_facts)(void *ctx, int fd, struct kview_fd_facts *facts);
 };
 
+/*
+ * The path of a watched file no fd holds whose inode is the anonymous
+ * inode eventfd, timerfd, signalfd and epoll files share: the kernel does
+ * not tell which of them it is.
+ */
+#define KVIEW_ANON_UNKNOWN "anon_inode:[?]"
+
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */
 /*

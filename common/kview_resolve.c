@@ -83,7 +83,7 @@ static uint32_t orphan_target(struct kv *kv, const struct fdinfo_watch *w,
 		snprintf(path, sizeof(path), "pipe:[%" PRIu64 "]", w->ino);
 	} else if (kv->have_anon && w->sdev == kv->anon_dev &&
 		   w->ino == kv->anon_ino) {
-		snprintf(path, sizeof(path), "anon_inode:[?]");
+		snprintf(path, sizeof(path), KVIEW_ANON_UNKNOWN);
 	}
 	t = image_add_target(kv->img, kind);
 	if (!t)

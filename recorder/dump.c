@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -452,6 +453,57 @@ static long find_kernel_watch(struct shadow_walk *sw,
 	return -1;
 }
 
+/*
+ * A watched file no fd of the process holds (kept alive by another
+ * process): the kernel's view has only its inode, and eventfd, timerfd
+ * and signalfd files all share one anonymous inode, nor does a pipe's
+ * inode tell its end.  The shim saw the file created: its kind and
+ * creation parameters come from there.  Its state (a count, a timer's
+ * setting, queued bytes) no fd can read: the target keeps them at what a
+ * creation gives, and diagnose_watches() says so.
+ */
+static void enrich_orphan(struct image *img, const struct image_watch *w,
+			  const struct reg_file *f)
+{
+	struct image_target *t = image_target_by_id(img, w->target);
+	static const char *const paths[IMAGE_KIND_COUNT] = {
+		[IMAGE_KIND_EVENTFD] = "anon_inode:[eventfd]",
+		[IMAGE_KIND_TIMERFD] = "anon_inode:[timerfd]",
+		[IMAGE_KIND_SIGNALFD] = "anon_inode:[signalfd]",
+	};
+	uint32_t kind = f->kind;
+	uint32_t nonblock = (f->create.flags & O_NONBLOCK) ? O_NONBLOCK : 0;
+
+	if (!t || (t->origin & IMAGE_ORIGIN_SHADOW) || kind >= IMAGE_KIND_COUNT)
+		return;
+	if (t->kind == IMAGE_KIND_PIPE && kind == IMAGE_KIND_PIPE) {
+		t->u.pipe.write_end = f->create.pipe_end ? 1 : 0;
+		t->file_flags = (f->create.pipe_end ? O_WRONLY : O_RDONLY) |
+				nonblock;
+		t->origin |= IMAGE_ORIGIN_SHADOW;
+		return;
+	}
+	if (t->kind != IMAGE_KIND_OTHER || !paths[kind] || !t->path ||
+	    strcmp(t->path, KVIEW_ANON_UNKNOWN) != 0)
+		return;
+	char *path = strdup(paths[kind]);
+	if (!path)
+		return;
+	free(t->path);
+	t->path = path;
+	t->kind = kind;
+	t->origin |= IMAGE_ORIGIN_SHADOW;
+	t->file_flags = O_RDWR | nonblock;
+	memset(&t->u, 0, sizeof(t->u));
+	if (kind == IMAGE_KIND_EVENTFD)
+		t->u.efd.semaphore = (f->create.flags & EFD_SEMAPHORE) ? 1 : 0;
+	else if (kind == IMAGE_KIND_TIMERFD)
+		t->u.tfd.clockid = (uint32_t)f->create.clockid;
+	else
+		t->u.sfd.mask = __atomic_load_n(&f->create.sigmask,
+						__ATOMIC_RELAXED);
+}
+
 static int merge_watch(void *ctx, const struct reg_watch_view *v)
 {
 	struct shadow_walk *sw = ctx;
@@ -478,6 +530,8 @@ static int merge_watch(void *ctx, const struct reg_watch_view *v)
 	struct image_watch *w = &img->watches[i];
 	sw->matched[i] = 1;
 	w->flags |= IMAGE_W_SHADOW;
+	if (w->open_fd < 0)
+		enrich_orphan(img, w, v->file);
 	w->bt_add = bt;
 	w->bt_mod = image_backtrace(img, &sw->bts, v->bt_mod);
 	if (w->flags & IMAGE_W_DISARMED) {
@@ -710,6 +764,25 @@ static bool socket_reconnectable(const struct image_socket *s)
 	       s->type == SOCK_DGRAM && s->peer_len > 0;
 }
 
+/* What the image could not read of a target no fd holds (enrich_orphan). */
+static const char *orphan_note(const struct image_target *t)
+{
+	if (!t || !(t->origin & IMAGE_ORIGIN_SHADOW))
+		return "";
+	switch (t->kind) {
+	case IMAGE_KIND_EVENTFD:
+		return "; the shim saw it created as an eventfd, whose count no fd can read: a restore creates it with count 0";
+	case IMAGE_KIND_TIMERFD:
+		return "; the shim saw it created as a timerfd, whose setting no fd can read: a restore creates it disarmed";
+	case IMAGE_KIND_SIGNALFD:
+		return "; the shim saw it created as a signalfd, with the mask it was last given";
+	case IMAGE_KIND_PIPE:
+		return "; the shim saw which end of a pipe it is; the bytes queued in it no fd can read: a restore creates it empty";
+	default:
+		return "";
+	}
+}
+
 /*
  * Diagnostics for what the kernel shows and the shadow lacks or doubts;
  * matched NULL (no shadow: a kernel-only image) reports no unseen watch.
@@ -723,6 +796,7 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 		if (i == 0 || w->set != img->watches[i - 1].set)
 			epfd = first_fd_of(img, w->set);
 		const char *path = target_path(img, w->target);
+		const struct image_target *t = image_target_by_id(img, w->target);
 		if (matched && !matched[i])
 			image_add_diag(img, IMAGE_SEV_WARNING,
 				       IMAGE_DIAG_UNSEEN_WATCH, epfd, w->tfd,
@@ -741,10 +815,9 @@ static void diagnose_watches(struct image *img, const uint8_t *matched)
 				image_add_diag(img, IMAGE_SEV_INFO,
 					       IMAGE_DIAG_STALE_TFD, epfd,
 					       w->tfd, path, w->bt_add,
-					       "epoll fd %d watches a file under fd number %d, which no longer holds it, and no fd of this process holds that file (kept alive elsewhere)",
-					       epfd, w->tfd);
+					       "epoll fd %d watches a file under fd number %d, which no longer holds it, and no fd of this process holds that file (kept alive elsewhere)%s",
+					       epfd, w->tfd, orphan_note(t));
 		}
-		const struct image_target *t = image_target_by_id(img, w->target);
 		if (t && t->kind == IMAGE_KIND_SOCKET &&
 		    (t->u.sock.flags & IMAGE_SOCK_CONNECTED) &&
 		    !(t->u.sock.flags & IMAGE_SOCK_PAIR) &&

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Watched files no fd of the program holds (docs/restore.md, "No fd in the
+# image"): restore_orphan.py (python3 under the shim) watches an eventfd,
+# a timerfd, a signalfd and a pipe's write end, each under a number it
+# then closes, while a forked child keeps the files alive.  The kernel's
+# view gives only their inodes; the dump must take their kinds and
+# creation parameters from the shim, so that `epollcr restore` (as nobody)
+# can recreate them: the restored set's fdinfo must list the same tfds,
+# events and data as the original's, each watch's file (found by
+# kcmp(KCMP_EPOLL_TFD), the kernel's own answer) must be of its kind with
+# its parameters (eventfd-semaphore, clockid, sigmask, O_WRONLY pipe), and
+# `epollcr verify --pid` must call the restored process identical, noting
+# the numbers where the restore keeps those files open.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PY=$(python3 -c 'import sys; print(sys.executable)')
+
+# tfd_lines PID EPFD: the set's watches as "tfd events data", sorted.
+tfd_lines() {
+	awk '$1 == "tfd:" { print $2, $4, $6 }' "/proc/$1/fdinfo/$2" | sort
+}
+
+cd "$WORK" || exit 1
+start prog "$PY" "$TOP/test/integration/restore_orphan.py" ||
+	{ fail "restore_orphan.py did not start"; cat "$WORK/prog.err"; finish; }
+PID=$STARTED_PID
+EP=$(sed -n 's/^fd epoll //p' "$WORK/prog.out")
+PIDS+=("$(sed -n 's/^child //p' "$WORK/prog.out")")
+tfd_lines "$PID" "$EP" >"$WORK/orig.lines"
+[ "$(wc -l <"$WORK/orig.lines")" = 4 ] &&
+	pass "the kernel keeps the 4 watches whose files no fd of the program holds" ||
+	{ fail "the original set:"; cat "$WORK/orig.lines"; }
+"$CLI" dump -o "$WORK/o.img" "$PID" >/dev/null || fail "dump"
+chmod 644 "$WORK/o.img"
+"$CLI" show --json "$WORK/o.img" >"$WORK/o.json" || fail "show"
+stop "$PID"
+
+got=$(json_query "$WORK/o.json" '" ".join("%d:%s:%s" % (w["tfd"], w["target"]["kind"], w["open_fd"]) for s in j["epoll"] for w in sorted(s["watches"], key=lambda w: w["tfd"]))')
+[ "$got" = "40:eventfd:None 41:timerfd:None 42:signalfd:None 43:pipe:None" ] &&
+	pass "the image names each file's kind, with no fd: $got" ||
+	fail "the image's watches: $got"
+got=$(json_query "$WORK/o.json" '[ (w["target"].get("semaphore"), w["target"].get("clockid"), w["target"].get("mask"), w["target"].get("end"), w["target"]["file_flags"]) for s in j["epoll"] for w in s["watches"] ]')
+echo "image targets (semaphore, clockid, mask, end, flags): $got"
+
+# As nobody: no privilege needed.
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$CLI" restore --hold "$WORK/o.img" \
+	>"$WORK/r.out" 2>"$WORK/r.err" &
+HOLD=$!
+PIDS+=("$HOLD")
+if ! wait_for "$WORK/r.out" ready 20; then
+	fail "restore as nobody:"; cat "$WORK/r.err"; finish
+fi
+[ "$(stat -c %u "/proc/$HOLD")" != 0 ] && pass "the restore ran as uid $(stat -c %u "/proc/$HOLD")" ||
+	fail "the restore ran as root"
+tfd_lines "$HOLD" "$EP" >"$WORK/rest.lines"
+cmp -s "$WORK/orig.lines" "$WORK/rest.lines" &&
+	pass "the restored set's fdinfo has the original tfds, events and data" ||
+	{ fail "restored set differs:"; diff "$WORK/orig.lines" "$WORK/rest.lines"; }
+
+# The file of each watch, by kcmp(KCMP_EPOLL_TFD): its kind and parameters.
+"$PY" - "$HOLD" "$EP" >"$WORK/files.out" 2>&1 <<'PYEOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid, ep = int(sys.argv[1]), int(sys.argv[2])
+class Slot(ctypes.Structure):
+    _fields_ = [("efd", ctypes.c_uint32), ("tfd", ctypes.c_uint32), ("toff", ctypes.c_uint32)]
+fds = [int(f) for f in os.listdir("/proc/%d/fd" % pid)]
+for tfd in (40, 41, 42, 43):
+    slot = Slot(ep, tfd, 0)
+    held = [fd for fd in fds if libc.syscall(312, pid, pid, 7, fd, ctypes.byref(slot)) == 0]
+    if len(held) != 1:
+        print("tfd %d: held by %s" % (tfd, held)); continue
+    fd = held[0]
+    info = dict(l.split(":", 1) for l in open("/proc/%d/fdinfo/%d" % (pid, fd)) if ":" in l)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    flags = int(info["flags"], 8) & ~0o2000000
+    extra = {40: info.get("eventfd-semaphore"), 41: info.get("clockid"),
+             42: info.get("sigmask"), 43: None}[tfd]
+    print("tfd %d fd %d %s flags %o %s" % (tfd, fd, link.split(":[")[0] if link.startswith("pipe:") else link, flags, extra))
+PYEOF
+cat "$WORK/files.out"
+grep -q '^tfd 40 fd [0-9]* anon_inode:\[eventfd\] flags 4002 1$' "$WORK/files.out" &&
+	pass "tfd 40: a nonblocking semaphore eventfd" || fail "tfd 40's file"
+grep -q '^tfd 41 fd [0-9]* anon_inode:\[timerfd\] flags 4002 1$' "$WORK/files.out" &&
+	pass "tfd 41: a nonblocking CLOCK_MONOTONIC timerfd" || fail "tfd 41's file"
+grep -q '^tfd 42 fd [0-9]* anon_inode:\[signalfd\] flags 4002 0000000000000800$' "$WORK/files.out" &&
+	pass "tfd 42: a nonblocking signalfd for SIGUSR2" || fail "tfd 42's file"
+grep -q '^tfd 43 fd [0-9]* pipe flags 1 None$' "$WORK/files.out" &&
+	pass "tfd 43: a pipe's write end" || fail "tfd 43's file"
+
+"$CLI" verify --pid "$HOLD" "$WORK/o.img" >"$WORK/v.out" 2>&1 &&
+	grep -q "identical" "$WORK/v.out" &&
+	[ "$(grep -c '^note: .*holds it now' "$WORK/v.out")" = 4 ] &&
+	pass "verify --pid: identical, with a note for each kept file" ||
+	{ fail "verify --pid of the restored process:"; cat "$WORK/v.out"; }
+stop "$HOLD"
+finish
