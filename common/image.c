@@ -232,6 +232,52 @@ struct image_target *image_target_by_id(const struct image *img, uint32_t id)
 	return &img->targets[id - 1];
 }
 
+static uint32_t renumbered(const uint32_t *map, uint32_t n, uint32_t id)
+{
+	return id != IMAGE_NONE && id <= n ? map[id] : id;
+}
+
+int image_drop_targets(struct image *img, const uint8_t *drop)
+{
+	uint32_t n = img->ntargets, kept = 0;
+	uint32_t *map = calloc((size_t)n + 1, sizeof(*map));
+
+	if (!map)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		struct image_target *t = &img->targets[i];
+
+		if (drop[t->id]) {
+			image_target_release(t);
+			continue;
+		}
+		map[t->id] = ++kept;
+		if (kept - 1 != i)
+			img->targets[kept - 1] = *t;
+		img->targets[kept - 1].id = kept;
+	}
+	img->ntargets = kept;
+	for (uint32_t i = 0; i < img->nfds; i++)
+		img->fds[i].target = renumbered(map, n, img->fds[i].target);
+	for (uint32_t i = 0; i < img->nwatches; i++) {
+		struct image_watch *w = &img->watches[i];
+
+		w->set = renumbered(map, n, w->set);
+		w->target = renumbered(map, n, w->target);
+	}
+	for (uint32_t i = 0; i < kept; i++) {
+		struct image_target *t = &img->targets[i];
+
+		if (t->kind == IMAGE_KIND_PIPE)
+			t->u.pipe.peer = renumbered(map, n, t->u.pipe.peer);
+		else if (t->kind == IMAGE_KIND_SOCKET &&
+			 (t->u.sock.flags & IMAGE_SOCK_PAIR))
+			t->u.sock.pair = renumbered(map, n, t->u.sock.pair);
+	}
+	free(map);
+	return 0;
+}
+
 const char *image_kind_name(uint32_t kind)
 {
 	static const char *const names[IMAGE_KIND_COUNT] = {

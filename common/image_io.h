@@ -12,6 +12,15 @@
 #include "epollcr_image.h"
 
 /*
+ * Remove from img the targets whose drop[id] is non-zero (drop has
+ * img->ntargets + 1 entries) and number the others 1..n again in their
+ * order, with every reference to them (fds, watches' sets and targets,
+ * pipe peers, socketpair ends).  Nothing may refer to a dropped target.
+ * Returns 0 or -ENOMEM (img unchanged).
+ */
+int image_drop_targets(struct image *img, const uint8_t *drop);
+
+/*
  * Serialise img to fd as one complete image (header, records in the order
  * the format requires, END with checksum), streaming through a bounded
  * buffer of at most 128 KiB whatever the image's size, across short writes

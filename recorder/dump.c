@@ -408,12 +408,30 @@ static uint32_t file_map_get(const struct file_map *m, const struct reg_file *f)
 	return IMAGE_NONE;
 }
 
+/*
+ * A watch on a file no fd of the process holds (kept alive by another
+ * process), with what the shim knew of the file, copied during the walk:
+ * the file may be reused once the registry is unlocked.
+ */
+struct orphan {
+	const struct reg_file *file; /* identity only, never dereferenced */
+	uint32_t watch;		     /* image watch index */
+	uint8_t kind;		     /* the shim's */
+	struct reg_create create;
+};
+
+struct orphans {
+	struct orphan *v;
+	uint32_t n, cap;
+};
+
 struct shadow_walk {
 	struct image *img;
 	struct watch_index ix;
 	struct file_map files;
 	struct bt_map bts;
 	uint8_t *matched;
+	struct orphans orphans;
 	uint32_t set_target;
 	int epfd;
 };
@@ -453,55 +471,190 @@ static long find_kernel_watch(struct shadow_walk *sw,
 	return -1;
 }
 
-/*
- * A watched file no fd of the process holds (kept alive by another
- * process): the kernel's view has only its inode, and eventfd, timerfd
- * and signalfd files all share one anonymous inode, nor does a pipe's
- * inode tell its end.  The shim saw the file created: its kind and
- * creation parameters come from there.  Its state (a count, a timer's
- * setting, queued bytes) no fd can read: the target keeps them at what a
- * creation gives, and diagnose_watches() says so.
- */
-static void enrich_orphan(struct image *img, const struct image_watch *w,
-			  const struct reg_file *f)
+static void orphan_add(struct orphans *o, uint32_t watch,
+		       const struct reg_file *f)
 {
-	struct image_target *t = image_target_by_id(img, w->target);
-	static const char *const paths[IMAGE_KIND_COUNT] = {
-		[IMAGE_KIND_EVENTFD] = "anon_inode:[eventfd]",
-		[IMAGE_KIND_TIMERFD] = "anon_inode:[timerfd]",
-		[IMAGE_KIND_SIGNALFD] = "anon_inode:[signalfd]",
-	};
-	uint32_t kind = f->kind;
-	uint32_t nonblock = (f->create.flags & O_NONBLOCK) ? O_NONBLOCK : 0;
+	if (o->n == o->cap) {
+		uint32_t cap = o->cap ? o->cap * 2 : 8;
+		struct orphan *grown = realloc(o->v, cap * sizeof(*grown));
+		if (!grown)
+			return; /* left as the kernel sees it */
+		o->v = grown;
+		o->cap = cap;
+	}
+	struct orphan *x = &o->v[o->n++];
+	x->file = f;
+	x->watch = watch;
+	x->kind = f->kind;
+	x->create = f->create;
+	x->create.sigmask = __atomic_load_n(&f->create.sigmask,
+					    __ATOMIC_RELAXED);
+}
 
-	if (!t || (t->origin & IMAGE_ORIGIN_SHADOW) || kind >= IMAGE_KIND_COUNT)
-		return;
-	if (t->kind == IMAGE_KIND_PIPE && kind == IMAGE_KIND_PIPE) {
-		t->u.pipe.write_end = f->create.pipe_end ? 1 : 0;
-		t->file_flags = (f->create.pipe_end ? O_WRONLY : O_RDONLY) |
+static int orphan_cmp(const void *a, const void *b)
+{
+	const struct orphan *x = a, *y = b;
+	if (x->file != y->file)
+		return (uintptr_t)x->file < (uintptr_t)y->file ? -1 : 1;
+	return (x->watch > y->watch) - (x->watch < y->watch);
+}
+
+/*
+ * Is t a target the kernel's view made for a watched file no fd holds,
+ * that the shim can tell more of: an anonymous inode (eventfd, timerfd,
+ * signalfd: KVIEW_ANON_UNKNOWN), or a pipe (its inode does not tell the
+ * end)?
+ */
+static bool orphan_target_open(const struct image_target *t)
+{
+	if (!t || (t->origin & IMAGE_ORIGIN_SHADOW))
+		return false;
+	if (t->kind == IMAGE_KIND_PIPE)
+		return true;
+	return t->kind == IMAGE_KIND_OTHER && t->path &&
+	       strcmp(t->path, KVIEW_ANON_UNKNOWN) == 0;
+}
+
+/*
+ * The kernel's view knows such a file by its inode alone, and eventfd,
+ * timerfd and signalfd files all share one anonymous inode, nor does a
+ * pipe's inode tell its end.  The shim saw the file created: its kind and
+ * creation parameters come from there (false when they do not fit what
+ * the kernel says).  Its state (a count, a timer's setting, queued bytes)
+ * no fd can read: the target keeps what a creation gives, and
+ * diagnose_watches() says so.
+ */
+static bool enrich_orphan(struct image_target *t, const struct orphan *o)
+{
+	uint32_t nonblock = (o->create.flags & O_NONBLOCK) ? O_NONBLOCK : 0;
+
+	if (t->kind == IMAGE_KIND_PIPE) {
+		if (o->kind != IMAGE_KIND_PIPE)
+			return false;
+		t->u.pipe.write_end = o->create.pipe_end ? 1 : 0;
+		t->file_flags = (o->create.pipe_end ? O_WRONLY : O_RDONLY) |
 				nonblock;
 		t->origin |= IMAGE_ORIGIN_SHADOW;
-		return;
+		return true;
 	}
-	if (t->kind != IMAGE_KIND_OTHER || !paths[kind] || !t->path ||
-	    strcmp(t->path, KVIEW_ANON_UNKNOWN) != 0)
-		return;
-	char *path = strdup(paths[kind]);
-	if (!path)
-		return;
-	free(t->path);
-	t->path = path;
-	t->kind = kind;
+	if (o->kind != IMAGE_KIND_EVENTFD && o->kind != IMAGE_KIND_TIMERFD &&
+	    o->kind != IMAGE_KIND_SIGNALFD)
+		return false;
+	image_target_release(t);
+	t->path = (char *)image_standard_path(o->kind);
+	t->kind = o->kind;
 	t->origin |= IMAGE_ORIGIN_SHADOW;
 	t->file_flags = O_RDWR | nonblock;
 	memset(&t->u, 0, sizeof(t->u));
-	if (kind == IMAGE_KIND_EVENTFD)
-		t->u.efd.semaphore = (f->create.flags & EFD_SEMAPHORE) ? 1 : 0;
-	else if (kind == IMAGE_KIND_TIMERFD)
-		t->u.tfd.clockid = (uint32_t)f->create.clockid;
+	if (o->kind == IMAGE_KIND_EVENTFD)
+		t->u.efd.semaphore = (o->create.flags & EFD_SEMAPHORE) ? 1 : 0;
+	else if (o->kind == IMAGE_KIND_TIMERFD)
+		t->u.tfd.clockid = (uint32_t)o->create.clockid;
 	else
-		t->u.sfd.mask = __atomic_load_n(&f->create.sigmask,
-						__ATOMIC_RELAXED);
+		t->u.sfd.mask = o->create.sigmask;
+	return true;
+}
+
+static int pipe_ino_cmp(const void *x, const void *y, void *ctx)
+{
+	const struct image *img = ctx;
+	uint64_t a = img->targets[*(const uint32_t *)x].u.pipe.ino;
+	uint64_t b = img->targets[*(const uint32_t *)y].u.pipe.ino;
+	return (a > b) - (a < b);
+}
+
+/*
+ * An end of a pipe no fd holds, told by the shim (origin SHADOW, no fd),
+ * and the other end of its inode name each other when each is the only
+ * one of its end under that inode without a peer (as pair_pipes does for
+ * ends with fds).  Sorted by inode: cost n log n in the pipe targets.
+ */
+static void pair_orphan_pipes(struct image *img, const uint8_t *told,
+			      const uint8_t *drop)
+{
+	uint32_t n = 0, *v = malloc(((size_t)img->ntargets + 1) * sizeof(*v));
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < img->ntargets; i++)
+		if (img->targets[i].kind == IMAGE_KIND_PIPE &&
+		    img->targets[i].u.pipe.peer == IMAGE_NONE &&
+		    !drop[img->targets[i].id])
+			v[n++] = i;
+	qsort_r(v, n, sizeof(*v), pipe_ino_cmp, img);
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i, ends[2] = { 0, 0 }, at[2] = { 0, 0 };
+		bool orphan = false;
+		for (; j < n && img->targets[v[j]].u.pipe.ino ==
+					img->targets[v[i]].u.pipe.ino; j++) {
+			const struct image_target *t = &img->targets[v[j]];
+			uint32_t e = t->u.pipe.write_end ? 1 : 0;
+			ends[e]++;
+			at[e] = v[j];
+			orphan = orphan || told[t->id];
+		}
+		if (orphan && ends[0] == 1 && ends[1] == 1) {
+			img->targets[at[0]].u.pipe.peer = img->targets[at[1]].id;
+			img->targets[at[1]].u.pipe.peer = img->targets[at[0]].id;
+		}
+		i = j;
+	}
+	free(v);
+}
+
+/*
+ * The watches on files no fd holds, once the walk is over: each file's
+ * first target takes the shim's facts, and the targets the kernel's view
+ * made for its other watches (one per watch: it cannot tell two such
+ * files apart) go, their watches naming the first.  Without memory for
+ * that, each watch keeps a target of its own, told or not.
+ */
+static void resolve_orphans(struct image *img, struct orphans *o)
+{
+	size_t n = (size_t)img->ntargets + 1;
+	uint8_t *drop = calloc(n, 1), *told = calloc(n, 1);
+	uint32_t *refs = calloc(n, sizeof(*refs));
+	bool dropping = false;
+
+	if (!drop || !told || !refs)
+		goto out;
+	qsort(o->v, o->n, sizeof(*o->v), orphan_cmp);
+	for (uint32_t i = 0; i < img->nwatches; i++)
+		if (img->watches[i].target <= img->ntargets)
+			refs[img->watches[i].target]++;
+	for (uint32_t g = 0; g < o->n;) {
+		uint32_t end = g + 1;
+		while (end < o->n && o->v[end].file == o->v[g].file)
+			end++;
+		struct image_watch *w0 = &img->watches[o->v[g].watch];
+		struct image_target *t0 = image_target_by_id(img, w0->target);
+		uint32_t kind0 = t0 ? t0->kind : IMAGE_KIND_OTHER;
+		if (!orphan_target_open(t0) || !enrich_orphan(t0, &o->v[g])) {
+			g = end;
+			continue;
+		}
+		told[t0->id] = 1;
+		for (uint32_t k = g + 1; k < end; k++) {
+			struct image_watch *w = &img->watches[o->v[k].watch];
+			struct image_target *t = image_target_by_id(img, w->target);
+			if (!t || t == t0 || t->kind != kind0 ||
+			    !orphan_target_open(t) || refs[t->id] != 1 ||
+			    (kind0 == IMAGE_KIND_PIPE &&
+			     t->u.pipe.ino != t0->u.pipe.ino))
+				continue;
+			drop[t->id] = 1;
+			w->target = t0->id;
+			dropping = true;
+		}
+		g = end;
+	}
+	pair_orphan_pipes(img, told, drop);
+	/* Without memory the dropped targets stay, named by no watch. */
+	if (dropping)
+		(void)image_drop_targets(img, drop);
+out:
+	free(drop);
+	free(told);
+	free(refs);
 }
 
 static int merge_watch(void *ctx, const struct reg_watch_view *v)
@@ -531,7 +684,7 @@ static int merge_watch(void *ctx, const struct reg_watch_view *v)
 	sw->matched[i] = 1;
 	w->flags |= IMAGE_W_SHADOW;
 	if (w->open_fd < 0)
-		enrich_orphan(img, w, v->file);
+		orphan_add(&sw->orphans, (uint32_t)i, v->file);
 	w->bt_add = bt;
 	w->bt_mod = image_backtrace(img, &sw->bts, v->bt_mod);
 	if (w->flags & IMAGE_W_DISARMED) {
@@ -1031,6 +1184,8 @@ static int build_once(struct image *img, unsigned flags, bool last,
 	registry_unlock_all();
 	img->flags |= IMAGE_F_SHADOW_VIEW;
 	report_kind_disagreements(img, &suspects);
+	resolve_orphans(img, &sw.orphans);
+	free(sw.orphans.v);
 	diagnose_watches(img, sw.matched);
 	mask_undefined_events(img);
 	free(sw.matched);

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "fixtures/fixtures.h"
+#include "image_io.h"
 #include "show.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -397,6 +398,76 @@ static void test_round_trip_socketpair(void **state)
 	fx_buf_free(&b2);
 	image_free(&back);
 	image_free(&model);
+}
+
+/*
+ * A chain of 3 sets, then (with extra) an eventfd nothing names, then two
+ * pipe ends no fd holds (watched by set 1, each the other's peer) and the
+ * two ends of a socketpair at fds 30 and 31 (each the other's pair).
+ */
+static void drop_model(struct image *img, bool extra)
+{
+	const uint32_t base = extra ? 5 : 4;
+	struct image_target *t;
+
+	fx_model_chain(img, 3);
+	if (extra) {
+		t = image_add_target(img, IMAGE_KIND_EVENTFD);
+		t->path = fx_strdup("anon_inode:[eventfd]");
+	}
+	for (uint32_t e = 0; e < 2; e++) {
+		t = image_add_target(img, IMAGE_KIND_PIPE);
+		t->path = fx_strdup("pipe:[77]");
+		t->u.pipe.ino = 77;
+		t->u.pipe.write_end = e;
+		t->u.pipe.peer = base + 1 - e;
+		struct image_watch *w = image_add_watch(img);
+		*w = (struct image_watch){ .set = 1, .tfd = 20 + (int32_t)e,
+					   .events = 0x19, .target = t->id,
+					   .open_fd = -1,
+					   .flags = IMAGE_W_KERNEL | IMAGE_W_STALE };
+	}
+	for (uint32_t e = 0; e < 2; e++) {
+		t = fx_unix_target(img, SOCK_STREAM,
+				   IMAGE_SOCK_PAIR | IMAGE_SOCK_CONNECTED);
+		t->u.sock.pair = base + 3 - e;
+		struct image_fd *f = image_add_fd(img);
+		f->fd = 30 + (int32_t)e;
+		f->target = t->id;
+	}
+	img->targets[0].u.ep.nwatches = 3;
+}
+
+/*
+ * image_drop_targets(): dropping a target nothing names gives the image
+ * built without it, every reference renumbered, and the writer and the
+ * reader agree on it.
+ */
+static void test_drop_targets(void **state)
+{
+	struct image with, without, back;
+	struct fx_buf b;
+	uint8_t drop[10] = { 0 };
+
+	(void)state;
+	drop_model(&with, true);
+	drop_model(&without, false);
+	assert_int_equal(with.ntargets, 8);
+	drop[4] = 1;
+	assert_int_equal(image_drop_targets(&with, drop), 0);
+	assert_int_equal(with.ntargets, 7);
+	assert_same_model(&without, &with);
+	assert_int_equal(with.targets[3].u.pipe.peer, 5);
+	assert_int_equal(with.targets[4].u.pipe.peer, 4);
+	assert_int_equal(with.targets[5].u.sock.pair, 7);
+	assert_int_equal(with.targets[6].u.sock.pair, 6);
+	b = model_bytes(&with);
+	expect_good(&b, &back);
+	assert_same_model(&without, &back);
+	fx_buf_free(&b);
+	image_free(&back);
+	image_free(&with);
+	image_free(&without);
 }
 
 /*
@@ -1584,6 +1655,7 @@ int main(void)
 		cmocka_unit_test(test_leb128),
 		cmocka_unit_test(test_round_trip_full),
 		cmocka_unit_test(test_round_trip_socketpair),
+		cmocka_unit_test(test_drop_targets),
 		cmocka_unit_test(test_socket_file_mode),
 		cmocka_unit_test(test_writer_socketpair),
 		cmocka_unit_test(test_fixtures),
