@@ -93,8 +93,19 @@ static uint32_t orphan_target(struct kv *kv, const struct fdinfo_watch *w,
 		return IMAGE_NONE;
 	if (kind == IMAGE_KIND_SOCKET)
 		t->u.sock.backlog = -1;
-	else if (kind == IMAGE_KIND_PIPE)
+	else if (kind == IMAGE_KIND_PIPE) {
 		t->u.pipe.ino = w->ino;
+		/*
+		 * Which end it is, the kernel does not say without an fd:
+		 * taken from what it is watched for (EPOLLOUT without
+		 * EPOLLIN: the write end), and said by the dump's
+		 * stale-tfd diagnostic.  The shim, where there is one,
+		 * knows (recorder/dump.c, enrich_orphan).
+		 */
+		t->u.pipe.write_end = (w->events & EPOLLOUT) &&
+				      !(w->events & EPOLLIN);
+		t->file_flags = t->u.pipe.write_end ? O_WRONLY : O_RDONLY;
+	}
 	return t->id;
 }
 

@@ -920,6 +920,9 @@ static bool socket_reconnectable(const struct image_socket *s)
 /* What the image could not read of a target no fd holds (enrich_orphan). */
 static const char *orphan_note(const struct image_target *t)
 {
+	if (t && t->kind == IMAGE_KIND_PIPE &&
+	    !(t->origin & IMAGE_ORIGIN_SHADOW))
+		return "; which end of its pipe it is, the kernel does not say: taken from what it is watched for (EPOLLOUT without EPOLLIN: the write end)";
 	if (!t || !(t->origin & IMAGE_ORIGIN_SHADOW))
 		return "";
 	switch (t->kind) {

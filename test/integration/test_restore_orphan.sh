@@ -113,4 +113,23 @@ grep -q '^tfd 43 fd [0-9]* pipe flags 1 None$' "$WORK/files.out" &&
 	pass "verify --pid: identical, with a note for each kept file" ||
 	{ fail "verify --pid of the restored process:"; cat "$WORK/v.out"; }
 stop "$HOLD"
+
+# Without the shim the dump has the kernel's view alone: the anonymous
+# files are `other` (the kernel cannot tell them apart), and each pipe end
+# is taken from what it is watched for, with a diagnostic that says so.
+"$PY" "$TOP/test/integration/restore_orphan.py" >"$WORK/plain.out" 2>&1 &
+PLAIN=$!
+PIDS+=("$PLAIN")
+wait_for "$WORK/plain.out" ready 20 || fail "restore_orphan.py without the shim"
+PIDS+=("$(sed -n 's/^child //p' "$WORK/plain.out")")
+"$CLI" dump -o "$WORK/k.img" "$PLAIN" >/dev/null 2>&1 || fail "kernel-only dump"
+"$CLI" show --json "$WORK/k.img" >"$WORK/k.json" || fail "show of the kernel-only image"
+stop "$PLAIN"
+got=$(json_query "$WORK/k.json" '" ".join("%d:%s:%s" % (w["tfd"], w["target"]["kind"], w["target"].get("end")) for s in j["epoll"] for w in sorted(s["watches"], key=lambda w: w["tfd"]))')
+[ "$got" = "40:other:None 41:other:None 42:other:None 43:pipe:write 44:pipe:read 40:other:None" ] &&
+	pass "kernel-only: anonymous files other, pipe ends from their events: $got" ||
+	fail "kernel-only image's watches: $got"
+got=$(json_query "$WORK/k.json" 'sum("the kernel does not say" in d["message"] for d in j["diagnostics"])')
+[ "$got" = 2 ] && pass "kernel-only: both pipe ends' guesses are said" ||
+	fail "kernel-only: $got diagnostics say a pipe end was guessed, not 2"
 finish
