@@ -174,14 +174,21 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
  * Close a descriptor of the scan with close(), not the real one, so that a
  * sanitizer preloaded before us sees the number go (ThreadSanitizer
  * otherwise pairs its next user with our open(): a false race), the
- * thread marked busy so that the wrapper only passes it on.
+ * thread marked busy so that the wrapper only passes it on.  With every
+ * signal blocked meanwhile: a handler's calls would be taken for the
+ * shim's own (its new fds moved high, its watches unrecorded).  Once per
+ * scan, the first epoll call of a process.
  */
 static void own_close(int fd)
 {
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int saved_busy = shim_busy;
 	shim_busy = SHIM_BUSY_OWN;
 	close(fd);
 	shim_busy = saved_busy;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /*
