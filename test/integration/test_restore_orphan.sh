@@ -17,6 +17,12 @@
 
 PY=$(python3 -c 'import sys; print(sys.executable)')
 
+# watch_list JSON EXPR: "tfd:kind:EXPR" of every watch, set by set, by tfd
+# (EXPR a python expression on the watch w).
+watch_list() {
+	json_query "$1" '" ".join("%d:%s:%s" % (w["tfd"], w["target"]["kind"], '"$2"') for s in j["epoll"] for w in sorted(s["watches"], key=lambda w: w["tfd"]))'
+}
+
 # tfd_lines PID EPFD: the set's watches as "tfd events data", sorted.
 tfd_lines() {
 	awk '$1 == "tfd:" { print $2, $4, $6 }' "/proc/$1/fdinfo/$2" | sort
@@ -38,7 +44,7 @@ chmod 644 "$WORK/o.img"
 "$CLI" show --json "$WORK/o.img" >"$WORK/o.json" || fail "show"
 stop "$PID"
 
-got=$(json_query "$WORK/o.json" '" ".join("%d:%s:%s" % (w["tfd"], w["target"]["kind"], w["open_fd"]) for s in j["epoll"] for w in sorted(s["watches"], key=lambda w: w["tfd"]))')
+got=$(watch_list "$WORK/o.json" 'w["open_fd"]')
 [ "$got" = "40:eventfd:None 41:timerfd:None 42:signalfd:None 43:pipe:None 44:pipe:None 40:eventfd:None" ] &&
 	pass "the image names each file's kind, with no fd: $got" ||
 	fail "the image's watches: $got"
@@ -125,7 +131,7 @@ PIDS+=("$(sed -n 's/^child //p' "$WORK/plain.out")")
 "$CLI" dump -o "$WORK/k.img" "$PLAIN" >/dev/null 2>&1 || fail "kernel-only dump"
 "$CLI" show --json "$WORK/k.img" >"$WORK/k.json" || fail "show of the kernel-only image"
 stop "$PLAIN"
-got=$(json_query "$WORK/k.json" '" ".join("%d:%s:%s" % (w["tfd"], w["target"]["kind"], w["target"].get("end")) for s in j["epoll"] for w in sorted(s["watches"], key=lambda w: w["tfd"]))')
+got=$(watch_list "$WORK/k.json" 'w["target"].get("end")')
 [ "$got" = "40:other:None 41:other:None 42:other:None 43:pipe:write 44:pipe:read 40:other:None" ] &&
 	pass "kernel-only: anonymous files other, pipe ends from their events: $got" ||
 	fail "kernel-only image's watches: $got"
