@@ -610,6 +610,8 @@ static void pair_orphan_pipes(struct image *img, const uint8_t *told,
  */
 static void resolve_orphans(struct image *img, struct orphans *o)
 {
+	if (!o->n)
+		return;
 	size_t n = (size_t)img->ntargets + 1;
 	uint8_t *drop = calloc(n, 1), *told = calloc(n, 1);
 	uint32_t *refs = calloc(n, sizeof(*refs));
