@@ -922,6 +922,8 @@ static bool socket_reconnectable(const struct image_socket *s)
 /* What the image could not read of a target no fd holds (enrich_orphan). */
 static const char *orphan_note(const struct image_target *t)
 {
+	if (t && t->kind == IMAGE_KIND_SOCKET && t->u.sock.domain == 0)
+		return "; a socket: without an fd its family, address and state are not read, so a restore cannot recreate it";
 	if (t && t->kind == IMAGE_KIND_PIPE &&
 	    !(t->origin & IMAGE_ORIGIN_SHADOW))
 		return "; which end of its pipe it is, the kernel does not say: taken from what it is watched for (EPOLLOUT without EPOLLIN: the write end)";
