@@ -33,7 +33,12 @@ static int created(int fd, uint32_t kind, const struct reg_create *c)
 	 !shim_busy	 ? created((call), (kind), (c)) :                     \
 			   (call))
 
-/* libunwind keeps a pipe to validate addresses: the shim's own, high. */
+/*
+ * The shim's own pipe, high.  libunwind's address-validation pipe is not
+ * one of them: it is refused (EMFILE, nothing created), so that libunwind
+ * keeps no descriptor in the program's range; its validations then go
+ * through the write that shim/syscall.c emulates.
+ */
 static int own_pipe(int fds[2], int flags)
 {
 	shim_own_begin();
@@ -61,6 +66,10 @@ static int pipe_created(int ret, int fds[2], int flags)
 
 SHIM_API int pipe(int fds[2])
 {
+	if (shim_unwinder_call()) {
+		errno = EMFILE;
+		return -1;
+	}
 	if (shim_own_call())
 		return own_pipe(fds, 0);
 	if (shim_busy)
@@ -70,6 +79,10 @@ SHIM_API int pipe(int fds[2])
 
 SHIM_API int pipe2(int fds[2], int flags)
 {
+	if (shim_unwinder_call()) {
+		errno = EMFILE;
+		return -1;
+	}
 	if (shim_own_call())
 		return own_pipe(fds, flags);
 	if (shim_busy)

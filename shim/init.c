@@ -59,10 +59,14 @@ uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 	}
 	/* Not shim_busy: a signal handler may interrupt the unwinder, and
 	 * its calls are the program's (shim_unwinding, shim.h). */
+	int saved_errno = errno; /* libunwind's validations set it */
+	/* A handler's ADD may interrupt this thread's own unwinding. */
+	int was_unwinding = shim_unwinding;
 	shim_unwinding = 1;
 	uint32_t id = depth == 1 ? backtrace_call_site(caller)
 				 : backtrace_capture(caller, depth);
-	shim_unwinding = 0;
+	shim_unwinding = was_unwinding;
+	errno = saved_errno;
 	return id;
 }
 

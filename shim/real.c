@@ -78,6 +78,7 @@ static const struct {
 	REAL_ENTRY(popen, "popen"),
 	REAL_ENTRY(sigaction, "sigaction"),
 	REAL_ENTRY(signal, "signal"),
+	REAL_ENTRY(syscall, "syscall"),
 };
 
 static void resolve_all(void)

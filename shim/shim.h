@@ -79,6 +79,7 @@ struct shim_real {
 	FILE *(*popen)(const char *, const char *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
+	long (*syscall)(long, ...);
 };
 
 extern struct shim_real shim_real;
@@ -156,6 +157,18 @@ static inline bool shim_own_call_from(uintptr_t caller)
 }
 #define shim_own_call() \
 	shim_own_call_from((uintptr_t)__builtin_return_address(0))
+
+/*
+ * Is this call libunwind's, made while the shim captures a stack?  Its
+ * address-validation pipe is refused (shim/fdcreate.c) and the one write
+ * it validates with is emulated (shim/syscall.c): a pipe libunwind kept
+ * would hold two numbers of the program's range for ever, and once the
+ * program closed them (a daemon's close loop) and got them back for its
+ * own files, libunwind would read and write those.
+ */
+#define shim_unwinder_call()                                                  \
+	(__builtin_expect(shim_unwinding, 0) &&                               \
+	 backtrace_from_unwinder((uintptr_t)__builtin_return_address(0)))
 
 static inline bool shim_enter(void)
 {
