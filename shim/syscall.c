@@ -44,7 +44,7 @@ static long validate_read(const void *addr)
 		return 1;
 	if (ret < 0 && errno == EFAULT)
 		return -1;
-	int fds[2];
+	int fds[2] = { -1, -1 };
 	shim_own_begin();
 	ret = REAL(pipe2)(fds, O_CLOEXEC | O_NONBLOCK);
 	if (ret == 0) {
