@@ -77,10 +77,19 @@ static __thread bool fork_holds_start;
 static pid_t thread_pid;		/* process that owns the thread */
 int shim_recorder_live SHIM_LOAD_DATA; /* shim.h */
 
-/* Run what the program wanted for a signal that is not a dump request. */
+/*
+ * Run what the program wanted for a signal that is not a dump request.
+ * The kernel already applied its SA_RESTART, SA_ONSTACK, SA_NODEFER and
+ * sa_mask (install_action); SA_RESETHAND is the handler's to apply, as the
+ * kernel would on delivery: the handler, alone, goes back to SIG_DFL.
+ */
 static void forward(int sig, siginfo_t *info, void *uctx)
 {
 	struct sigaction act = prog_action; /* racy copy: best effort */
+	if (prog_action_set && (act.sa_flags & SA_RESETHAND) &&
+	    act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN)
+		__atomic_store_n(&prog_action.sa_handler, SIG_DFL,
+				 __ATOMIC_RELAXED);
 	if (!prog_action_set || act.sa_handler == SIG_DFL) {
 		/* Default action of a real-time signal: terminate. */
 		struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -352,6 +361,33 @@ void shim_recorder_fork_child(void)
 	(void)thread_state;
 }
 
+/*
+ * Put the shim's handler in the kernel for the checkpoint signal, with the
+ * flags and mask of prog, the program's action, when that is a handler of
+ * its own: whether the calls it interrupts restart (SA_RESTART: Python
+ * installs its handlers without it, and a blocking read must return EINTR
+ * for the program's handler to run), on which stack it runs (SA_ONSTACK),
+ * and what is blocked while it runs (sa_mask, SA_NODEFER).  Otherwise
+ * (prog NULL, SIG_DFL, SIG_IGN) the handler only takes dump requests:
+ * SA_RESTART, nothing more blocked.  In *kernel_back, when not NULL, the
+ * kernel's answer for it: the flags and restorer libc added.
+ */
+static void install_action(const struct sigaction *prog,
+			   struct sigaction *kernel_back)
+{
+	struct sigaction sa = { .sa_sigaction = on_signal,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	if (prog && prog->sa_handler != SIG_DFL && prog->sa_handler != SIG_IGN) {
+		sa.sa_flags = SA_SIGINFO |
+			      (prog->sa_flags &
+			       (SA_RESTART | SA_ONSTACK | SA_NODEFER));
+		sa.sa_mask = prog->sa_mask;
+	}
+	if (shim_real.sigaction(ckpt_signal, &sa, NULL) == 0 && kernel_back)
+		shim_real.sigaction(ckpt_signal, NULL, kernel_back);
+}
+
 void shim_signal_init(void)
 {
 	const char *v = getenv("EPOLLCR_SIGNAL");
@@ -365,9 +401,6 @@ void shim_signal_init(void)
 	}
 	shim_config.signal = ckpt_signal;
 	sem_init(&dump_sem, 0, 0);
-	struct sigaction sa = { .sa_sigaction = on_signal,
-				.sa_flags = SA_SIGINFO | SA_RESTART };
-	sigemptyset(&sa.sa_mask);
 	/* Keep what the program inherited (an ignored signal stays ignored). */
 	struct sigaction old;
 	if (shim_real.sigaction(ckpt_signal, NULL, &old) == 0 &&
@@ -375,7 +408,7 @@ void shim_signal_init(void)
 		prog_action = old;
 		prog_action_set = true;
 	}
-	shim_real.sigaction(ckpt_signal, &sa, NULL);
+	install_action(NULL, NULL);
 }
 
 SHIM_API int sigaction(int sig, const struct sigaction *act,
@@ -390,7 +423,21 @@ SHIM_API int sigaction(int sig, const struct sigaction *act,
 		prev.sa_handler = SIG_DFL;
 	}
 	if (act) {
-		prog_action = *act;
+		/*
+		 * Kept as the kernel keeps it, so that the program reads back
+		 * what it would without the shim: SIGKILL and SIGSTOP out of
+		 * the mask, libc's restorer and its flag (SA_RESTORER) in.
+		 */
+		struct sigaction kern, want = *act;
+		memset(&kern, 0, sizeof(kern));
+		sigdelset(&want.sa_mask, SIGKILL);
+		sigdelset(&want.sa_mask, SIGSTOP);
+		install_action(&want, &kern);
+		want.sa_flags |= kern.sa_flags &
+				 ~(SA_SIGINFO | SA_RESTART | SA_ONSTACK |
+				   SA_NODEFER);
+		want.sa_restorer = kern.sa_restorer;
+		prog_action = want;
 		prog_action_set = true;
 	}
 	pthread_mutex_unlock(&action_lock);
@@ -403,9 +450,12 @@ SHIM_API sighandler_t signal(int sig, sighandler_t handler)
 {
 	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
 		return REAL(signal)(sig, handler);
+	/* As glibc's signal(): BSD semantics, the signal blocked in its
+	 * handler. */
 	struct sigaction act = { .sa_handler = handler,
 				 .sa_flags = SA_RESTART }, old;
 	sigemptyset(&act.sa_mask);
+	sigaddset(&act.sa_mask, sig);
 	sigaction(sig, &act, &old);
 	return old.sa_handler;
 }
