@@ -428,7 +428,7 @@ bool shim_signal_exec_begin(void)
 	if (!prog_ignores())
 		return false;
 	int saved_errno = errno;
-	struct sigaction k;
+	struct sigaction k = { .sa_handler = SIG_DFL };
 	/*
 	 * Only over the shim's handler: a vfork child (whose sigaction
 	 * calls pass straight through) may have set its own action.
@@ -529,7 +529,7 @@ static struct sigaction prog_view(void)
 static int vm_child_sigaction(const struct sigaction *act,
 			      struct sigaction *oldact)
 {
-	struct sigaction k;
+	struct sigaction k = { .sa_handler = SIG_DFL };
 	int ret = REAL(sigaction)(ckpt_signal, act, &k);
 	if (ret == 0 && oldact)
 		*oldact = (k.sa_flags & SA_SIGINFO) &&
