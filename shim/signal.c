@@ -576,7 +576,8 @@ SHIM_API int sigaction(int sig, const struct sigaction *act,
 
 SHIM_API sighandler_t signal(int sig, sighandler_t handler)
 {
-	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
+	/* A vfork child's goes through sigaction() too (its own action). */
+	if (sig != ckpt_signal || !ckpt_signal || shim_busy == SHIM_BUSY_OWN)
 		return REAL(signal)(sig, handler);
 	/* As glibc's signal(): BSD semantics, the signal blocked in its
 	 * handler. */

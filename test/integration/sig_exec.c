@@ -5,7 +5,8 @@
  * start with it ignored, as the kernel shows it (/proc/self/status SigIgn,
  * read by the child, which runs without the shim: LD_PRELOAD is removed
  * first).  One line per way of starting a program: every exec function,
- * posix_spawn, posix_spawnp, system, popen, vfork + execve, fork + execv.
+ * posix_spawn, posix_spawnp, system, popen, vfork + execve; and what a
+ * vfork child reads back of the action with sigaction() and signal().
  * A failed exec must leave the program as it was (its action read back).
  * Then "ready", and the program waits for SIGTERM (test_sig_exec.sh dumps
  * it: the shim's handler must be back in place after all that).
@@ -138,6 +139,19 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	wait_child(pid);
+
+	/* A vfork child reads the program's action back, then sets its own. */
+	pid = vfork();
+	if (pid == 0) {
+		struct sigaction q;
+		sigaction(ckpt, NULL, &q);
+		void (*was)(int) = signal(ckpt, SIG_DFL);
+		_exit(q.sa_handler == SIG_IGN && was == SIG_IGN ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	printf("vfork child reads back: %s\n",
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "SIG_IGN" : "not ignored");
 
 	if (posix_spawn(&pid, self, NULL, NULL, args("posix_spawn"), environ) == 0)
 		wait_child(pid);
