@@ -582,9 +582,11 @@ SHIM_API sighandler_t signal(int sig, sighandler_t handler)
 	/* As glibc's signal(): BSD semantics, the signal blocked in its
 	 * handler. */
 	struct sigaction act = { .sa_handler = handler,
-				 .sa_flags = SA_RESTART }, old;
+				 .sa_flags = SA_RESTART },
+			 old = { .sa_handler = SIG_ERR };
 	sigemptyset(&act.sa_mask);
 	sigaddset(&act.sa_mask, sig);
-	sigaction(sig, &act, &old);
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR; /* a vfork child's real call failed */
 	return old.sa_handler;
 }
