@@ -79,6 +79,12 @@ static const struct {
 	REAL_ENTRY(sigaction, "sigaction"),
 	REAL_ENTRY(signal, "signal"),
 	REAL_ENTRY(syscall, "syscall"),
+	REAL_ENTRY(execve, "execve"),
+	REAL_ENTRY(execv, "execv"),
+	REAL_ENTRY(execvp, "execvp"),
+	REAL_ENTRY(execvpe, "execvpe"),
+	REAL_ENTRY(fexecve, "fexecve"),
+	REAL_ENTRY(execveat, "execveat"),
 };
 
 static void resolve_all(void)

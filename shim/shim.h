@@ -80,6 +80,12 @@ struct shim_real {
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);
 	long (*syscall)(long, ...);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int);
 };
 
 extern struct shim_real shim_real;
@@ -387,5 +393,22 @@ void shim_recorder_fork_child(void);
 
 /* Signal handling of the checkpoint signal (shim/signal.c). */
 void shim_signal_init(void);
+
+/*
+ * exec keeps an ignored signal ignored but resets a caught one to SIG_DFL,
+ * and the shim's handler stands in the kernel where the program asked for
+ * SIG_IGN.  shim_signal_exec_begin(), just before an exec: when the
+ * program ignores the checkpoint signal and the kernel holds the shim's
+ * handler for it, puts SIG_IGN there and returns true;
+ * shim_signal_exec_end(true) after a failed exec puts the handler back
+ * (errno kept).  shim_signal_spawn_begin() and shim_signal_spawn_end(held)
+ * do the same around posix_spawn, system() and popen(), whose child glibc
+ * resets to SIG_DFL every signal caught in the parent: counted, for
+ * threads that spawn at once.
+ */
+bool shim_signal_exec_begin(void);
+void shim_signal_exec_end(bool changed);
+bool shim_signal_spawn_begin(void);
+void shim_signal_spawn_end(bool held);
 
 #endif

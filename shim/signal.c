@@ -38,6 +38,12 @@ static int ckpt_signal SHIM_LOAD_DATA;
 static struct sigaction prog_action SHIM_LOAD_DATA; /* what the program asked for */
 static bool prog_action_set SHIM_LOAD_DATA;
 static pthread_mutex_t action_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Spawns under way that hold SIG_IGN in the kernel (spawn_lock, taken
+ * with every signal blocked: a handler of the thread may spawn too).
+ */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned spawn_ignoring;
 
 static sem_t dump_sem SHIM_LOAD_DATA;
 /* (requester's uid << 32) | (nonce + 1); 0 = free */
@@ -77,10 +83,19 @@ static __thread bool fork_holds_start;
 static pid_t thread_pid;		/* process that owns the thread */
 int shim_recorder_live SHIM_LOAD_DATA; /* shim.h */
 
-/* Run what the program wanted for a signal that is not a dump request. */
+/*
+ * Run what the program wanted for a signal that is not a dump request.
+ * The kernel already applied its SA_RESTART, SA_ONSTACK, SA_NODEFER and
+ * sa_mask (install_action); SA_RESETHAND is the handler's to apply, as the
+ * kernel would on delivery: the handler, alone, goes back to SIG_DFL.
+ */
 static void forward(int sig, siginfo_t *info, void *uctx)
 {
 	struct sigaction act = prog_action; /* racy copy: best effort */
+	if (prog_action_set && (act.sa_flags & SA_RESETHAND) &&
+	    act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN)
+		__atomic_store_n(&prog_action.sa_handler, SIG_DFL,
+				 __ATOMIC_RELAXED);
 	if (!prog_action_set || act.sa_handler == SIG_DFL) {
 		/* Default action of a real-time signal: terminate. */
 		struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -134,6 +149,9 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	}
 	errno = saved_errno;
 }
+
+static void install_action(const struct sigaction *prog,
+			   struct sigaction *kernel_back);
 
 /*
  * Whether the socket connected to for a dump request belongs to the user who
@@ -349,7 +367,122 @@ void shim_recorder_fork_child(void)
 	memset(pending, 0, sizeof(pending));
 	plain_pending = 0;
 	pthread_mutex_init(&action_lock, NULL);
+	/* Another thread's spawn held SIG_IGN: the handler back, here. */
+	pthread_mutex_init(&spawn_lock, NULL);
+	if (spawn_ignoring) {
+		spawn_ignoring = 0;
+		struct sigaction prog = prog_action;
+		install_action(&prog, NULL);
+	}
 	(void)thread_state;
+}
+
+/*
+ * Put the shim's handler in the kernel for the checkpoint signal, with the
+ * flags and mask of prog, the program's action, when that is a handler of
+ * its own: whether the calls it interrupts restart (SA_RESTART: Python
+ * installs its handlers without it, and a blocking read must return EINTR
+ * for the program's handler to run), on which stack it runs (SA_ONSTACK),
+ * and what is blocked while it runs (sa_mask, SA_NODEFER).  Otherwise
+ * (prog NULL, SIG_DFL, SIG_IGN) the handler only takes dump requests:
+ * SA_RESTART, nothing more blocked.  In *kernel_back, when not NULL, the
+ * kernel's answer for it: the flags and restorer libc added.
+ */
+static void install_action(const struct sigaction *prog,
+			   struct sigaction *kernel_back)
+{
+	struct sigaction sa = { .sa_sigaction = on_signal,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	if (prog && prog->sa_handler != SIG_DFL && prog->sa_handler != SIG_IGN) {
+		sa.sa_flags = SA_SIGINFO |
+			      (prog->sa_flags &
+			       (SA_RESTART | SA_ONSTACK | SA_NODEFER));
+		sa.sa_mask = prog->sa_mask;
+	}
+	if (shim_real.sigaction(ckpt_signal, &sa, NULL) == 0 && kernel_back)
+		shim_real.sigaction(ckpt_signal, NULL, kernel_back);
+}
+
+/*
+ * Whether the program ignores the checkpoint signal (its action, not the
+ * kernel's, which holds the shim's handler).
+ */
+static bool prog_ignores(void)
+{
+	return ckpt_signal && prog_action_set &&
+	       __atomic_load_n(&prog_action.sa_handler, __ATOMIC_RELAXED) ==
+		       SIG_IGN;
+}
+
+/* SIG_IGN in the kernel for the checkpoint signal (a pending one goes). */
+static bool kernel_ignore(void)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigemptyset(&ign.sa_mask);
+	return REAL(sigaction)(ckpt_signal, &ign, NULL) == 0;
+}
+
+bool shim_signal_exec_begin(void)
+{
+	if (!prog_ignores())
+		return false;
+	int saved_errno = errno;
+	struct sigaction k = { .sa_handler = SIG_DFL };
+	/*
+	 * Only over the shim's handler: a vfork child (whose sigaction
+	 * calls pass straight through) may have set its own action.
+	 */
+	bool changed = REAL(sigaction)(ckpt_signal, NULL, &k) == 0 &&
+		       (k.sa_flags & SA_SIGINFO) &&
+		       k.sa_sigaction == on_signal && kernel_ignore();
+	errno = saved_errno;
+	return changed;
+}
+
+void shim_signal_exec_end(bool changed)
+{
+	if (!changed)
+		return;
+	int saved_errno = errno;
+	struct sigaction prog = prog_action;
+	install_action(&prog, NULL);
+	errno = saved_errno;
+}
+
+bool shim_signal_spawn_begin(void)
+{
+	if (!prog_ignores())
+		return false;
+	int saved_errno = errno;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&spawn_lock);
+	if (spawn_ignoring++ == 0)
+		kernel_ignore();
+	pthread_mutex_unlock(&spawn_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved_errno;
+	return true;
+}
+
+void shim_signal_spawn_end(bool held)
+{
+	if (!held)
+		return;
+	int saved_errno = errno;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&spawn_lock);
+	if (--spawn_ignoring == 0) {
+		struct sigaction prog = prog_action;
+		install_action(&prog, NULL);
+	}
+	pthread_mutex_unlock(&spawn_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved_errno;
 }
 
 void shim_signal_init(void)
@@ -365,9 +498,6 @@ void shim_signal_init(void)
 	}
 	shim_config.signal = ckpt_signal;
 	sem_init(&dump_sem, 0, 0);
-	struct sigaction sa = { .sa_sigaction = on_signal,
-				.sa_flags = SA_SIGINFO | SA_RESTART };
-	sigemptyset(&sa.sa_mask);
 	/* Keep what the program inherited (an ignored signal stays ignored). */
 	struct sigaction old;
 	if (shim_real.sigaction(ckpt_signal, NULL, &old) == 0 &&
@@ -375,22 +505,67 @@ void shim_signal_init(void)
 		prog_action = old;
 		prog_action_set = true;
 	}
-	shim_real.sigaction(ckpt_signal, &sa, NULL);
+	install_action(NULL, NULL);
+}
+
+/* The program's action as it reads it back (SIG_DFL before any). */
+static struct sigaction prog_view(void)
+{
+	struct sigaction view = prog_action;
+	if (!prog_action_set) {
+		memset(&view, 0, sizeof(view));
+		view.sa_handler = SIG_DFL;
+	}
+	return view;
+}
+
+/*
+ * The checkpoint signal's action in a vfork child (Python's subprocess
+ * resets there every caught signal before exec, keeping ignored ones):
+ * its own, in the kernel, as it asks, and read back as the program's
+ * while the shim's handler is still there.  The program's copy, in the
+ * memory the child shares with its parent, stays as it is.
+ */
+static int vm_child_sigaction(const struct sigaction *act,
+			      struct sigaction *oldact)
+{
+	struct sigaction k = { .sa_handler = SIG_DFL };
+	int ret = REAL(sigaction)(ckpt_signal, act, &k);
+	if (ret == 0 && oldact)
+		*oldact = (k.sa_flags & SA_SIGINFO) &&
+				  k.sa_sigaction == on_signal
+			  ? prog_view()
+			  : k;
+	return ret;
 }
 
 SHIM_API int sigaction(int sig, const struct sigaction *act,
 		       struct sigaction *oldact)
 {
-	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
+	if (sig != ckpt_signal || !ckpt_signal)
+		return REAL(sigaction)(sig, act, oldact);
+	if (shim_busy == SHIM_BUSY_VM_CHILD)
+		return vm_child_sigaction(act, oldact);
+	if (shim_busy)
 		return REAL(sigaction)(sig, act, oldact);
 	pthread_mutex_lock(&action_lock);
-	struct sigaction prev = prog_action;
-	if (!prog_action_set) {
-		memset(&prev, 0, sizeof(prev));
-		prev.sa_handler = SIG_DFL;
-	}
+	struct sigaction prev = prog_view();
 	if (act) {
-		prog_action = *act;
+		/*
+		 * Kept as the kernel keeps it, so that the program reads back
+		 * what it would without the shim: SIGKILL and SIGSTOP out of
+		 * the mask, libc's restorer and its flag (SA_RESTORER) in.
+		 */
+		struct sigaction kern, want = *act;
+		memset(&kern, 0, sizeof(kern));
+		sigdelset(&want.sa_mask, SIGKILL);
+		sigdelset(&want.sa_mask, SIGSTOP);
+		install_action(&want, &kern);
+		want.sa_flags |= kern.sa_flags &
+				 ~(SA_SIGINFO | SA_RESTART | SA_ONSTACK |
+				   SA_NODEFER);
+		want.sa_restorer = kern.sa_restorer;
+		prog_action = want;
 		prog_action_set = true;
 	}
 	pthread_mutex_unlock(&action_lock);
@@ -401,11 +576,17 @@ SHIM_API int sigaction(int sig, const struct sigaction *act,
 
 SHIM_API sighandler_t signal(int sig, sighandler_t handler)
 {
-	if (sig != ckpt_signal || !ckpt_signal || shim_busy)
+	/* A vfork child's goes through sigaction() too (its own action). */
+	if (sig != ckpt_signal || !ckpt_signal || shim_busy == SHIM_BUSY_OWN)
 		return REAL(signal)(sig, handler);
+	/* As glibc's signal(): BSD semantics, the signal blocked in its
+	 * handler. */
 	struct sigaction act = { .sa_handler = handler,
-				 .sa_flags = SA_RESTART }, old;
+				 .sa_flags = SA_RESTART },
+			 old = { .sa_handler = SIG_ERR };
 	sigemptyset(&act.sa_mask);
-	sigaction(sig, &act, &old);
+	sigaddset(&act.sa_mask, sig);
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR; /* a vfork child's real call failed */
 	return old.sa_handler;
 }

@@ -111,6 +111,9 @@ SHIM_API pid_t vfork(void)
 /*
  * posix_spawn, posix_spawnp: glibc's child (a vfork of its own, which no
  * wrapper sees) holds every file of the process; see shim_vfork_enter.
+ * It also resets every caught signal to SIG_DFL: the checkpoint signal
+ * the program ignores is ignored in the kernel meanwhile, so that the
+ * child inherits SIG_IGN (shim_signal_spawn_begin, shim.h).
  */
 SHIM_API int posix_spawn(pid_t *pid, const char *path,
 			 const posix_spawn_file_actions_t *actions,
@@ -119,7 +122,10 @@ SHIM_API int posix_spawn(pid_t *pid, const char *path,
 {
 	if (!shim_busy)
 		registry_files_flags_shared();
-	return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
+	bool held = shim_signal_spawn_begin();
+	int ret = REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
+	shim_signal_spawn_end(held);
+	return ret;
 }
 
 SHIM_API int posix_spawnp(pid_t *pid, const char *file,
@@ -129,7 +135,10 @@ SHIM_API int posix_spawnp(pid_t *pid, const char *file,
 {
 	if (!shim_busy)
 		registry_files_flags_shared();
-	return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+	bool held = shim_signal_spawn_begin();
+	int ret = REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+	shim_signal_spawn_end(held);
+	return ret;
 }
 
 /*
@@ -140,14 +149,20 @@ SHIM_API int system(const char *command)
 {
 	if (!shim_busy && command)
 		registry_files_flags_shared();
-	return REAL(system)(command);
+	bool held = command && shim_signal_spawn_begin();
+	int ret = REAL(system)(command);
+	shim_signal_spawn_end(held);
+	return ret;
 }
 
 SHIM_API FILE *popen(const char *command, const char *type)
 {
 	if (!shim_busy)
 		registry_files_flags_shared();
-	return REAL(popen)(command, type);
+	bool held = shim_signal_spawn_begin();
+	FILE *f = REAL(popen)(command, type);
+	shim_signal_spawn_end(held);
+	return f;
 }
 
 typedef int (*clone_fn)(void *); /* the function a clone child runs */
