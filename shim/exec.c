@@ -99,18 +99,26 @@ static void fill_args(char **argv, ptrdiff_t argc, va_list *ap)
 		argv[i] = va_arg(*ap, char *);
 }
 
+/*
+ * In an execl-family wrapper, after va_start(ap, arg): the vector NAME of
+ * arg and the arguments after it, the NULL included, ap left after the
+ * NULL; too many (E2BIG) returns -1 from the wrapper.
+ */
+#define EXECL_ARGV(name, arg, ap)                                             \
+	ptrdiff_t name##_argc = count_args(ap);                               \
+	if (name##_argc < 0) {                                                \
+		va_end(ap);                                                   \
+		return -1;                                                    \
+	}                                                                     \
+	char *name[name##_argc + 1];                                          \
+	name[0] = (char *)(arg);                                              \
+	fill_args(name, name##_argc, &(ap))
+
 SHIM_API int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
 	va_start(ap, arg);
-	ptrdiff_t argc = count_args(ap);
-	if (argc < 0) {
-		va_end(ap);
-		return -1;
-	}
-	char *argv[argc + 1];
-	argv[0] = (char *)arg;
-	fill_args(argv, argc, &ap);
+	EXECL_ARGV(argv, arg, ap);
 	va_end(ap);
 	return execv(path, argv);
 }
@@ -119,14 +127,7 @@ SHIM_API int execlp(const char *file, const char *arg, ...)
 {
 	va_list ap;
 	va_start(ap, arg);
-	ptrdiff_t argc = count_args(ap);
-	if (argc < 0) {
-		va_end(ap);
-		return -1;
-	}
-	char *argv[argc + 1];
-	argv[0] = (char *)arg;
-	fill_args(argv, argc, &ap);
+	EXECL_ARGV(argv, arg, ap);
 	va_end(ap);
 	return execvp(file, argv);
 }
@@ -135,14 +136,7 @@ SHIM_API int execle(const char *path, const char *arg, ...)
 {
 	va_list ap;
 	va_start(ap, arg);
-	ptrdiff_t argc = count_args(ap);
-	if (argc < 0) {
-		va_end(ap);
-		return -1;
-	}
-	char *argv[argc + 1];
-	argv[0] = (char *)arg;
-	fill_args(argv, argc, &ap);
+	EXECL_ARGV(argv, arg, ap);
 	char *const *envp = va_arg(ap, char *const *);
 	va_end(ap);
 	return execve(path, argv, envp);
