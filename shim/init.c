@@ -48,14 +48,10 @@ uint32_t shim_backtrace(uintptr_t caller, unsigned depth)
 		 * taken for the shim's): signals wait for this one load, which
 		 * takes a few milliseconds.
 		 */
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		int saved_busy = shim_busy;
-		shim_busy = SHIM_BUSY_OWN;
+		struct shim_quiet q;
+		shim_quiet_begin(&q);
 		backtrace_load();
-		shim_busy = saved_busy;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		shim_quiet_end(&q);
 	}
 	/* Not shim_busy: a signal handler may interrupt the unwinder, and
 	 * its calls are the program's (shim_unwinding, shim.h). */
@@ -185,14 +181,10 @@ static int adopt_one(void *ctx, const struct fdinfo_watch *w)
  */
 static void own_close(int fd)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int saved_busy = shim_busy;
-	shim_busy = SHIM_BUSY_OWN;
+	struct shim_quiet q;
+	shim_quiet_begin(&q);
 	close(fd);
-	shim_busy = saved_busy;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	shim_quiet_end(&q);
 }
 
 /*

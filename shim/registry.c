@@ -1159,7 +1159,7 @@ static unsigned stripe_of(int fd)
 
 /*
  * A cut is being taken: wait until it ends.  Only reached from a wrapper's
- * outermost call (shim_enter()), holding no registry lock.  A few yields,
+ * outermost call, holding no registry lock.  A few yields,
  * then naps of 20 us (timer slack makes them 70 or so) until the cut ends.
  * Yielding alone kept the waiters runnable: with 4 of them and the
  * recorder on 2 CPUs, the scheduler gave the recorder its fair share and

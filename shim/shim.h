@@ -6,6 +6,7 @@
 #ifndef EPOLLCR_SHIM_H
 #define EPOLLCR_SHIM_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -136,7 +137,7 @@ extern struct shim_config shim_config;
  * straight through without bookkeeping.
  */
 extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
-#define SHIM_BUSY_OWN 1	     /* the shim's own calls (shim_enter) */
+#define SHIM_BUSY_OWN 1	     /* the shim's own calls (shim_quiet_begin) */
 #define SHIM_BUSY_VM_CHILD 2 /* a vfork child runs in this thread's memory */
 
 /*
@@ -176,17 +177,32 @@ static inline bool shim_own_call_from(uintptr_t caller)
 	(__builtin_expect(shim_unwinding, 0) &&                               \
 	 backtrace_from_unwinder((uintptr_t)__builtin_return_address(0)))
 
-static inline bool shim_enter(void)
+/*
+ * The shim's own calls where no handler of the program may run (its calls
+ * would be taken for the shim's: its new fds moved high, its watches
+ * unrecorded): every signal blocked and the thread marked SHIM_BUSY_OWN,
+ * both put back by shim_quiet_end().  For rare, short sections (the load
+ * of libunwind, the recorder thread's start, the inherited-set scan's
+ * close): two more syscalls each.
+ */
+struct shim_quiet {
+	sigset_t mask;
+	int busy;
+};
+
+static inline void shim_quiet_begin(struct shim_quiet *q)
 {
-	if (shim_busy)
-		return false;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &q->mask);
+	q->busy = shim_busy;
 	shim_busy = SHIM_BUSY_OWN;
-	return true;
 }
 
-static inline void shim_leave(void)
+static inline void shim_quiet_end(const struct shim_quiet *q)
 {
-	shim_busy = 0;
+	shim_busy = q->busy;
+	pthread_sigmask(SIG_SETMASK, &q->mask, NULL);
 }
 
 /*

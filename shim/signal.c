@@ -279,11 +279,8 @@ void shim_recorder_need(void)
 	 * thread calls libc as the shim; the new thread inherits the mask: it
 	 * unblocks its signal alone.
 	 */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int saved_busy = shim_busy;
-	shim_busy = SHIM_BUSY_OWN;
+	struct shim_quiet q;
+	shim_quiet_begin(&q);
 	pthread_mutex_lock(&start_lock);
 	if (thread_pid != me) {
 		pthread_t tid;
@@ -312,8 +309,7 @@ void shim_recorder_need(void)
 		pthread_attr_destroy(&attr);
 	}
 	pthread_mutex_unlock(&start_lock);
-	shim_busy = saved_busy;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	shim_quiet_end(&q);
 }
 
 /*
