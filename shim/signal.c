@@ -150,8 +150,7 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	errno = saved_errno;
 }
 
-static void install_action(const struct sigaction *prog,
-			   struct sigaction *kernel_back);
+static void reinstall_action(void);
 
 /*
  * Whether the socket connected to for a dump request belongs to the user who
@@ -367,8 +366,7 @@ void shim_recorder_fork_child(void)
 	pthread_mutex_init(&spawn_lock, NULL);
 	if (spawn_ignoring) {
 		spawn_ignoring = 0;
-		struct sigaction prog = prog_action;
-		install_action(&prog, NULL);
+		reinstall_action();
 	}
 	(void)thread_state;
 }
@@ -398,6 +396,19 @@ static void install_action(const struct sigaction *prog,
 	}
 	if (shim_real.sigaction(ckpt_signal, &sa, NULL) == 0 && kernel_back)
 		shim_real.sigaction(ckpt_signal, NULL, kernel_back);
+}
+
+/* The shim's handler back in the kernel, with the program's action's flags. */
+static void reinstall_action(void)
+{
+	struct sigaction prog = prog_action;
+	install_action(&prog, NULL);
+}
+
+/* Does k, an action the kernel holds, hold the shim's handler? */
+static bool is_shim_action(const struct sigaction *k)
+{
+	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == on_signal;
 }
 
 /*
@@ -430,8 +441,7 @@ bool shim_signal_exec_begin(void)
 	 * calls pass straight through) may have set its own action.
 	 */
 	bool changed = REAL(sigaction)(ckpt_signal, NULL, &k) == 0 &&
-		       (k.sa_flags & SA_SIGINFO) &&
-		       k.sa_sigaction == on_signal && kernel_ignore();
+		       is_shim_action(&k) && kernel_ignore();
 	errno = saved_errno;
 	return changed;
 }
@@ -441,8 +451,27 @@ void shim_signal_exec_end(bool changed)
 	if (!changed)
 		return;
 	int saved_errno = errno;
-	struct sigaction prog = prog_action;
-	install_action(&prog, NULL);
+	reinstall_action();
+	errno = saved_errno;
+}
+
+/*
+ * One spawn more (hold) or fewer (release) holding SIG_IGN in the kernel:
+ * the first puts it there, the last puts the handler back.  errno kept.
+ */
+static void spawn_count(bool hold)
+{
+	int saved_errno = errno;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&spawn_lock);
+	if (hold && spawn_ignoring++ == 0)
+		kernel_ignore();
+	else if (!hold && --spawn_ignoring == 0)
+		reinstall_action();
+	pthread_mutex_unlock(&spawn_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = saved_errno;
 }
 
@@ -450,35 +479,14 @@ bool shim_signal_spawn_begin(void)
 {
 	if (!prog_ignores())
 		return false;
-	int saved_errno = errno;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_mutex_lock(&spawn_lock);
-	if (spawn_ignoring++ == 0)
-		kernel_ignore();
-	pthread_mutex_unlock(&spawn_lock);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = saved_errno;
+	spawn_count(true);
 	return true;
 }
 
 void shim_signal_spawn_end(bool held)
 {
-	if (!held)
-		return;
-	int saved_errno = errno;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_mutex_lock(&spawn_lock);
-	if (--spawn_ignoring == 0) {
-		struct sigaction prog = prog_action;
-		install_action(&prog, NULL);
-	}
-	pthread_mutex_unlock(&spawn_lock);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = saved_errno;
+	if (held)
+		spawn_count(false);
 }
 
 void shim_signal_init(void)
@@ -528,10 +536,7 @@ static int vm_child_sigaction(const struct sigaction *act,
 	struct sigaction k = { .sa_handler = SIG_DFL };
 	int ret = REAL(sigaction)(ckpt_signal, act, &k);
 	if (ret == 0 && oldact)
-		*oldact = (k.sa_flags & SA_SIGINFO) &&
-				  k.sa_sigaction == on_signal
-			  ? prog_view()
-			  : k;
+		*oldact = is_shim_action(&k) ? prog_view() : k;
 	return ret;
 }
 
