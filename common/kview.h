@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "epollcr_image.h"
@@ -80,6 +81,13 @@ struct kview_hints {
  * not tell which of them it is.
  */
 #define KVIEW_ANON_UNKNOWN "anon_inode:[?]"
+
+/* Is t such a file, as the kernel's view describes it (kind other)? */
+static inline bool kview_anon_unknown(const struct image_target *t)
+{
+	return t->kind == IMAGE_KIND_OTHER && t->path &&
+	       strcmp(t->path, KVIEW_ANON_UNKNOWN) == 0;
+}
 
 #define KVIEW_F_ALL_FDS 0x1  /* describe every fd, not only epoll-related */
 #define KVIEW_F_FULL_KCMP 0x2 /* ignore hints: resolve every watch by kcmp */

@@ -157,15 +157,18 @@ static uint32_t cmp_watches_of(const struct cmp_img *ci, uint32_t set,
 	return end;
 }
 
-/* Write one line (escaped, see escape.h) to c->out_fd. */
-static void write_line(struct cmp *c, const char *fmt, va_list ap)
+/* Write prefix and one line (escaped, see escape.h) to c->out_fd. */
+static void write_line(struct cmp *c, const char *prefix, const char *fmt,
+		       va_list ap)
 {
 	char raw[CMP_LINE_MAX], line[CMP_LINE_MAX];
+	size_t len = strlen(prefix);
 	int n;
 
 	if (c->out_fd < 0 || c->err)
 		return;
-	n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	memcpy(raw, prefix, len);
+	n = vsnprintf(raw + len, sizeof(raw) - len, fmt, ap);
 	if (n < 0)
 		return;
 	/* The image's strings in it: one line, escaped (escape.h). */
@@ -194,7 +197,7 @@ static void diff_line(struct cmp *c, const char *fmt, ...)
 
 	c->count++;
 	va_start(ap, fmt);
-	write_line(c, fmt, ap);
+	write_line(c, "", fmt, ap);
 	va_end(ap);
 }
 
@@ -203,12 +206,10 @@ static void note_line(struct cmp *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void note_line(struct cmp *c, const char *fmt, ...)
 {
-	char with[CMP_LINE_MAX];
 	va_list ap;
 
-	snprintf(with, sizeof(with), "note: %s", fmt);
 	va_start(ap, fmt);
-	write_line(c, with, ap);
+	write_line(c, "note: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -335,11 +336,22 @@ static void compare_pair(struct cmp *c, int epfd, int tfd,
 static bool anon_unknown_is(const struct image_target *te,
 			    const struct image_target *ta)
 {
-	return te->kind == IMAGE_KIND_OTHER && te->path &&
-	       strcmp(te->path, KVIEW_ANON_UNKNOWN) == 0 &&
-	       (ta->kind == IMAGE_KIND_EVENTFD ||
-		ta->kind == IMAGE_KIND_TIMERFD ||
-		ta->kind == IMAGE_KIND_SIGNALFD || ta->kind == IMAGE_KIND_EPOLL);
+	/* The kinds of the anonymous inode: those with a standard path. */
+	return kview_anon_unknown(te) && image_standard_path(ta->kind);
+}
+
+/*
+ * Do the open_fd of two watches agree: equal, or none in expected and the
+ * number actual keeps the file open at (kept_open_at)?
+ */
+static bool open_fds_agree(const struct cmp *c, const struct image_watch *we,
+			   const struct image_watch *wa,
+			   const struct image_target *te,
+			   const struct image_target *ta)
+{
+	return we->open_fd == wa->open_fd ||
+	       (we->open_fd < 0 && te && ta &&
+		wa->open_fd == kept_open_at(c, te, ta));
 }
 
 /* Do the kinds of te and ta agree (equal, or te could not say)? */
@@ -409,8 +421,7 @@ static void compare_watch(struct cmp *c, int epfd,
 	if (se != sa)
 		diff_line(c, "epfd %d tfd %d: stale expected %s, actual %s",
 			  epfd, we->tfd, se ? "yes" : "no", sa ? "yes" : "no");
-	if (we->open_fd != wa->open_fd &&
-	    !(we->open_fd < 0 && te && ta && wa->open_fd == kept_open_at(c, te, ta)))
+	if (!open_fds_agree(c, we, wa, te, ta))
 		diff_line(c, "epfd %d tfd %d: open_fd expected %d, actual %d",
 			  epfd, we->tfd, we->open_fd, wa->open_fd);
 	if (!te || !ta) {
@@ -434,9 +445,7 @@ static bool watch_alike(const struct cmp *c, const struct image_watch *we,
 							   wa->target);
 
 	if (we->events != wa->events || we->data != wa->data || !te || !ta ||
-	    !kinds_agree(te, ta) ||
-	    (we->open_fd != wa->open_fd &&
-	     !(we->open_fd < 0 && wa->open_fd == kept_open_at(c, te, ta))))
+	    !kinds_agree(te, ta) || !open_fds_agree(c, we, wa, te, ta))
 		return false;
 	return te->kind == IMAGE_KIND_EPOLL || te->kind != ta->kind ||
 	       kind_ops_of(te->kind)->same(te, ta, NULL, 0);

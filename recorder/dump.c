@@ -509,10 +509,7 @@ static bool orphan_target_open(const struct image_target *t)
 {
 	if (!t || (t->origin & IMAGE_ORIGIN_SHADOW))
 		return false;
-	if (t->kind == IMAGE_KIND_PIPE)
-		return true;
-	return t->kind == IMAGE_KIND_OTHER && t->path &&
-	       strcmp(t->path, KVIEW_ANON_UNKNOWN) == 0;
+	return t->kind == IMAGE_KIND_PIPE || kview_anon_unknown(t);
 }
 
 /*
