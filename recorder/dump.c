@@ -474,15 +474,10 @@ static long find_kernel_watch(struct shadow_walk *sw,
 static void orphan_add(struct orphans *o, uint32_t watch,
 		       const struct reg_file *f)
 {
-	if (o->n == o->cap) {
-		uint32_t cap = o->cap ? o->cap * 2 : 8;
-		struct orphan *grown = realloc(o->v, cap * sizeof(*grown));
-		if (!grown)
-			return; /* left as the kernel sees it */
-		o->v = grown;
-		o->cap = cap;
-	}
-	struct orphan *x = &o->v[o->n++];
+	struct orphan *x = image_array_grow((void **)&o->v, &o->n, &o->cap,
+					    sizeof(*x), UINT32_MAX);
+	if (!x)
+		return; /* left as the kernel sees it */
 	x->file = f;
 	x->watch = watch;
 	x->kind = f->kind;
@@ -762,19 +757,14 @@ static void enrich_targets(struct image *img, struct kind_suspects *suspects)
 		if (!f || !t)
 			continue;
 		if (f->kind != IMAGE_KIND_OTHER && f->kind != t->kind) {
-			if (suspects->n == suspects->cap) {
-				uint32_t cap = suspects->cap ? suspects->cap * 2
-							     : 16;
-				struct kind_suspect *grown = realloc(
-					suspects->v, cap * sizeof(*grown));
-				if (!grown) {
-					registry_mark_incomplete();
-					continue;
-				}
-				suspects->v = grown;
-				suspects->cap = cap;
+			struct kind_suspect *s = image_array_grow(
+				(void **)&suspects->v, &suspects->n,
+				&suspects->cap, sizeof(*s), UINT32_MAX);
+			if (!s) {
+				registry_mark_incomplete();
+				continue;
 			}
-			suspects->v[suspects->n++] = (struct kind_suspect){
+			*s = (struct kind_suspect){
 				.fd = img->fds[i].fd,
 				.image_kind = t->kind,
 				.path = t->path,
