@@ -72,8 +72,8 @@ SHIM_API int execveat(int dirfd, const char *path, char *const argv[],
 }
 
 /*
- * How many arguments execl, execle or execlp has after arg0 up to the
- * NULL, or -1 (E2BIG) past INT_MAX - 1, as glibc's; ap is left unread.
+ * How many arguments execl, execle or execlp has, arg0 included, before
+ * the NULL, or -1 (E2BIG) past INT_MAX - 1, as glibc's; ap is left unread.
  */
 static ptrdiff_t count_args(va_list ap)
 {
